@@ -1,0 +1,3 @@
+from searchr1.cli import main
+
+main()

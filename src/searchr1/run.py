@@ -1,0 +1,95 @@
+"""One run's lifecycle: run dir, redaction, resolved config, then the chosen trainer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from searchr1.config.schema import SearchR1Config
+from searchr1.config.secrets import install_log_redaction, redact, secret_env_names, secret_values
+
+log = logging.getLogger(__name__)
+
+RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a trainer needs to know about the run besides the typed config."""
+
+    cfg: SearchR1Config
+    run_dir: Path
+    run_name: str
+    choices: dict[str, str] = field(default_factory=dict)
+    """Selected option per config group (Hydra's runtime choices)."""
+    sweep_point: dict[str, str] = field(default_factory=dict)
+    """The overrides that make this run (key=value), e.g. rollout.max_turns=2."""
+    resolved: dict[str, Any] = field(default_factory=dict)
+    """Fully resolved config as plain containers, for W&B and the run dir. Holds no secrets."""
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig, typed: SearchR1Config) -> "RunContext":
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+        choices = {k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+        sweep_point = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
+        return cls.build(cfg, typed, Path(hydra_cfg.runtime.output_dir), choices, sweep_point)
+
+    @classmethod
+    def build(
+        cls,
+        cfg: DictConfig,
+        typed: SearchR1Config,
+        run_dir: Path,
+        choices: dict[str, str] | None = None,
+        sweep_point: dict[str, str] | None = None,
+    ) -> "RunContext":
+        choices, sweep_point = choices or {}, sweep_point or {}
+        return cls(
+            cfg=typed,
+            run_dir=run_dir,
+            run_name=typed.logger.run_name or default_run_name(typed, sweep_point),
+            choices=choices,
+            sweep_point=sweep_point,
+            resolved=OmegaConf.to_container(cfg, resolve=True),
+            secrets=tuple(secret_values(secret_env_names(typed))),
+        )
+
+
+def default_run_name(cfg: SearchR1Config, sweep_point: dict[str, str]) -> str:
+    """Say the run: trainer, model, backend, then the sweep point."""
+    parts = [cfg.trainer.name, cfg.model.name, cfg.backend.name, f"t{cfg.rollout.max_turns}", f"k{cfg.search.topk}"]
+    parts += [f"{key.split('.')[-1].lstrip('+')}={value}" for key, value in sorted(sweep_point.items())
+              if key.split(".")[-1] not in ("max_turns", "topk") and not key.startswith(("+experiment", "+sweep"))]
+    return "-".join(parts)
+
+
+def save_resolved_config(ctx: RunContext) -> Path:
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.run_dir / RESOLVED_CONFIG_FILE
+    path.write_text(redact(yaml.safe_dump(ctx.resolved, sort_keys=False), ctx.secrets))
+    return path
+
+
+def run(ctx: RunContext) -> None:
+    install_log_redaction(ctx.secrets)
+    save_resolved_config(ctx)
+    log.info("run %s in %s", ctx.run_name, ctx.run_dir)
+    try:
+        if ctx.cfg.trainer.name == "miles":
+            from searchr1.trainers.miles.launch import launch
+
+            launch(ctx)
+        else:
+            from searchr1.trainers.local.train import train
+
+            train(ctx)
+    finally:
+        log.info("run dir: %s", ctx.run_dir)
