@@ -123,9 +123,23 @@ class RetrieverConfig:
     """Micro-batching: longest a query waits for companions."""
     host: str = "127.0.0.1"
     """Bind address of the server."""
+    default_topk: int = 3
+    """Passages per query when a request names no topk (Search-R1's server default)."""
+    max_queries: int = 1024
+    """Most queries one /retrieve request may carry (4xx beyond)."""
+    max_topk: int = 100
+    """Largest topk a request may ask for (4xx beyond)."""
+    max_query_chars: int = 4096
+    """Longest query string accepted, in characters (4xx beyond)."""
+    max_body_bytes: int = 4_194_304
+    """Largest request body accepted, in bytes (413 beyond)."""
 
     def __post_init__(self) -> None:
         check_choice("retriever.kind", self.kind, ("bm25", "dense"))
+        check_range("retriever.default_topk", self.default_topk, low=1, high=self.max_topk)
+        check_range("retriever.max_queries", self.max_queries, low=1)
+        check_range("retriever.max_query_chars", self.max_query_chars, low=1)
+        check_range("retriever.max_body_bytes", self.max_body_bytes, low=1024)
         check_choice("retriever.pooling", self.pooling, ("mean", "cls"))
         check_range("retriever.max_length", self.max_length, low=8)
         check_range("retriever.max_batch_size", self.max_batch_size, low=1)
