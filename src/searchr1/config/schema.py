@@ -244,12 +244,16 @@ class TisConfig:
     """Weights above this are truncated (clipped) or masked."""
     lower_bound: float = 0.0
     """Weights below this are clipped or masked (ignored by truncate)."""
+    batch_normalize: bool = False
+    """Rescale weights to mean 1 over the batch (Miles' tis_batch_normalize; token/sequence level only)."""
 
     def __post_init__(self) -> None:
         check_choice("tis.level", self.level, ("token", "sequence", "geometric"))
         check_choice("tis.mode", self.mode, ("truncate", "clip", "mask"))
         check_range("tis.upper_bound", self.upper_bound, low=1.0)
         check_range("tis.lower_bound", self.lower_bound, low=0.0, high=1.0)
+        if self.batch_normalize and self.level == "geometric":
+            raise ValueError("tis.batch_normalize=true needs tis.level token or sequence, not geometric")
 
 
 # --------------------------------------------------------------------------- data
