@@ -1,0 +1,109 @@
+"""Every shipped config composes and validates; schemas reject typos and out-of-range values."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from searchr1.config import ConfigError, to_typed
+from searchr1.config.schema import LocalBackendConfig, SearchR1Config
+from tests.support.compose import REPO, compose_config, shipped_yaml_files
+
+BACKENDS = ("local", "google")
+MODELS = ("qwen2.5-3B", "qwen2.5-7B", "smollm2-135m")
+TIS = ("on", "off")
+REWARDS = ("em", "em+format", "searchr1_qa_em_format")
+
+
+@pytest.mark.parametrize("backend,model,tis,reward", list(itertools.product(BACKENDS, MODELS, TIS, REWARDS)))
+def test_every_mission_group_combination_composes(backend, model, tis, reward):
+    cfg = compose_config([f"backend={backend}", f"model={model}", f"tis={tis}", f"reward={reward}"])
+    typed = to_typed(cfg)
+    assert isinstance(typed, SearchR1Config)
+    assert typed.backend.name == backend
+    assert typed.model.name == model
+    assert typed.tis.enabled is (tis == "on")
+
+
+@pytest.mark.parametrize("trainer", ["local", "miles"])
+@pytest.mark.parametrize("retriever", ["bm25", "dense"])
+@pytest.mark.parametrize("data", ["synthetic", "nq_hotpotqa"])
+def test_other_groups_compose(trainer, retriever, data):
+    typed = to_typed(compose_config([f"trainer={trainer}", f"retriever={retriever}", f"data={data}"]))
+    assert (typed.trainer.name, typed.retriever.kind, typed.data.name) == (trainer, retriever, data)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
+def test_every_experiment_composes(name):
+    to_typed(compose_config([f"+experiment={name}"]))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml")))
+def test_every_sweep_composes(name):
+    cfg = compose_config([f"+sweep={name}"], hydra_node=True)
+    assert cfg.hydra.mode.name == "MULTIRUN", f"sweeps/{name}.yaml must set hydra.mode: MULTIRUN"
+    assert cfg.hydra.sweeper.params, f"sweeps/{name}.yaml defines no sweep axes"
+    to_typed(cfg)
+
+
+def test_defaults_are_the_embedded_cpu_run():
+    typed = to_typed(compose_config())
+    assert typed.trainer.name == "local"
+    assert typed.model.name == "smollm2-135m"
+    assert typed.backend == LocalBackendConfig(urls=[])
+    assert typed.data.name == "synthetic"
+    assert typed.logger.mode == "offline"
+
+
+def test_misspelled_key_fails_at_composition_with_the_key_named():
+    with pytest.raises(Exception, match="max_turnz"):
+        compose_config(["rollout.max_turnz=3"])
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("search.topk=0", "search.topk=0 is out of range"),
+        ("rollout.max_turns=0", "rollout.max_turns=0 is out of range"),
+        ("search.concurrency=0", "search.concurrency=0 is out of range"),
+        ("reward.format_score=1.5", "reward.format_score=1.5 is out of range"),
+        ("tis.level=tokn", "did you mean 'token'"),
+        ("logger.mode=onlin", "logger.mode='onlin' is not allowed"),
+    ],
+)
+def test_out_of_range_values_fail_with_one_line(override, message):
+    with pytest.raises(ConfigError) as info:
+        to_typed(compose_config([override]))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_secrets_are_names_not_values(monkeypatch):
+    monkeypatch.setenv("SERPER_API_KEY", "sk-very-secret-value")
+    cfg = compose_config(["backend=google"])
+    assert "sk-very-secret-value" not in OmegaConf.to_yaml(cfg, resolve=True)
+    assert to_typed(cfg).backend.api_key_env == "SERPER_API_KEY"
+
+
+_KEY_LINE = re.compile(r"^\s*[\w.+\-/@]+:\s*\S")
+
+
+@pytest.mark.parametrize("path", shipped_yaml_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_yaml_field_has_a_comment(path):
+    """Leaf fields (``key: value``) need a trailing comment saying what they are for."""
+    in_block_scalar = None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        indent = len(line) - len(line.lstrip())
+        if in_block_scalar is not None and (not line.strip() or indent > in_block_scalar):
+            continue
+        in_block_scalar = None
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "-")):
+            continue
+        if _KEY_LINE.match(line):
+            assert "#" in line, f"{path.relative_to(REPO)}:{number} has no comment: {stripped}"
+            if stripped.split("#")[0].rstrip().endswith(("|", "|-", ">")):
+                in_block_scalar = indent

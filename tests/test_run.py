@@ -1,0 +1,37 @@
+"""Run-dir artifacts and secret redaction."""
+
+from __future__ import annotations
+
+import logging
+
+import yaml
+
+from searchr1.config import to_typed
+from searchr1.config.secrets import RedactingFilter
+from searchr1.run import RESOLVED_CONFIG_FILE, RunContext, save_resolved_config
+from tests.support.compose import compose_config
+
+
+def test_resolved_config_is_saved_resolved_and_without_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERPER_API_KEY", "sk-top-secret")
+    cfg = compose_config(["backend=google"])
+    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point={"search.topk": "5"})
+    assert ctx.secrets == ("sk-top-secret",)
+    saved = yaml.safe_load((save_resolved_config(ctx)).read_text())
+    assert saved["backend"]["api_key_env"] == "SERPER_API_KEY"
+    assert "${" not in (tmp_path / RESOLVED_CONFIG_FILE).read_text(), "interpolations must be resolved"
+    assert "sk-top-secret" not in (tmp_path / RESOLVED_CONFIG_FILE).read_text()
+
+
+def test_log_filter_scrubs_secret_values(caplog):
+    logger = logging.getLogger("searchr1.test_secret")
+    caplog.handler.addFilter(RedactingFilter(["sk-abc123"]))
+    logger.warning("calling serper with key %s", "sk-abc123")
+    assert "sk-abc123" not in caplog.text
+    assert "***" in caplog.text
+
+
+def test_run_name_carries_the_sweep_point(tmp_path):
+    cfg = compose_config(["rollout.max_turns=4", "search.topk=5", "seed=3"])
+    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point={"rollout.max_turns": "4", "search.topk": "5", "seed": "3"})
+    assert "t4" in ctx.run_name and "k5" in ctx.run_name and "seed=3" in ctx.run_name
