@@ -1,0 +1,3 @@
+from searchr1.retriever.cli import main
+
+main()

@@ -1,0 +1,164 @@
+"""Cross-request micro-batching in front of one worker thread that owns the index.
+
+Miles sends one query per request with hundreds in flight; encoding and searching them one by
+one wastes the encoder and the BLAS search. Requests queue here; the worker takes the first,
+keeps taking more until ``max_batch_size`` queries or ``max_wait_ms`` have passed, runs a single
+vectorised search and hands each request its slice. Only the worker touches the index, which is
+what FAISS GPU indexes need (they are not thread-safe, not even for search).
+``max_batch_size=1`` switches batching off: every request is searched on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+Hit = tuple[dict, float]
+SearchFn = Callable[[Sequence[str], int], list[list[Hit]]]
+
+
+@dataclass
+class _Job:
+    queries: list[str]
+    topk: int
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class BatchStats:
+    """Batch sizes in queries; histogram buckets are powers of two (key = bucket's upper bound)."""
+
+    batches: int = 0
+    queries: int = 0
+    max_size: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        self.queries += size
+        self.max_size = max(self.max_size, size)
+        bucket = 1 << max(size - 1, 0).bit_length()
+        self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
+
+    def as_dict(self) -> dict:
+        return {
+            "batches": self.batches,
+            "mean_size": self.queries / self.batches if self.batches else 0.0,
+            "max_size": self.max_size,
+            "histogram": {f"<={k}": v for k, v in sorted(self.histogram.items())},
+        }
+
+
+class MicroBatcher:
+    """``await submit(queries, topk)`` from the event loop; ``search`` runs only in the worker."""
+
+    def __init__(self, search: SearchFn, *, max_batch_size: int, max_wait_ms: float) -> None:
+        self._search = search
+        self._max_batch = max_batch_size
+        self._max_wait_s = max_wait_ms / 1000.0
+        self._queue: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
+        self._carry: Optional[_Job] = None
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self.stats = BatchStats()
+        self._thread = threading.Thread(target=self._run, name="retriever-index", daemon=True)
+
+    @property
+    def queue_depth(self) -> int:
+        """Queries submitted and not yet answered (queued or being searched)."""
+        return self._pending
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    async def submit(self, queries: list[str], topk: int) -> list[list[Hit]]:
+        if not queries:
+            return []
+        loop = asyncio.get_running_loop()
+        job = _Job(queries, topk, loop.create_future(), loop)
+        self._add_pending(len(queries))
+        self._queue.put(job)
+        return await job.future
+
+    def _add_pending(self, n: int) -> None:
+        with self._pending_lock:
+            self._pending += n
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._serve(batch)
+
+    def _next_batch(self) -> Optional[list[_Job]]:
+        first, self._carry = self._carry or self._queue.get(), None
+        if first is None:
+            return None
+        batch, size = [first], len(first.queries)
+        deadline = time.monotonic() + self._max_wait_s
+        while size < self._max_batch:
+            job = self._take(deadline)
+            if job is None:
+                break
+            if size + len(job.queries) > self._max_batch:
+                self._carry = job  # starts the next batch; never split a request
+                break
+            batch.append(job)
+            size += len(job.queries)
+        return batch
+
+    def _take(self, deadline: float) -> Optional[_Job]:
+        """The next queued job before the deadline; queued jobs are always taken without waiting."""
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                job = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return None
+        if job is None:
+            self._queue.put(None)  # keep the stop signal for the main loop
+        return job
+
+    def _serve(self, batch: list[_Job]) -> None:
+        queries = [q for job in batch for q in job.queries]
+        topk = max(job.topk for job in batch)
+        self.stats.record(len(queries))
+        try:
+            hits = self._search(queries, topk)
+        except Exception as exc:  # noqa: BLE001 - each waiting request gets the error, the worker lives on
+            log.exception("search failed for a batch of %d queries", len(queries))
+            for job in batch:
+                self._resolve(job, exc)
+            return
+        start = 0
+        for job in batch:
+            stop = start + len(job.queries)
+            self._resolve(job, [row[: job.topk] for row in hits[start:stop]])
+            start = stop
+
+    def _resolve(self, job: _Job, outcome) -> None:
+        self._add_pending(-len(job.queries))
+        job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+
+
+def _settle(future: asyncio.Future, outcome) -> None:
+    if future.done():  # the client went away and the handler was cancelled
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

