@@ -1,0 +1,166 @@
+"""Compose a search stack from config: client -> throttle -> retry -> breaker -> cache -> record.
+
+The throttle sits right above the client so every attempt, retries included, counts against the
+QPS limit and the concurrency cap; the breaker sees one outcome per retried call; the cache and
+the recorder see what the rollout sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import aiohttp
+
+from searchr1.config.checks import ConfigError
+from searchr1.config.schema import SearchConfig
+from searchr1.search.base import SearchResult, SearchStats
+from searchr1.search.cache import ResultCache
+from searchr1.search.fetcher import Fetcher, SearchError
+from searchr1.search.google import SerperClient, read_api_key
+from searchr1.search.guards import BreakerGuard, CircuitBreaker, Throttle
+from searchr1.search.local import LocalRetrieverClient
+from searchr1.search.record import RECORD_FILE, Recorder, ReplayFetcher
+from searchr1.search.retry import RetryPolicy, Retrying
+
+log = logging.getLogger(__name__)
+
+
+class SearchStack:
+    """The rollout-facing ``SearchBackend``: always returns a SearchResult, counts everything."""
+
+    def __init__(
+        self,
+        name: str,
+        fetcher: Fetcher,
+        stats: SearchStats,
+        *,
+        cache: Optional[ResultCache] = None,
+        recorder: Optional[Recorder] = None,
+        breaker: Optional[CircuitBreaker] = None,
+    ) -> None:
+        self.name = name
+        self.stats = stats
+        self.cache = cache
+        self.recorder = recorder
+        self.breaker = breaker
+        self._fetcher = fetcher
+        self._latency_sum = 0.0
+        self._latency_max = 0.0
+
+    def __repr__(self) -> str:
+        return f"SearchStack(name={self.name!r}, fetcher={self._fetcher!r}, cache={self.cache is not None})"
+
+    async def search(self, query: str, topk: int) -> SearchResult:
+        start = time.perf_counter()
+        self.stats.calls += 1
+        try:
+            if self.cache is None:
+                passages, cached = await self._fetcher.fetch(query, topk), False
+            else:
+                key = (self.name, query, topk)
+                passages, cached = await self.cache.get_or_fetch(key, lambda: self._fetcher.fetch(query, topk))
+            result = SearchResult(query=query, passages=passages, cached=cached)
+        except SearchError as exc:
+            result = SearchResult(query=query, failed=True, error=_describe(exc))
+        except Exception as exc:  # a bug in a layer must still not take the rollout down
+            log.exception("unexpected error in search stack %s", self.name)
+            result = SearchResult(query=query, failed=True, error=f"internal error: {type(exc).__name__}: {exc}")
+        result = dataclasses.replace(result, latency_s=time.perf_counter() - start)
+        self._account(result)
+        if self.recorder is not None:
+            self.recorder.write(result, topk)
+        return result
+
+    def stats_and_reset(self) -> dict[str, float]:
+        """This step's search metrics for the tracker; counters start again from zero."""
+        stats, calls = self.stats, self.stats.calls
+        metrics = {
+            "search/calls": float(calls),
+            "search/failure_rate": stats.failures / calls if calls else 0.0,
+            "search/cache_hit_rate": (stats.cache_hits + stats.deduplicated) / calls if calls else 0.0,
+            "search/retries": float(stats.retries),
+            "search/credits_used": float(stats.billed),
+            "search/latency_mean_s": self._latency_sum / calls if calls else 0.0,
+            "search/latency_max_s": self._latency_max,
+            "search/breaker_open": float(self.breaker is not None and self.breaker.state != CircuitBreaker.CLOSED),
+        }
+        metrics.update({f"search/{key}": value for key, value in stats.extra.items()})
+        self._reset()
+        return metrics
+
+    async def close(self) -> None:
+        """Cancel requests still in flight and close the record file; the shared session is the caller's."""
+        if self.cache is not None:
+            self.cache.cancel_in_flight()
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def _account(self, result: SearchResult) -> None:
+        if result.failed:
+            self.stats.failures += 1
+            log.debug("search failed for %r: %s", result.query, result.error)
+        self._latency_sum += result.latency_s
+        self._latency_max = max(self._latency_max, result.latency_s)
+
+    def _reset(self) -> None:
+        # Reset in place: the layers hold a reference to this stats object.
+        for f in dataclasses.fields(SearchStats):
+            setattr(self.stats, f.name, f.default_factory() if callable(f.default_factory) else f.default)
+        self._latency_sum = self._latency_max = 0.0
+
+
+def build_search_backend(
+    backend_cfg: Any,
+    search_cfg: SearchConfig,
+    *,
+    session: aiohttp.ClientSession,
+    urls: Optional[list[str]] = None,
+    run_dir: Optional[Path] = None,
+) -> SearchStack:
+    """The stack for ``backend``/``search`` config. Config problems (no key, no URL) raise ConfigError here,
+    before any rollout starts; ``urls`` (e.g. the embedded retriever's) override ``backend.urls``."""
+    stats = SearchStats()
+    recorder = _recorder(search_cfg, run_dir, backend_cfg.name)
+    if search_cfg.replay_path:
+        log.info("search replays %s (search.replay_path); backend %s is not contacted", search_cfg.replay_path, backend_cfg.name)
+        return SearchStack("replay", ReplayFetcher(Path(search_cfg.replay_path)), stats, recorder=recorder)
+    client = _client(backend_cfg, search_cfg, session=session, urls=urls, stats=stats)
+    throttled = Throttle(client, concurrency=search_cfg.concurrency, qps_limit=search_cfg.qps_limit)
+    retrying = Retrying(throttled, RetryPolicy(retries=search_cfg.retries, backoff_s=search_cfg.backoff_s), stats)
+    breaker = CircuitBreaker(search_cfg.breaker_failures, search_cfg.breaker_reset_s)
+    cache = ResultCache(search_cfg.cache_size, stats) if search_cfg.cache else None
+    return SearchStack(
+        backend_cfg.name, BreakerGuard(retrying, breaker, stats), stats, cache=cache, recorder=recorder, breaker=breaker
+    )
+
+
+def _client(
+    backend_cfg: Any, search_cfg: SearchConfig, *, session: aiohttp.ClientSession, urls: Optional[list[str]], stats: SearchStats
+) -> Fetcher:
+    if backend_cfg.name == "google":
+        api_key = read_api_key(backend_cfg)
+        return SerperClient(backend_cfg, api_key=api_key, session=session, timeout_s=search_cfg.timeout_s, stats=stats)
+    if backend_cfg.name == "local":
+        targets = list(urls or backend_cfg.urls)
+        if not targets:
+            raise ConfigError("backend.urls=[] and no embedded retriever URL was given; allowed: at least one retriever URL")
+        return LocalRetrieverClient(targets, session=session, timeout_s=search_cfg.timeout_s)
+    raise ConfigError(f"backend.name={backend_cfg.name!r} is not allowed; allowed: local, google")
+
+
+def _recorder(search_cfg: SearchConfig, run_dir: Optional[Path], backend: str) -> Optional[Recorder]:
+    if not search_cfg.record:
+        return None
+    if run_dir is None:
+        raise ConfigError("search.record=true needs a run dir to write search_record.jsonl into")
+    path = Path(run_dir) / RECORD_FILE
+    log.info("recording every search to %s (search.record)", path)
+    return Recorder(path, backend)
+
+
+def _describe(exc: SearchError) -> str:
+    return str(exc) if exc.attempts <= 1 else f"{exc} (gave up after {exc.attempts} attempts)"
