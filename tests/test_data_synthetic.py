@@ -1,0 +1,115 @@
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from searchr1.config.schema import RetrieverConfig
+from searchr1.data.synthetic import SINGLE_HOP_SOURCE, TWO_HOP_SOURCE, generate, write_encyclopedia
+from searchr1.reward import exact_match
+from tests.support.data import SMALL_ENTITIES, echo_baseline, oracle_answers, prior_baseline
+
+FILES = ("train.parquet", "test.parquet", "corpus.jsonl")
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in FILES}
+
+
+def _write(root: Path, seed: int, n: int = SMALL_ENTITIES) -> dict[str, str]:
+    write_encyclopedia(generate(seed, n), **{f"{k}_path": root / f for k, f in zip(("train", "test", "corpus"), FILES)})
+    return _digests(root)
+
+
+def test_same_seed_gives_same_bytes_and_another_seed_does_not(tmp_path):
+    first, second, other = (_write(tmp_path / name, seed) for name, seed in (("a", 7), ("b", 7), ("c", 8)))
+    assert first == second
+    assert all(first[name] != other[name] for name in FILES)
+
+
+def test_bytes_do_not_depend_on_the_interpreter_hash_seed(tmp_path):
+    # Set iteration order changes with PYTHONHASHSEED; the generator must never depend on it.
+    script = ("import sys; from pathlib import Path; from searchr1.data.synthetic import generate, write_encyclopedia;"
+              "r = Path(sys.argv[1]); write_encyclopedia(generate(3, 120), train_path=r / 'train.parquet',"
+              " test_path=r / 'test.parquet', corpus_path=r / 'corpus.jsonl')")
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / hash_seed)], check=True, env=env)
+    assert _digests(tmp_path / "1") == _digests(tmp_path / "2")
+
+
+def test_default_size_is_a_few_thousand_questions_over_unique_titles():
+    book = generate(0, 2000)
+    titles = [e.name for e in book.entities]
+    assert len(titles) == len(set(titles)) == 2000
+    assert len(book.train) > 4000 and len(book.test) > 400
+    assert {q.data_source for q in book.test} == {SINGLE_HOP_SOURCE, TWO_HOP_SOURCE}
+    train_texts = {q.text for q in book.train}
+    assert not any(q.text in train_texts for q in book.test)
+
+
+def test_answers_are_short_and_never_given_away_by_the_question():
+    book = generate(1, 500)
+    for q in book.train + book.test:
+        assert q.hop_queries[0] in q.text
+        assert all(len(a.split()) <= 3 for a in q.answers)
+        assert not any(a in q.text for a in q.answers), q
+
+
+def test_corpus_rows_are_search_r1_jsonl_with_quoted_titles(tmp_path):
+    _write(tmp_path, 0)
+    rows = [json.loads(line) for line in (tmp_path / "corpus.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [str(i) for i in range(SMALL_ENTITIES)]
+    for row in rows:
+        title, text = row["contents"].split("\n", 1)
+        assert title.startswith('"') and title.endswith('"') and title.strip('"') in text
+
+
+@pytest.fixture(scope="module")
+def book_and_search(tmp_path_factory):
+    """The default-size encyclopedia behind a real BM25 index built by our retriever."""
+    from searchr1.retriever.corpus import Corpus
+    from searchr1.retriever.index import build_index, open_index
+
+    root = tmp_path_factory.mktemp("encyclopedia")
+    book = generate(0, 2000)
+    write_encyclopedia(book, train_path=root / FILES[0], test_path=root / FILES[1], corpus_path=root / FILES[2])
+    cfg = RetrieverConfig(kind="bm25")
+    index = open_index(build_index(root / FILES[2], cfg, show_progress=False), cfg)
+    corpus = Corpus(root / FILES[2])
+
+    def top_passage(queries: list[str]) -> list[str]:
+        _, rows = index.search(queries, 1)
+        return [corpus.doc(int(r[0]))["contents"] if r[0] >= 0 else "" for r in rows]
+
+    yield book, top_passage
+    corpus.close()
+
+
+def _em(predictions, questions) -> float:
+    return sum(exact_match(p, q.answers) for p, q in zip(predictions, questions)) / len(questions)
+
+
+def test_answering_without_search_scores_about_zero(book_and_search):
+    book, _ = book_and_search
+    assert _em(prior_baseline(book.train, book.test), book.test) < 0.05
+    assert _em(echo_baseline(book.test), book.test) == 0.0
+
+
+def test_searching_the_right_entity_and_copying_the_answer_scores_about_one(book_and_search):
+    book, top_passage = book_and_search
+    for source in (SINGLE_HOP_SOURCE, TWO_HOP_SOURCE):
+        questions = [q for q in book.test if q.data_source == source]
+        assert _em(oracle_answers(questions, top_passage), questions) > 0.97, source
+
+
+def test_the_question_text_itself_is_a_good_enough_query(book_and_search):
+    # What a policy would most naively search: the first hop's passage should still come first.
+    book, top_passage = book_and_search
+    firsts = top_passage([q.text for q in book.test])
+    hits = sum(f.startswith(f'"{q.hop_queries[0]}"') for f, q in zip(firsts, book.test))
+    assert hits / len(book.test) > 0.9
+
