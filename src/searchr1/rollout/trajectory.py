@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 Status = Literal["completed", "truncated", "aborted"]
 
@@ -21,9 +21,22 @@ class Trajectory:
     search_calls: int = 0
     search_failures: int = 0
     observation_tokens: int = 0
+    """Tokens of search observations (corrections are masked too but not counted here)."""
     invalid_actions: int = 0
     queries: list[str] = field(default_factory=list)
     final_answer: Optional[str] = None
     status: Status = "completed"
     search_seconds: float = 0.0
     """Wall time spent waiting for search (Miles: non_generation_time)."""
+
+    def append_generated(self, token_ids: Sequence[int], logprobs: Sequence[float]) -> None:
+        """Engine tokens: trained on (mask 1), with the engine's logprobs."""
+        self.response_ids.extend(token_ids)
+        self.loss_mask.extend([1] * len(token_ids))
+        self.rollout_logprobs.extend(logprobs)
+
+    def append_inserted(self, token_ids: Sequence[int]) -> None:
+        """Tokens we wrote (observations, corrections): never trained on, placeholder logprob 0.0."""
+        self.response_ids.extend(token_ids)
+        self.loss_mask.extend([0] * len(token_ids))
+        self.rollout_logprobs.extend([0.0] * len(token_ids))

