@@ -358,11 +358,13 @@ class MilesTrainerConfig:
     dry_run: bool = False
     """Print and save the Miles command without launching."""
     num_nodes: int = 1
-    """Actor (training) nodes."""
+    """Actor (training) nodes (Miles --actor-num-nodes)."""
     gpus_per_node: int = 8
-    """GPUs per actor node."""
+    """Training GPUs per actor node (Miles --actor-num-gpus-per-node)."""
+    node_gpus: int = 8
+    """GPUs each node has (the local Ray head's --num-gpus; Miles --num-gpus-per-node when not 8)."""
     rollout_num_gpus: Optional[int] = None
-    """GPUs for SGLang rollout; None colocates with training."""
+    """GPUs for SGLang rollout; None colocates rollout with training (Miles --colocate)."""
     rollout_num_gpus_per_engine: int = 2
     """SGLang engine tensor-parallel size."""
     num_rollout: int = 3000
@@ -370,10 +372,16 @@ class MilesTrainerConfig:
     rollout_batch_size: int = 32
     """Prompts per rollout."""
     global_batch_size: int = 256
-    """Samples per optimizer step."""
+    """Samples per optimizer step; rollout_batch_size x n_samples_per_prompt must be a multiple of it."""
+    balance_data: bool = True
+    """Balance tokens across data-parallel ranks (Miles --balance-data)."""
+    group_rm: bool = False
+    """Score each prompt's group in one reward call (Miles --group-rm; incompatible with eval_interval)."""
     lr: float = 1e-6
     """Adam learning rate."""
-    weight_decay: float = 0.1
+    lr_decay_style: str = "constant"
+    """Megatron learning-rate schedule: constant, linear or cosine."""
+    weight_decay: float = 0.01
     """Adam weight decay."""
     adam_beta1: float = 0.9
     """Adam beta1."""
@@ -384,25 +392,31 @@ class MilesTrainerConfig:
     eps_clip_high: float = 0.28
     """PPO upper clip range."""
     kl_loss_coef: float = 0.001
-    """Low-variance KL to the reference model."""
+    """KL-to-reference loss coefficient; 0 turns the KL loss off."""
+    kl_loss_type: str = "low_var_kl"
+    """KL estimator: k1, k2, k3 or low_var_kl."""
     entropy_coef: float = 0.0
     """Entropy coefficient."""
     tensor_model_parallel_size: int = 2
-    """Megatron TP."""
+    """Megatron TP (sequence parallelism is switched on when > 1)."""
     pipeline_model_parallel_size: int = 1
     """Megatron PP."""
     context_parallel_size: int = 1
     """Megatron CP."""
+    recompute: bool = True
+    """Full activation recomputation, one layer at a time (saves memory, costs compute)."""
     max_tokens_per_gpu: int = 9216
-    """Dynamic batch size budget."""
+    """Dynamic batch size budget: must hold the longest prompt plus its whole multi-turn response."""
+    attention_backend: str = "flash"
+    """Megatron attention backend (flash, fused, unfused, local or auto)."""
     sglang_mem_fraction_static: float = 0.7
     """SGLang static memory fraction."""
     save_interval: int = 20
-    """Save actor checkpoints every N rollouts."""
+    """Save actor checkpoints every N rollouts (when model.save is set)."""
     eval_interval: int = 0
-    """Miles --eval-interval (0: no periodic eval)."""
+    """Miles --eval-interval over data.test_path (0: no periodic eval)."""
     extra_args: list[str] = field(default_factory=list)
-    """Raw Miles flags appended verbatim, for anything not modelled here."""
+    """Raw Miles flags appended verbatim, for anything not modelled here (later flags win)."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables for the Ray job (never secrets: those come from your environment)."""
 
@@ -410,14 +424,29 @@ class MilesTrainerConfig:
         check_choice("trainer.name", self.name, ("miles",))
         check_range("trainer.num_nodes", self.num_nodes, low=1)
         check_range("trainer.gpus_per_node", self.gpus_per_node, low=1)
+        check_range("trainer.node_gpus", self.node_gpus, low=self.gpus_per_node)
+        if self.rollout_num_gpus is not None:
+            check_range("trainer.rollout_num_gpus", self.rollout_num_gpus, low=1)
+        check_range("trainer.rollout_num_gpus_per_engine", self.rollout_num_gpus_per_engine, low=1)
         check_range("trainer.num_rollout", self.num_rollout, low=1)
         check_range("trainer.rollout_batch_size", self.rollout_batch_size, low=1)
         check_range("trainer.global_batch_size", self.global_batch_size, low=1)
         check_range("trainer.lr", self.lr, low=0.0)
+        check_choice("trainer.lr_decay_style", self.lr_decay_style, ("constant", "linear", "cosine"))
         check_range("trainer.eps_clip", self.eps_clip, low=0.0, high=1.0)
         check_range("trainer.eps_clip_high", self.eps_clip_high, low=0.0, high=1.0)
         check_range("trainer.kl_loss_coef", self.kl_loss_coef, low=0.0)
+        check_choice("trainer.kl_loss_type", self.kl_loss_type, ("k1", "k2", "k3", "low_var_kl"))
+        check_range("trainer.tensor_model_parallel_size", self.tensor_model_parallel_size, low=1)
+        check_range("trainer.pipeline_model_parallel_size", self.pipeline_model_parallel_size, low=1)
+        check_range("trainer.context_parallel_size", self.context_parallel_size, low=1)
+        check_range("trainer.max_tokens_per_gpu", self.max_tokens_per_gpu, low=1)
+        check_choice("trainer.attention_backend", self.attention_backend, ("flash", "fused", "unfused", "local", "auto"))
         check_range("trainer.sglang_mem_fraction_static", self.sglang_mem_fraction_static, low=0.0, high=1.0)
+        check_range("trainer.save_interval", self.save_interval, low=1)
+        check_range("trainer.eval_interval", self.eval_interval, low=0)
+        if self.group_rm and self.eval_interval:
+            raise ValueError("trainer.group_rm=true cannot be combined with trainer.eval_interval>0 (Miles' eval rejects --group-rm)")
 
 
 # --------------------------------------------------------------------------- logger
