@@ -92,7 +92,8 @@ async def test_stack_fails_fast_while_open_and_recovers(http_session):
         fast = await stack.search("Paris", 1)
         assert fast.failed and "circuit breaker is open" in fast.error
         assert len(stub.requests) == 3  # the fast failure never reached the server
-        assert stack.stats_and_reset()["search/breaker_open"] == 1.0
+        metrics = stack.stats_and_reset()
+        assert metrics["search/breaker_open"] == 1.0 and metrics["search/breaker_rejected"] == 1.0
         await asyncio.sleep(0.25)
         probe = await stack.search("Paris", 1)
         assert not probe.failed and stack.breaker.state == "closed"

@@ -21,7 +21,7 @@ from searchr1.search.base import SearchResult, SearchStats
 from searchr1.search.cache import ResultCache
 from searchr1.search.fetcher import Fetcher, SearchError
 from searchr1.search.google import SerperClient, read_api_key
-from searchr1.search.guards import BreakerGuard, CircuitBreaker, Throttle
+from searchr1.search.guards import BREAKER_REJECTED, BreakerGuard, CircuitBreaker, Throttle
 from searchr1.search.local import LocalRetrieverClient
 from searchr1.search.record import RECORD_FILE, Recorder, ReplayFetcher
 from searchr1.search.retry import RetryPolicy, Retrying
@@ -87,8 +87,8 @@ class SearchStack:
             "search/latency_mean_s": self._latency_sum / calls if calls else 0.0,
             "search/latency_max_s": self._latency_max,
             "search/breaker_open": float(self.breaker is not None and self.breaker.state != CircuitBreaker.CLOSED),
+            "search/breaker_rejected": stats.extra.get(BREAKER_REJECTED, 0.0),
         }
-        metrics.update({f"search/{key}": value for key, value in stats.extra.items()})
         self._reset()
         return metrics
 

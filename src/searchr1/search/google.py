@@ -15,7 +15,7 @@ from searchr1.config.checks import ConfigError
 from searchr1.config.schema import GoogleBackendConfig
 from searchr1.search.base import Passage, SearchStats
 from searchr1.search.fetcher import AuthError, MalformedResponseError, QuotaError, RejectedError, SearchError
-from searchr1.search.http import post_json
+from searchr1.search.transport import post_json
 
 
 def read_api_key(cfg: GoogleBackendConfig) -> str:

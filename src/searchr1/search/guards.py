@@ -12,6 +12,9 @@ from searchr1.search.fetcher import BreakerOpenError, Fetcher, SearchError
 
 log = logging.getLogger(__name__)
 
+BREAKER_REJECTED = "breaker_rejected"
+"""``SearchStats.extra`` counter: calls failed fast by an open breaker."""
+
 
 class TokenBucket:
     """``rate`` requests per second on average, bursts up to ``capacity``.
@@ -121,7 +124,7 @@ class BreakerGuard:
 
     async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
         if not self.breaker.allow():
-            self._stats.extra["breaker_rejected"] = self._stats.extra.get("breaker_rejected", 0.0) + 1
+            self._stats.extra[BREAKER_REJECTED] = self._stats.extra.get(BREAKER_REJECTED, 0.0) + 1
             raise BreakerOpenError(
                 f"search backend circuit breaker is open after {self.breaker.consecutive_failures} consecutive "
                 f"failures; next probe in {self.breaker.retry_in():.1f}s"

@@ -9,7 +9,7 @@ import aiohttp
 
 from searchr1.search.base import Passage
 from searchr1.search.fetcher import MalformedResponseError
-from searchr1.search.http import post_json
+from searchr1.search.transport import post_json
 
 RETRIEVE_PATH = "/retrieve"
 
