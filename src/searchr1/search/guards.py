@@ -132,8 +132,10 @@ class BreakerGuard:
         try:
             passages = await self._inner.fetch(query, topk)
         except SearchError as exc:
-            # A query-specific rejection proves the backend is up.
-            self.breaker.record_failure() if exc.trips_breaker else self.breaker.record_success()
+            if exc.trips_breaker:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()  # a query-specific rejection proves the backend is up
             raise
         except BaseException:
             self.breaker.abandon_probe()
