@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve POST /retrieve, GET /health, GET /metrics")
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     serve.add_argument("--port-file", type=Path, default=None, help="write the bound port here once listening")
+    serve.add_argument("--build-if-missing", action="store_true", help="build the index first when there is none")
     for p in (build, serve):
         p.add_argument("--corpus", type=Path, required=True, help="Search-R1 JSONL corpus")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -104,6 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if ns.command == "build":
             print(run_build(ns.corpus, cfg, force=ns.force, show_progress=not ns.quiet))
         else:
+            if ns.build_if_missing:
+                run_build(ns.corpus, cfg, force=False, show_progress=not ns.quiet)
             run_serve(ns.corpus, cfg, port=ns.port, port_file=ns.port_file)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         sys.exit(f"searchr1-retriever: {exc}")

@@ -86,8 +86,17 @@ class Corpus:
     def raw(self, i: int) -> bytes:
         return self._mm[int(self._offsets[i]) : int(self._offsets[i + 1])]
 
+    def row(self, i: int) -> dict:
+        try:
+            row = json.loads(self.raw(i))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"corpus {self.path} row {i} is not valid JSON: {exc}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("contents"), str):
+            raise ValueError(f"corpus {self.path} row {i} has no 'contents' string (Search-R1 format: id, contents)")
+        return row
+
     def doc(self, i: int) -> dict:
-        row = json.loads(self.raw(i))
+        row = self.row(i)
         # Every hit carries an id; rows without one are named by their row number.
         row.setdefault("id", str(i))
         return row
@@ -102,7 +111,7 @@ class Corpus:
         with tqdm(total=len(self), unit="doc", desc=desc or self.path.name, disable=not show_progress) as bar:
             for start in range(0, len(self), batch_size):
                 stop = min(start + batch_size, len(self))
-                batch = [json.loads(self.raw(i))["contents"] for i in range(start, stop)]
+                batch = [self.row(i)["contents"] for i in range(start, stop)]
                 bar.update(len(batch))
                 yield batch
 

@@ -1,0 +1,149 @@
+"""A retrieval server owned by a run: built if missing, started as a child process, stopped on exit.
+
+Trainers use it when ``backend.urls`` is empty. The index is cached on disk next to the corpus
+(``build`` is locked, so concurrent runs wait for one builder instead of racing).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, NoReturn, Optional
+
+from searchr1.config.schema import RetrieverConfig
+from searchr1.retriever.cli import config_to_args
+
+_LOG_TAIL_LINES = 30
+
+
+class RetrieverStartError(RuntimeError):
+    """The embedded retriever failed to build or come up; the message ends with its log tail."""
+
+
+class EmbeddedRetriever:
+    """``with EmbeddedRetriever(corpus, cfg) as r: use(r.url)``."""
+
+    def __init__(
+        self,
+        corpus_path: str | os.PathLike,
+        retriever_cfg: RetrieverConfig,
+        port: int = 0,
+        log_path: Optional[str | os.PathLike] = None,
+        *,
+        startup_timeout_s: float = 300.0,
+    ) -> None:
+        self.corpus_path = Path(corpus_path)
+        self.cfg = retriever_cfg
+        self.port = port
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="searchr1-retriever-")) / "retriever.log"
+        self.startup_timeout_s = startup_timeout_s
+        self.url = ""
+        self._proc: Optional[subprocess.Popen] = None
+        self._log: Optional[IO[bytes]] = None
+
+    def __enter__(self) -> "EmbeddedRetriever":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "searchr1.retriever", *args, f"--corpus={self.corpus_path}", "--quiet", *config_to_args(self.cfg)]
+
+    def start(self) -> None:
+        if not self.corpus_path.is_file():
+            raise RetrieverStartError(f"retriever corpus not found: {self.corpus_path}")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        port_file = self.log_path.with_name(f"retriever-{os.getpid()}-{id(self)}.port")
+        try:
+            # One child builds (if needed) and serves: torch/faiss load once. A build has no
+            # deadline (wiki-18 takes hours); the child dying still ends the wait.
+            needs_build = not _index_exists(self.corpus_path, self.cfg)
+            self._launch(port_file, needs_build)
+            port = self._wait_for_port(port_file, None if needs_build else self.startup_timeout_s)
+            self.url = f"http://{_client_host(self.cfg.host)}:{port}"
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            port_file.unlink(missing_ok=True)
+
+    def _launch(self, port_file: Path, build: bool) -> None:
+        port_file.unlink(missing_ok=True)
+        args = ["serve", f"--port={self.port}", f"--port-file={port_file}"] + (["--build-if-missing"] if build else [])
+        self._proc = subprocess.Popen(self._command(*args), stdout=self._log, stderr=subprocess.STDOUT, env=_child_env())
+
+    def _wait_for_port(self, port_file: Path, timeout_s: Optional[float]) -> int:
+        deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if port_file.is_file():
+                return int(port_file.read_text())
+            time.sleep(0.1)
+        self._fail(f"retriever did not start listening within {timeout_s:.0f} s")
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self._fail(f"{self.url}/health did not answer within {self.startup_timeout_s:.0f} s")
+
+    def _check_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._fail(f"retriever exited with code {self._proc.returncode}")
+
+    def _fail(self, reason: str) -> NoReturn:
+        raise RetrieverStartError(f"{reason}; log {self.log_path}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        if self._log is not None:
+            self._log.flush()
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _index_exists(corpus_path: Path, cfg: RetrieverConfig) -> bool:
+    from searchr1.retriever.index import index_ready, resolve_index_dir
+
+    return index_ready(resolve_index_dir(corpus_path, cfg), cfg)
+
+
+def _client_host(bind_host: str) -> str:
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "") else bind_host
+
+
+def _child_env() -> dict[str, str]:
+    # Offline: the encoder comes from a local dir or the local HF cache, never from a hub.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -1,0 +1,99 @@
+"""Micro-batching: concurrent requests share one search call in one worker thread."""
+
+import asyncio
+import threading
+
+import pytest
+
+from searchr1.retriever.batcher import BatchStats, MicroBatcher
+
+
+class RecordingSearch:
+    """Answers query q with hits (f"{q}#j", j) for j < topk and records each call's batch and thread."""
+
+    def __init__(self, fail: bool = False):
+        self.calls: list[list[str]] = []
+        self.threads: set[int] = set()
+        self.fail = fail
+
+    def __call__(self, queries, topk):
+        self.calls.append(list(queries))
+        self.threads.add(threading.get_ident())
+        if self.fail:
+            raise RuntimeError("index exploded")
+        return [[({"id": f"{q}#{j}"}, float(j)) for j in range(topk)] for q in queries]
+
+
+@pytest.fixture
+def make_batcher():
+    started = []
+
+    def make(search, **kwargs):
+        batcher = MicroBatcher(search, **kwargs)
+        batcher.start()
+        started.append(batcher)
+        return batcher
+
+    yield make
+    for batcher in started:
+        batcher.stop()
+
+
+async def test_concurrent_requests_are_batched_and_answered_in_order(make_batcher):
+    search = RecordingSearch()
+    batcher = make_batcher(search, max_batch_size=64, max_wait_ms=50)
+    results = await asyncio.gather(*(batcher.submit([f"q{i}"], 2) for i in range(40)))
+    assert [r[0][0][0]["id"] for r in results] == [f"q{i}#0" for i in range(40)]
+    assert all(len(r) == 1 and len(r[0]) == 2 for r in results)
+    assert len(search.calls) < 40 and max(len(c) for c in search.calls) > 1
+    assert batcher.stats.queries == 40 and batcher.stats.batches == len(search.calls)
+    assert len(search.threads) == 1 and threading.get_ident() not in search.threads
+    assert batcher.queue_depth == 0
+
+
+async def test_batch_size_is_bounded_and_requests_are_never_split(make_batcher):
+    search = RecordingSearch()
+    batcher = make_batcher(search, max_batch_size=5, max_wait_ms=50)
+    sizes = [3, 3, 1, 2, 4, 7]  # the 7-query request is alone in a batch above the bound
+    results = await asyncio.gather(*(batcher.submit([f"r{i}q{j}" for j in range(n)], 1) for i, n in enumerate(sizes)))
+    assert [len(r) for r in results] == sizes
+    assert all(len(c) <= 5 for c in search.calls if len(c) != 7)
+    for i, n in enumerate(sizes):  # each request's queries sit together in one call
+        assert sum(any(q.startswith(f"r{i}q") for q in c) for c in search.calls) == 1
+
+
+async def test_batch_size_one_switches_batching_off(make_batcher):
+    search = RecordingSearch()
+    batcher = make_batcher(search, max_batch_size=1, max_wait_ms=0)
+    await asyncio.gather(*(batcher.submit([f"q{i}"], 1) for i in range(20)))
+    assert [len(c) for c in search.calls] == [1] * 20
+
+
+async def test_mixed_topk_is_searched_once_and_cut_per_request(make_batcher):
+    search = RecordingSearch()
+    batcher = make_batcher(search, max_batch_size=64, max_wait_ms=50)
+    small, large = await asyncio.gather(batcher.submit(["a"], 1), batcher.submit(["b"], 4))
+    assert len(small[0]) == 1 and len(large[0]) == 4
+
+
+async def test_search_errors_reach_every_waiting_request_and_the_worker_survives(make_batcher):
+    search = RecordingSearch(fail=True)
+    batcher = make_batcher(search, max_batch_size=8, max_wait_ms=20)
+    outcomes = await asyncio.gather(*(batcher.submit(["q"], 1) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    search.fail = False
+    assert await batcher.submit(["again"], 1) == [[({"id": "again#0"}, 0.0)]]
+
+
+async def test_empty_request_needs_no_search(make_batcher):
+    search = RecordingSearch()
+    assert await make_batcher(search, max_batch_size=8, max_wait_ms=0).submit([], 3) == []
+    assert search.calls == []
+
+
+def test_histogram_buckets_are_powers_of_two():
+    stats = BatchStats()
+    for size in (1, 2, 3, 4, 5, 64, 65):
+        stats.record(size)
+    assert stats.as_dict()["histogram"] == {"<=1": 1, "<=2": 1, "<=4": 2, "<=8": 1, "<=64": 1, "<=128": 1}
+    assert stats.as_dict()["mean_size"] == pytest.approx(144 / 7) and stats.max_size == 65

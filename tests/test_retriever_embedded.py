@@ -1,0 +1,66 @@
+"""EmbeddedRetriever: builds once, serves on a free 127.0.0.1 port, reports failures with the log tail, stops."""
+
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import replace
+
+import pytest
+
+from searchr1.retriever.embedded import EmbeddedRetriever, RetrieverStartError
+from searchr1.retriever.index import resolve_index_dir
+from tests.support.retriever import TEST_CFG, get_json, post_json, write_corpus
+
+pytestmark = pytest.mark.slow  # starts server processes
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_lifecycle_builds_serves_and_stops(tmp_path):
+    corpus = write_corpus(tmp_path / "wiki.jsonl")
+    with EmbeddedRetriever(corpus, TEST_CFG, log_path=tmp_path / "logs" / "retriever.log") as retriever:
+        assert retriever.url.startswith("http://127.0.0.1:") and not retriever.url.endswith(":0")
+        assert get_json(retriever.url + "/health")["status"] == "ok"
+        status, body = post_json(retriever.url + "/retrieve", {"queries": ["capital of Germany"], "topk": 1})
+        assert status == 200 and body["result"][0][0]["id"] == "doc-1"
+        url = retriever.url
+    assert not _port_open(url)
+    assert (resolve_index_dir(corpus, TEST_CFG) / "searchr1-index.json").is_file()  # cached next to the corpus
+    assert (tmp_path / "logs" / "retriever.log").read_text()
+
+    # A second start reuses the cached index and can be given a fixed port.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with EmbeddedRetriever(corpus, TEST_CFG, port=port) as again:
+        assert again.url == f"http://127.0.0.1:{port}"
+        assert "not rebuilding" not in again.log_tail() and "built bm25" not in again.log_tail()
+
+
+def test_missing_corpus_is_a_clear_error(tmp_path):
+    with pytest.raises(RetrieverStartError, match="corpus not found"):
+        EmbeddedRetriever(tmp_path / "nope.jsonl", TEST_CFG).start()
+
+
+def test_broken_corpus_error_carries_the_log_tail(tmp_path):
+    corpus = tmp_path / "broken.jsonl"
+    corpus.write_text('{"id": "0", "contents": "ok"}\n{this is not json}\n')
+    retriever = EmbeddedRetriever(corpus, TEST_CFG, log_path=tmp_path / "r.log")
+    with pytest.raises(RetrieverStartError, match=r"exited with code [1-9](.|\n)*row 1 is not valid JSON"):
+        retriever.start()
+    assert retriever.url == ""
+
+
+def test_a_busy_port_fails_fast_with_the_reason(tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(RetrieverStartError, match="address already in use"):
+            EmbeddedRetriever(corpus, replace(TEST_CFG, max_wait_ms=0.0), port=port).start()

@@ -1,0 +1,86 @@
+"""Index building and loading: BM25 (bm25s) and dense (FAISS IP, Search-R1's e5_Flat.index layout)."""
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchr1.config.schema import RetrieverConfig
+from searchr1.retriever.corpus import Corpus
+from searchr1.retriever.index import build_index, default_index_dir, open_index
+from tests.support.retriever import PASSAGES, write_corpus
+
+BM25 = RetrieverConfig(kind="bm25")
+DENSE = RetrieverConfig(kind="dense", faiss_gpu=False)
+
+
+def test_default_index_dir_sits_next_to_the_corpus():
+    corpus = Path("/data/wiki-18.jsonl")
+    assert default_index_dir(corpus, BM25) == Path("/data/wiki-18.bm25")
+    assert default_index_dir(corpus, DENSE) == Path("/data/wiki-18.dense-all-MiniLM-L6-v2")
+    assert default_index_dir(corpus, replace(DENSE, encoder="intfloat/e5-base-v2")) == Path("/data/wiki-18.dense-e5-base-v2")
+
+
+def test_bm25_build_and_search(tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    index = open_index(build_index(corpus, BM25, show_progress=False), BM25)
+    assert index.size == len(PASSAGES)
+    scores, rows = index.search(["Guido van Rossum language", "planet Solar System largest", "zzzz"], 3)
+    assert rows.shape == scores.shape == (3, 3)
+    assert rows[0, 0] == 5 and rows[1, 0] == 7
+    assert (rows[2] == -1).all()  # nothing shares a term with the query
+    assert (np.diff(scores[0]) <= 0).all()
+
+
+def test_concurrent_builders_build_once(tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    built = []
+    threads = [threading.Thread(target=lambda: built.append(build_index(corpus, BM25, show_progress=False))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(built)) == 1 and not list(tmp_path.glob("*.tmp-*"))
+    assert open_index(built[0], BM25).size == len(PASSAGES)
+
+
+def test_index_for_another_kind_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="searchr1-retriever build"):
+        open_index(tmp_path / "missing", BM25)
+
+
+@pytest.mark.slow
+def test_dense_loads_a_search_r1_style_flat_index_file(tmp_path):
+    """A bare IndexFlatIP file over the corpus rows in order (how e5_Flat.index is laid out) loads as is."""
+    import faiss
+
+    from searchr1.retriever.index import make_encoder
+
+    corpus_path = write_corpus(tmp_path / "wiki.jsonl")
+    encoder = make_encoder(DENSE)
+    contents = [c for batch in Corpus(corpus_path).iter_contents(64, show_progress=False) for c in batch]
+    vectors = encoder.encode(contents)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)  # L2-normalised: IP is cosine
+    flat = faiss.IndexFlatIP(encoder.dim)
+    flat.add(vectors)
+    index_file = tmp_path / "e5_Flat.index"
+    faiss.write_index(flat, str(index_file))
+
+    index = open_index(index_file, replace(DENSE, index_dir=str(index_file)))
+    scores, rows = index.search(["the first computer program", "largest city of France"], 2)
+    assert rows[:, 0].tolist() == [4, 0]
+    assert scores[0, 0] == pytest.approx(float(vectors[4] @ encoder.encode(["the first computer program"])[0]), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_encoder_prefix_and_pooling_follow_config():
+    from searchr1.retriever.encoder import Encoder
+
+    mean = Encoder("all-MiniLM-L6-v2", pooling="mean", max_length=32)
+    cls = Encoder("all-MiniLM-L6-v2", pooling="cls", max_length=32)
+    text = ["Mount Everest is the highest mountain"]
+    assert not np.allclose(mean.encode(text), cls.encode(text))
+    assert not np.allclose(mean.encode(text), mean.encode(text, prefix="query: "))
+    assert mean.encode(text).shape == (1, mean.dim) and mean.encode(text).dtype == np.float32
