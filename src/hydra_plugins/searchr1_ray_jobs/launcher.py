@@ -91,10 +91,19 @@ async def _run_one(client: RayJobsClient, spec: JobSpec, settings: RayJobsLaunch
         # Ctrl-C on the launcher: don't leave orphaned GPU jobs behind.
         await client.stop(spec.submission_id)
         raise
-    spec.job_dir.mkdir(parents=True, exist_ok=True)
-    (spec.job_dir / JOB_LOG_FILE).write_text(await client.logs(spec.submission_id))
+    await _save_log(client, spec)
     log.info("#%d Ray job %s %s", spec.idx, spec.submission_id, status.status)
     return status
+
+
+async def _save_log(client: RayJobsClient, spec: JobSpec) -> None:
+    try:
+        text = await client.logs(spec.submission_id)
+    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+        # A missing log must not hide the job's outcome; say why it is missing instead.
+        text = f"[searchr1] could not fetch the log of Ray job {spec.submission_id}: {exc}\n"
+    spec.job_dir.mkdir(parents=True, exist_ok=True)
+    (spec.job_dir / JOB_LOG_FILE).write_text(text)
 
 
 async def _wait(client: RayJobsClient, submission_id: str, poll_s: float) -> JobStatus:
