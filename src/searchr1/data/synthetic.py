@@ -118,13 +118,12 @@ def _counts(n: int) -> dict[str, int]:
 def _entities(rng: random.Random, n: int) -> list[Entity]:
     counts = _counts(n)
     namer = _Namer(rng)
-    year = lambda low, high: rng.randint(low, high)  # noqa: E731 - local shorthand
 
     countries = [Entity("country", namer.word(rng.choice(_COUNTRY_SUFFIXES), (1, 2)),
-                        {"independence": year(1650, 1960), "economy": rng.choice(_ECONOMIES)})
+                        {"independence": rng.randint(1650, 1960), "economy": rng.choice(_ECONOMIES)})
                  for _ in range(counts["country"])]
     rivers = [Entity("river", namer.word(syllables=(1, 2)),
-                     {"source": rng.choice(countries).name, "length": year(40, 2400)})
+                     {"source": rng.choice(countries).name, "length": rng.randint(40, 2400)})
               for _ in range(counts["river"])]
     cities = []
     for i in range(counts["city"]):
@@ -132,20 +131,26 @@ def _entities(rng: random.Random, n: int) -> list[Entity]:
         country = countries[i] if i < len(countries) else rng.choice(countries)
         cities.append(Entity("city", namer.word(rng.choice(_CITY_SUFFIXES), (1, 2)),
                              {"country": country.name, "river": rng.choice(rivers).name,
-                              "founded": year(800, 1850), "note": rng.choice(_CITY_NOTES)}))
+                              "founded": rng.randint(800, 1850), "note": rng.choice(_CITY_NOTES)}))
         if i < len(countries):
             country.facts["capital"] = cities[-1].name
     people = [Entity("person", f"{namer.word(syllables=(1, 2))} {namer.word()}",
-                     {"birthplace": rng.choice(cities).name, "born": year(1700, 1990),
+                     {"birthplace": rng.choice(cities).name, "born": rng.randint(1700, 1990),
                       "occupation": rng.choice(_OCCUPATIONS), "note": rng.choice(_PERSON_NOTES)})
               for _ in range(counts["person"])]
-    companies = [Entity("company", f"{namer.word()} {rng.choice(_COMPANY_SUFFIXES)}",
-                        {"founder": rng.choice(people).name, "headquarters": rng.choice(cities).name,
-                         "founded": year(1780, 2015), "industry": rng.choice(_INDUSTRIES)})
-                 for _ in range(counts["company"])]
-    inventions = [Entity("invention", f"{namer.word()} {rng.choice(_DEVICES)}",
-                         {"inventor": rng.choice(people).name, "year": year(1720, 2010)})
-                  for _ in range(counts["invention"])]
+    # Founding and invention happen in the founder's or inventor's adult life.
+    companies = []
+    for _ in range(counts["company"]):
+        founder = rng.choice(people)
+        companies.append(Entity("company", f"{namer.word()} {rng.choice(_COMPANY_SUFFIXES)}",
+                                {"founder": founder.name, "headquarters": rng.choice(cities).name,
+                                 "founded": int(founder.facts["born"]) + rng.randint(20, 60),
+                                 "industry": rng.choice(_INDUSTRIES)}))
+    inventions = []
+    for _ in range(counts["invention"]):
+        inventor = rng.choice(people)
+        inventions.append(Entity("invention", f"{namer.word()} {rng.choice(_DEVICES)}",
+                                 {"inventor": inventor.name, "year": int(inventor.facts["born"]) + rng.randint(18, 70)}))
     entities = countries + rivers + cities + people + companies + inventions
     rng.shuffle(entities)  # interleave kinds so corpus ids say nothing about the kind
     return entities
