@@ -53,19 +53,19 @@ class _Script:
     in_flight: int = 0
     max_in_flight: int = 0
 
-    @contextlib.asynccontextmanager
-    async def handling(self) -> AsyncIterator[None]:
-        """Counts concurrent requests, so tests can check the client's concurrency cap."""
+    async def admit(self, request: web.Request) -> tuple[dict[str, Any], Optional[web.Response]]:
+        """Log the request, hold it ``delay_s`` (counted as in flight), then the next scripted fault, if any."""
+        body = await request.json()
+        self.requests.append(body)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
-            yield
+            await asyncio.sleep(self.delay_s)
+            return body, await self._next_fault()
         finally:
             self.in_flight -= 1
 
-    async def maybe_fault(self) -> Optional[web.Response]:
+    async def _next_fault(self) -> Optional[web.Response]:
         if not self.faults:
             return None
         fault = self.faults.popleft()
@@ -93,10 +93,7 @@ class RetrieverStub(_Script):
         return sorted(scored, key=lambda pair: -pair[1])[:topk]
 
     async def _retrieve(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        async with self.handling():
-            fault = await self.maybe_fault()
+        body, fault = await self.admit(request)
         if fault is not None:
             return fault
         topk = body.get("topk") or 3
@@ -127,10 +124,7 @@ class FakeSerper(_Script):
 
     async def _search(self, request: web.Request) -> web.Response:
         self.headers_seen.append(dict(request.headers))
-        body = await request.json()
-        self.requests.append(body)
-        async with self.handling():
-            fault = await self.maybe_fault()
+        body, fault = await self.admit(request)
         if fault is not None:
             return fault
         if request.headers.get("X-API-KEY") != self.api_key:
