@@ -25,9 +25,6 @@ class ResultCache:
         self._done: OrderedDict[Hashable, Passages] = OrderedDict()
         self._in_flight: dict[Hashable, asyncio.Task[Passages]] = {}
 
-    def __len__(self) -> int:
-        return len(self._done)
-
     async def get_or_fetch(self, key: Hashable, fetch: Callable[[], Awaitable[Passages]]) -> tuple[Passages, bool]:
         """The passages for ``key`` and whether they came without a new backend request."""
         if key in self._done:

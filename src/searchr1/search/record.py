@@ -58,9 +58,6 @@ class ReplayFetcher:
             self._records[_key_of(record)].append(record)
         self._served: dict[tuple[str, int], int] = defaultdict(int)
 
-    def __len__(self) -> int:
-        return sum(len(answers) for answers in self._records.values())
-
     async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
         answers = self._records.get((query, topk))
         if not answers:
