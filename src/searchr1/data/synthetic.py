@@ -78,6 +78,8 @@ class Question:
 
 @dataclass(frozen=True)
 class Encyclopedia:
+    """The generated world: entities in corpus order, and the questions of each split."""
+
     entities: list[Entity]
     train: list[Question]
     test: list[Question]
