@@ -66,6 +66,7 @@ class ScriptedEngine:
     turns: list[Turn]
     honour_stop: bool = True
     calls: list[tuple[list[int], SamplingParams]] = field(default_factory=list)
+    outputs: list[EngineOutput] = field(default_factory=list)
 
     async def generate(self, input_ids: Sequence[int], params: SamplingParams) -> EngineOutput:
         self.calls.append((list(input_ids), params))
@@ -74,7 +75,8 @@ class ScriptedEngine:
         ids, finish = emulate_generation(self.tokenizer, planned, params, honour_stop=self.honour_stop)
         start = len(input_ids)
         logprobs = [fake_logprob(start + i, t) for i, t in enumerate(ids)]
-        return EngineOutput(ids, logprobs, "abort" if turn.abort else finish)
+        self.outputs.append(EngineOutput(ids, logprobs, "abort" if turn.abort else finish))
+        return self.outputs[-1]
 
 
 @dataclass
