@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from searchr1.config.checks import check_choice, check_range
+from searchr1.config.checks import ConfigError, check_choice, check_range
 
 
 # --------------------------------------------------------------------------- search
@@ -227,6 +227,12 @@ class RewardConfig:
         check_choice("reward.kind", self.kind, ("em", "em_format", "searchr1_qa_em_format"))
         for key in ("format_score", "structure_format_score", "final_format_score", "retrieval_score"):
             check_range(f"reward.{key}", getattr(self, key), low=0.0, high=1.0)
+        # A format_score that silently does nothing is the bug in Miles' example; refuse it.
+        if self.format_score and self.kind != "em_format":
+            raise ConfigError(
+                f"reward.format_score={self.format_score!r} has no effect with reward.kind={self.kind!r}; "
+                "use reward=em+format (kind em_format) or set reward.format_score=0"
+            )
 
 
 # --------------------------------------------------------------------------- tis
