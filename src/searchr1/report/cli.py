@@ -1,0 +1,80 @@
+"""``searchr1-report RUN_OR_SWEEP_DIR``: table, curves, heat map and W&B workspace spec for runs on disk."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from searchr1.report.plots import plot_curves, plot_heatmap
+from searchr1.report.runs import find_runs
+from searchr1.report.summary import EM, SWEEP_AXES, as_json, heatmap_grid, markdown_table, summarize
+from searchr1.report.workspace import apply_workspace, workspace_spec
+
+TABLE_FILE = "report.md"
+SUMMARY_FILE = "summary.json"
+CURVES_FILE = "curves.png"
+HEATMAP_FILE = "heatmap.png"
+WORKSPACE_FILE = "wandb_workspace.json"
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    table: str
+    files: list[Path] = field(default_factory=list)
+
+
+def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = EM) -> Report:
+    runs = find_runs(path)
+    if not runs:
+        raise FileNotFoundError(f"no run dirs (metrics.jsonl + resolved_config.yaml) under {path}")
+    out_dir = out_dir or Path(path) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = summarize(runs)
+    report = Report(out_dir=out_dir, table=markdown_table(summaries))
+    _write(report, TABLE_FILE, f"# searchr1 report: {path}\n\n{report.table}")
+    _write(report, SUMMARY_FILE, json.dumps(as_json(summaries), indent=2))
+    plot_curves(summaries, out_dir / CURVES_FILE)
+    report.files.append(out_dir / CURVES_FILE)
+    rows, cols, grid = heatmap_grid(summaries, heatmap_metric)
+    if len(summaries) > 1 and rows and cols:
+        plot_heatmap(rows, cols, grid, out_dir / HEATMAP_FILE, title=f"final {heatmap_metric} (mean over seeds)",
+                     row_label=SWEEP_AXES[0], col_label=SWEEP_AXES[1])
+        report.files.append(out_dir / HEATMAP_FILE)
+    _write(report, WORKSPACE_FILE, json.dumps(workspace_spec(runs), indent=2))
+    return report
+
+
+def _write(report: Report, name: str, text: str) -> None:
+    path = report.out_dir / name
+    path.write_text(text)
+    report.files.append(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="searchr1-report", description=__doc__)
+    parser.add_argument("path", type=Path, help="a run dir or a sweep dir (searched recursively for runs)")
+    parser.add_argument("--out", type=Path, default=None, help="output dir (default: PATH/report)")
+    parser.add_argument("--heatmap-metric", default=EM, help=f"metric of the max_turns x topk heat map ({EM})")
+    parser.add_argument("--wandb-apply", action="store_true", help="save the W&B workspace (online)")
+    parser.add_argument("--entity", default=None, help="W&B entity for --wandb-apply (default: logger.entity)")
+    args = parser.parse_args(argv)
+    try:
+        report = make_report(args.path, args.out, args.heatmap_metric)
+    except FileNotFoundError as exc:
+        print(f"searchr1-report: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(report.table)
+    for path in report.files:
+        print(f"wrote {path}")
+    if args.wandb_apply:
+        spec = json.loads((report.out_dir / WORKSPACE_FILE).read_text())
+        spec["entity"] = args.entity or spec["entity"]
+        try:
+            print(f"W&B workspace: {apply_workspace(spec)}")
+        except RuntimeError as exc:
+            print(f"searchr1-report: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None

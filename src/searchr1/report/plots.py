@@ -1,0 +1,88 @@
+"""PNG plots (matplotlib, Agg backend): mission metrics over steps, and the sweep heat map."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from searchr1.report.summary import MISSION_METRICS, ConfigSummary
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: reports are made on clusters and in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def mean_curve(summary: ConfigSummary, key: str) -> tuple[list[int], list[float], list[float]]:
+    """Steps, mean and std across the configuration's seeds (a step counts the seeds that logged it)."""
+    by_step: dict[int, list[float]] = {}
+    for run in summary.runs:
+        for step, value in run.history.get(key, []):
+            by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    means = [statistics.fmean(by_step[s]) for s in steps]
+    stds = [statistics.stdev(by_step[s]) if len(by_step[s]) > 1 else 0.0 for s in steps]
+    return steps, means, stds
+
+
+def plot_curves(summaries: Sequence[ConfigSummary], path: Path) -> list[str]:
+    """One panel per mission metric, one line per configuration (band: ± std across seeds).
+
+    Returns the metrics that were plotted; a metric no run logged gets an empty, labelled panel.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
+    plotted = []
+    for ax, (key, label) in zip(axes.flat, MISSION_METRICS.items()):
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # a 4x3 sweep needs more than the default 10 colours
+        drawn = False
+        for summary in summaries:
+            steps, means, stds = mean_curve(summary, key)
+            if not steps:
+                continue
+            line, = ax.plot(steps, means, marker="o", markersize=3, label=summary.name)
+            if len(summary.runs) > 1:
+                low = [m - s for m, s in zip(means, stds)]
+                high = [m + s for m, s in zip(means, stds)]
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+            drawn = True
+        if drawn:
+            plotted.append(key)
+        else:
+            ax.text(0.5, 0.5, f"{label}: not logged", ha="center", va="center", transform=ax.transAxes)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles and len(summaries) <= 16:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return plotted
+
+
+def plot_heatmap(rows: list[Any], cols: list[Any], grid: list[list[float | None]], path: Path, *,
+                 title: str, row_label: str, col_label: str) -> None:
+    plt = _pyplot()
+    import numpy as np
+
+    values = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.5, 1.0 * len(rows) + 2))
+    image = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.set_title(title, fontsize=10)
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            ax.text(j, i, "–" if value is None else f"{value:.3f}", ha="center", va="center", color="w")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

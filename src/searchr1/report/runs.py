@@ -1,0 +1,92 @@
+"""Load run dirs: ``metrics.jsonl`` + ``resolved_config.yaml`` (+ Hydra's ``.hydra/overrides.yaml``), nothing else."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "resolved_config.yaml"
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+# Overrides that do not change what a run is: the seed (aggregated over) and the sweep selector.
+_NOT_CONFIGURATION = ("seed", "sweep", "sweep_name")
+
+
+@dataclass
+class Run:
+    run_dir: Path
+    config: dict[str, Any]
+    overrides: list[str]
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """Metric key -> [(step, value)] in step order; non-numeric and NaN values are dropped."""
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    def setting(self, dotted: str) -> Any:
+        node: Any = self.config
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def configuration(self) -> str:
+        """What distinguishes this run from its seed siblings: its overrides without the seed."""
+        kept = [o for o in self.overrides if o.split("=", 1)[0].lstrip("+~") not in _NOT_CONFIGURATION]
+        return ",".join(sorted(kept)) or "default"
+
+    def final(self, key: str) -> float | None:
+        points = self.history.get(key)
+        return points[-1][1] if points else None
+
+    def best(self, key: str) -> float | None:
+        points = self.history.get(key)
+        return max(v for _, v in points) if points else None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / METRICS_FILE).is_file() and (path / CONFIG_FILE).is_file()
+
+
+def find_runs(root: Path) -> list[Run]:
+    """``root`` itself when it is a run dir, else every run dir below it (a sweep dir), sorted by path."""
+    root = Path(root)
+    if is_run_dir(root):
+        return [load_run(root)]
+    return [load_run(p.parent) for p in sorted(root.rglob(METRICS_FILE)) if is_run_dir(p.parent)]
+
+
+def load_run(run_dir: Path) -> Run:
+    config = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}
+    overrides_path = run_dir / OVERRIDES_FILE
+    overrides = [str(o) for o in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
+    return Run(run_dir=run_dir, config=config, overrides=overrides, history=read_history(run_dir / METRICS_FILE))
+
+
+def read_history(path: Path) -> dict[str, list[tuple[int, float]]]:
+    history: dict[str, dict[int, float]] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a run killed mid-write leaves a partial last line
+        step = record.get("step")
+        if not isinstance(step, int):
+            continue
+        for key, value in record.items():
+            if key != "step" and _is_number(value):
+                history.setdefault(key, {})[step] = float(value)  # a re-logged step keeps its last value
+    return {key: sorted(points.items()) for key, points in history.items()}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
