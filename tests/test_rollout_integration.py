@@ -1,0 +1,61 @@
+"""The loop over HTTP: SGLang's /generate protocol (scripted policy, real tokenizer) + the real retriever."""
+
+import aiohttp
+import pytest
+
+from searchr1.config.schema import LocalBackendConfig, RolloutConfig, SearchConfig
+from searchr1.data.prompt import prompt_messages
+from searchr1.retriever.embedded import EmbeddedRetriever
+from searchr1.rollout import prompt_ids
+from searchr1.rollout.loop import run_batch
+from searchr1.rollout.sglang_engine import SGLangEngine
+from searchr1.search.factory import build_search_backend
+from tests.support.retriever import TEST_CFG, write_corpus
+from tests.support.scripted import search_then_answer_policy, smollm2_tokenizer
+from tests.support.sglang_server import serve_fake_sglang
+
+QUESTIONS = {
+    "What is the capital of France": "Paris",
+    "Who wrote Hamlet and Macbeth": "Shakespeare",
+    "Which planet is the largest in the Solar System": "Jupiter",
+}
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rollout-retriever")
+    with EmbeddedRetriever(write_corpus(root / "corpus.jsonl"), TEST_CFG, log_path=root / "retriever.log") as server:
+        yield server
+
+
+@pytest.mark.slow
+async def test_loop_over_sglang_protocol_and_real_retriever(retriever):
+    tok = smollm2_tokenizer()
+    prompts = [prompt_ids(tok, prompt_messages(q)) for q in QUESTIONS]
+    cfg = RolloutConfig(max_turns=2)
+    async with aiohttp.ClientSession() as session, serve_fake_sglang(tok, search_then_answer_policy) as fake:
+        search = build_search_backend(LocalBackendConfig(urls=[retriever.url]), SearchConfig(), session=session)
+        trajs = await run_batch(
+            prompts, engine=SGLangEngine(fake.url, session, timeout_s=30), search=search, tokenizer=tok,
+            rollout_cfg=cfg, topk=3, failure_text=SearchConfig().failure_text,
+        )
+        stats = search.stats_and_reset()
+        await search.close()
+
+    assert [t.final_answer for t in trajs] == list(QUESTIONS.values())
+    for traj, question in zip(trajs, QUESTIONS):
+        assert (traj.status, traj.turns, traj.search_calls, traj.search_failures) == ("completed", 2, 1, 0)
+        assert traj.queries == [question + "?"]
+        assert traj.response_text.count("<information>") == 1  # ours; the policy's invented block was cut
+        assert "invented by the policy" not in traj.response_text
+        assert 1 <= traj.response_text.count("(Title: ") <= 3  # top-3 (BM25 skips non-matching docs)
+        assert len(traj.response_ids) == len(traj.loss_mask) == len(traj.rollout_logprobs)
+        assert traj.search_seconds > 0
+    # Every request carried the exact ids so far, and the stop strings.
+    for payload in fake.requests:
+        assert payload["sampling_params"]["stop"] == ["</search>", "</answer>"]
+    second_turn_inputs = [p["input_ids"] for p in fake.requests if len(p["input_ids"]) > min(map(len, prompts))]
+    assert sorted(map(tuple, second_turn_inputs)) == sorted(
+        tuple(t.prompt_ids + t.response_ids[: t.loss_mask.index(0) + t.observation_tokens]) for t in trajs
+    )
+    assert stats["search/failure_rate"] == 0.0
