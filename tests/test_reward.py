@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from searchr1.config.checks import ConfigError
 from searchr1.config.schema import RewardConfig
 from searchr1.reward import (
     RewardBreakdown,
@@ -280,8 +281,6 @@ def test_valid_format_survives_trailing_special_tokens(response):
 # --------------------------------------------------------------------------- config
 @pytest.mark.parametrize("kind", ["em", "searchr1_qa_em_format"])
 def test_config_refuses_a_format_score_that_would_be_ignored(kind):
-    from searchr1.config.checks import ConfigError
-
     with pytest.raises(ConfigError, match="reward.format_score=0.2 has no effect"):
         RewardConfig(kind=kind, format_score=0.2)
     assert RewardConfig(kind="em_format", format_score=0.2).format_score == 0.2
