@@ -12,14 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-SEARCH_R1_INSTRUCTION = (
-    "Answer the given question. You must conduct reasoning inside <think> and </think> first every time "
-    "you get new information. After reasoning, if you find you lack some knowledge, you can call a search "
-    "engine by <search> query </search> and it will return the top searched results between <information> "
-    "and </information>. You can search as many times as your want. If you find no further external "
-    "knowledge needed, you can directly provide the answer inside <answer> and </answer>, without detailed "
-    "illustrations. For example, <answer> Beijing </answer>. Question: What is the capital of France?\n"
-)
+from searchr1.data.prompt import make_prompt
+
+SEARCH_R1_INSTRUCTION = make_prompt("What is the capital of France")
+"""The training prompt text (the question gets its '?' from make_prompt)."""
 
 
 def chat(user: str) -> str:
