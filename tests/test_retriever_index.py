@@ -34,6 +34,23 @@ def test_bm25_build_and_search(tmp_path):
     assert (np.diff(scores[0]) <= 0).all()
 
 
+def test_bm25_batched_scores_equal_bm25s_retrieve(tmp_path):
+    import bm25s
+    from bm25s.tokenization import Tokenized
+
+    index_dir = build_index(write_corpus(tmp_path / "c.jsonl"), BM25, show_progress=False)
+    index = open_index(index_dir, BM25)
+    queries = ["capital city of France", "river Africa", "English writer playwright", "the first program program"]
+    scores, rows = index.search(queries, 4)
+    reference = bm25s.BM25.load(str(index_dir))
+    ids = index._tokenizer.tokenize(queries, update_vocab=False, return_as="ids", show_progress=False)
+    ref_rows, ref_scores = reference.retrieve(Tokenized(ids=ids, vocab=index._tokenizer.get_vocab_dict()), k=4, show_progress=False)
+    hit = rows >= 0
+    assert hit.any(axis=1).all()
+    assert np.allclose(scores[hit], ref_scores[hit], atol=1e-5)
+    assert (rows[:, 0] == ref_rows[:, 0]).all()
+
+
 def test_concurrent_builders_build_once(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl")
     built = []
