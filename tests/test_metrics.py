@@ -60,7 +60,8 @@ def _batch() -> tuple[list[Trajectory], list[list[str]]]:
 
 def test_every_team_metric_with_hand_computed_values():
     trajectories, golds = _batch()
-    rewards = score_group([t.response_text for t in trajectories], golds, RewardConfig(kind="em_format", format_score=0.2))
+    cfg = RewardConfig(kind="em_format", format_score=0.2)
+    rewards = score_group([t.response_text for t in trajectories], golds, cfg)
     assert [r.total for r in rewards] == pytest.approx([1.2, 0.2, 0.0, 0.0])
 
     metrics = rollout_metrics(trajectories, rewards, golds)

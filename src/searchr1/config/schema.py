@@ -215,7 +215,7 @@ class RewardConfig:
     kind: str = "em"
     """em: exact match; em_format: EM + format_score x valid format; searchr1_qa_em_format: original."""
     format_score: float = 0.0
-    """Reward for a valid think/search/information/answer structure (em_format)."""
+    """Added to EM for a valid think/search/information/answer structure (em_format only; not capped)."""
     structure_format_score: float = 0.2
     """searchr1_qa_em_format only: the original's structure score."""
     final_format_score: float = 0.1

@@ -30,6 +30,8 @@ def score_response(
 
     - ``em``: exact match of the response's last ``<answer>`` block (one block is enough). The
       prompt is never read, so an example answer in a chat-templated prompt can never be scored.
+      (Search-R1's invalid-action correction, which the rollout inserts, holds ``<answer> and
+      </answer>``: a response that never answers after one is scored as answering "and".)
     - ``em_format``: the recipe's ``EM + format_score x valid_format(response)``, not capped: a
       correct well-formed answer gets ``1 + format_score``, a well-formed wrong one exactly
       ``format_score``, a correct malformed one 1. We keep the sum rather than cap it at 1 so that
