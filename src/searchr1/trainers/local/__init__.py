@@ -1,0 +1,1 @@
+"""The embedded CPU trainer: a real small model, an in-process engine, GRPO and checkpoints."""
