@@ -1,0 +1,144 @@
+"""``searchr1-eval``: the paper's evaluation table for a model, without training.
+
+Configured exactly like a training run (same config tree, same overrides), plus ``eval.*``:
+
+    searchr1-eval                                             # embedded SmolLM2 on the synthetic test split
+    searchr1-eval model=qwen2.5-3B data=nq_hotpotqa eval.sglang_url=http://gpu-host:30000 \\
+        backend.urls=[http://retriever:8000]                 # any HF checkpoint behind SGLang
+
+The tokenizer always comes from ``model.hf_checkpoint`` (token ids go to SGLang, never text).
+Results: ``<run dir>/eval.json`` (or ``eval.output``), a Markdown table next to it, and one JSON line
+per sample in ``eval_samples.jsonl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import hydra
+from omegaconf import DictConfig
+
+from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, precheck
+from searchr1.config import ConfigError, register_configs, to_typed
+from searchr1.config.schema import SearchR1Config
+from searchr1.eval.identity import identity
+from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
+from searchr1.eval.table import markdown
+from searchr1.run import RunContext, save_resolved_config
+
+log = logging.getLogger("searchr1.eval")
+
+SAMPLES_FILE = "eval_samples.jsonl"
+SGLANG_TIMEOUT_S = 600.0
+
+
+def main() -> None:
+    register_configs()
+    error = precheck(sys.argv[1:])
+    if error:
+        print(f"searchr1-eval: config error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    _hydra_main()
+
+
+@hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        typed = to_typed(cfg)
+    except ConfigError as exc:
+        log.error("config error: %s", exc)
+        raise SystemExit(2) from None
+    run_eval(RunContext.from_hydra(cfg, typed))
+
+
+def run_eval(ctx: RunContext) -> dict[str, Any]:
+    """Evaluate, print the table, write the result files; returns the result JSON."""
+    from searchr1.data import ensure_data
+    from searchr1.data.dataset import load_split
+
+    cfg = ctx.cfg
+    save_resolved_config(ctx)
+    ensure_data(cfg.data)
+    split_path = cfg.data.test_path if cfg.eval.split == "test" else cfg.data.train_path
+    examples = load_split(split_path)
+    chosen = select_examples(examples, cfg.eval.max_prompts)
+    log.info("evaluating %d of %d %s prompts (eval.max_prompts=%s)", len(chosen), len(examples), cfg.eval.split,
+             cfg.eval.max_prompts)
+    with ExitStack() as stack:
+        urls = _retriever_urls(cfg, ctx.run_dir, stack)
+        result = asyncio.run(_evaluate(cfg, chosen, urls, ctx.run_dir))
+    engine = f"sglang:{cfg.eval.sglang_url}" if cfg.eval.sglang_url else "embedded"
+    payload = {
+        "run_name": ctx.run_name,
+        **identity(cfg, split_path=split_path, num_examples=len(examples), evaluated=len(chosen), engine=engine,
+                   retriever_urls=urls),
+        "table": {"columns": result.table.columns, "rows": result.table.cells, "n": result.table.counts},
+        "metrics": result.metrics(),
+    }
+    _write_results(ctx, cfg, result, payload)
+    return payload
+
+
+def _retriever_urls(cfg: SearchR1Config, run_dir: Path, stack: ExitStack) -> list[str]:
+    """The retriever to search: configured URLs, or an embedded one over the data's corpus."""
+    if cfg.backend.name != "local" or cfg.search.replay_path:
+        return []
+    if cfg.backend.urls:
+        return list(cfg.backend.urls)
+    from searchr1.retriever.embedded import EmbeddedRetriever
+
+    retriever = stack.enter_context(EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
+                                                      log_path=run_dir / "retriever.log"))
+    return [retriever.url]
+
+
+async def _evaluate(cfg: SearchR1Config, examples, urls: list[str], run_dir: Path) -> EvalResult:
+    from searchr1.search.factory import build_search_backend
+    from searchr1.trainers.local.model import load_policy_tokenizer
+
+    tokenizer = load_policy_tokenizer(cfg.model)
+    async with aiohttp.ClientSession() as session:
+        search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls or None, run_dir=run_dir)
+        engine = _engine(cfg, tokenizer, session)
+        try:
+            return await evaluate_examples(examples, engine=engine, search=search, tokenizer=tokenizer, cfg=cfg)
+        finally:
+            await search.close()
+            if hasattr(engine, "close"):
+                await engine.close()
+
+
+def _engine(cfg: SearchR1Config, tokenizer: Any, session: aiohttp.ClientSession):
+    if cfg.eval.sglang_url:
+        from searchr1.rollout.sglang_engine import SGLangEngine
+
+        log.info("generating through SGLang at %s (eval.sglang_url)", cfg.eval.sglang_url)
+        return SGLangEngine(cfg.eval.sglang_url, session, SGLANG_TIMEOUT_S)
+    from searchr1.trainers.local.engine import LocalEngine
+    from searchr1.trainers.local.model import load_model
+
+    log.info("generating with the embedded engine (%s); set eval.sglang_url to use a GPU server", cfg.model.name)
+    max_batch = getattr(cfg.trainer, "engine_max_batch", 16)
+    return LocalEngine(load_model(cfg.model).eval(), tokenizer, max_batch=max_batch, seed=cfg.seed)
+
+
+def _write_results(ctx: RunContext, cfg: SearchR1Config, result: EvalResult, payload: dict[str, Any]) -> None:
+    out = Path(cfg.eval.output) if cfg.eval.output else ctx.run_dir / "eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2))
+    title = f"{cfg.model.name} · {cfg.data.name}/{cfg.eval.split} · " + (
+        "greedy" if cfg.eval.temperature == 0 else f"T={cfg.eval.temperature}, k={cfg.eval.pass_k}")
+    table = markdown(result.table, title)
+    out.with_suffix(".md").write_text(table)
+    with (out.parent / SAMPLES_FILE).open("w") as handle:
+        for score, response in zip(result.scores, result.responses):
+            handle.write(json.dumps({**score.as_dict(), "response": response}) + "\n")
+    print(table)
+    print(f"wrote {out}, {out.with_suffix('.md')} and {out.parent / SAMPLES_FILE}")
