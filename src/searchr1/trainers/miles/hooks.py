@@ -1,0 +1,405 @@
+"""Functions Miles loads by dotted path: our rollout, reward, TIS and rollout metrics inside Miles.
+
+- ``generate`` (``--custom-generate-function-path``): the new form Miles' class-based rollout calls,
+  ``async (GenerateFnInput) -> GenerateFnOutput``; ``generate_legacy`` is the ``(args, sample,
+  sampling_params)`` form. Both run :func:`searchr1.rollout.loop.run_trajectory` against SGLang's
+  ``/generate`` at Miles' router and fill Miles' ``Sample``.
+- ``reward`` (``--custom-rm-path``, also under ``--group-rm``): our reward, as a dict (``--reward-key total``).
+- ``tis_weights`` (``--custom-tis-function-path``): :func:`searchr1.tis.compute_tis` with the signature of
+  Miles' ``mis.compute_mis_weights_with_cp``.
+- ``log_rollout`` (``--custom-rollout-log-function-path``): our rollout metrics, next to Miles' own.
+
+Miles is imported lazily, inside the hooks, so this module imports without Miles (tests, CPU installs).
+Invariants Miles relies on but does not check are enforced here: see :func:`check_sample`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import aiohttp
+
+from searchr1.config.schema import RewardConfig, RolloutConfig
+from searchr1.reward import RewardBreakdown, score_response
+from searchr1.rollout.loop import run_trajectory
+from searchr1.rollout.sglang_engine import SGLangEngine
+from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
+from searchr1.rollout.trajectory import Trajectory
+from searchr1.search.factory import SearchStack, build_search_backend
+from searchr1.trainers.miles.custom_config import HookSettings, tis_config_from_args
+from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY, compute_tis
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "searchr1"
+"""Our per-sample counts live under this key of ``Sample.metadata`` (Miles ships only raw_reward/round_number)."""
+# Miles binds these W&B prefixes to a step metric; anything else would plot against W&B's _step.
+MILES_STEP_PREFIXES = ("rollout/", "train/", "eval/", "perf/", "multi_turn/", "passrate/")
+
+
+class SampleInvariantError(ValueError):
+    """A filled Sample that Miles would mis-train on (misaligned masks/logprobs/tokens)."""
+
+
+# --------------------------------------------------------------------------- per-process runtime
+@dataclass
+class _Runtime:
+    """The HTTP session, engine client and search stack of one rollout process and event loop."""
+
+    settings: HookSettings
+    session: aiohttp.ClientSession
+    engine: SGLangEngine
+    search: SearchStack
+    encoders: dict[int, SegmentEncoder]
+
+    def encoder(self, tokenizer: Any) -> SegmentEncoder:
+        return self.encoders.setdefault(id(tokenizer), SegmentEncoder(tokenizer))
+
+
+# Miles calls hooks as bare functions, so their connections are cached per process. aiohttp sessions
+# belong to the loop that made them: one runtime per running loop.
+_RUNTIMES: dict[int, _Runtime] = {}
+_SETTINGS: dict[int, HookSettings] = {}
+
+
+def hook_settings(args: Any) -> HookSettings:
+    """``args.searchr1`` typed once per args object (range checks re-run on the worker)."""
+    key = id(args)
+    if key not in _SETTINGS:
+        _SETTINGS[key] = HookSettings.from_args(args)
+    return _SETTINGS[key]
+
+
+def router_url(args: Any) -> str:
+    return f"http://{args.sglang_router_ip}:{args.sglang_router_port}"
+
+
+async def _runtime(args: Any) -> _Runtime:
+    loop_id = id(asyncio.get_running_loop())
+    runtime = _RUNTIMES.get(loop_id)
+    if runtime is not None and not runtime.session.closed:
+        return runtime
+    settings = hook_settings(args)
+    session = aiohttp.ClientSession()
+    search = build_search_backend(settings.backend, settings.search, session=session, run_dir=settings.run_dir)
+    runtime = _Runtime(settings, session, SGLangEngine(router_url(args), session), search, {})
+    _RUNTIMES[loop_id] = runtime
+    log.info("searchr1 rollout: engine %s, search backend %s", router_url(args), settings.backend.name)
+    return runtime
+
+
+async def close_runtimes() -> None:
+    """Close every cached session and search stack (tests; Miles ends the process instead)."""
+    for runtime in list(_RUNTIMES.values()):
+        await runtime.search.close()
+        await runtime.session.close()
+    _RUNTIMES.clear()
+    _SETTINGS.clear()
+
+
+# --------------------------------------------------------------------------- generate
+async def generate(input: Any) -> Any:
+    """New-form generate function (``GenerateFnInput -> GenerateFnOutput``)."""
+    from miles.rollout.base_types import GenerateFnOutput
+
+    state = input.state
+    sample = await generate_sample(input.args, input.sample, state.tokenizer,
+                                   sampling_params=input.sampling_params,
+                                   engine_aborted=lambda: bool(getattr(state, "aborted", False)))
+    return GenerateFnOutput(samples=sample)
+
+
+async def generate_legacy(args: Any, sample: Any, sampling_params: dict, evaluation: bool = False) -> Any:
+    """Legacy form (``MILES_USE_LEGACY_ROLLOUT_V1=1``): ``(args, sample, sampling_params) -> Sample``."""
+    from miles.rollout.sglang_rollout import GenerateState
+
+    state = GenerateState(args)  # the legacy path's singleton: already built, holds the tokenizer
+    return await generate_sample(args, sample, state.tokenizer, sampling_params=sampling_params,
+                                 engine_aborted=lambda: bool(getattr(state, "aborted", False)))
+
+
+async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_params: Optional[Mapping] = None,
+                          engine_aborted: Callable[[], bool] = lambda: False) -> Any:
+    """Roll out one Miles sample with our loop and fill it in place. Never raises: Miles would
+    silently drop the sample's whole group, so a failure becomes a FAILED sample that trains as a
+    zero-reward, fully masked response instead."""
+    ids: list[int] = []
+    try:
+        runtime = await _runtime(args)
+        settings = runtime.settings
+        ids = sample_prompt_ids(sample.prompt, tokenizer)
+        traj = await run_trajectory(
+            ids, engine=runtime.engine, search=runtime.search, tokenizer=tokenizer,
+            rollout_cfg=rollout_config(settings.rollout, sampling_params), topk=settings.search.topk,
+            failure_text=settings.search.failure_text, encoder=runtime.encoder(tokenizer),
+        )
+        if not traj.response_ids:
+            raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
+        fill_sample(sample, traj, engine_aborted=engine_aborted())
+        check_sample(sample, len(ids))
+    except Exception as exc:  # noqa: BLE001 — see the docstring: an escaping error loses the group
+        log.exception("searchr1 generate failed for sample %s; returning it as FAILED", getattr(sample, "index", None))
+        fail_sample(sample, ids, tokenizer, f"{type(exc).__name__}: {exc}")
+    return sample
+
+
+def sample_prompt_ids(prompt: Any, tokenizer: Any) -> list[int]:
+    """Miles hands a chat-templated string (``--apply-chat-template``) or the raw message list."""
+    if isinstance(prompt, str):
+        return list(tokenizer.encode(prompt, add_special_tokens=False))
+    return prompt_ids(tokenizer, prompt)
+
+
+def rollout_config(base: RolloutConfig, sampling_params: Optional[Mapping]) -> RolloutConfig:
+    """Temperature and top-p as Miles asks (training: --rollout-*, evaluation: --eval-*)."""
+    if not sampling_params:
+        return base
+    return dataclasses.replace(base, temperature=float(sampling_params.get("temperature", base.temperature)),
+                               top_p=float(sampling_params.get("top_p", base.top_p)))
+
+
+def fill_sample(sample: Any, traj: Trajectory, *, engine_aborted: bool) -> None:
+    status = type(sample).Status
+    sample.tokens = list(traj.prompt_ids) + list(traj.response_ids)
+    sample.response = traj.response_text
+    sample.response_length = len(traj.response_ids)
+    sample.loss_mask = [int(m) for m in traj.loss_mask]
+    sample.rollout_log_probs = [float(lp) for lp in traj.rollout_logprobs]
+    sample.status = _status(traj.status, engine_aborted, status)
+    sample.non_generation_time = traj.search_seconds  # keeps Miles' tokens/s honest about search time
+    sample.metadata = {**(sample.metadata or {}), METADATA_KEY: trajectory_counts(traj)}
+
+
+def _status(ours: str, engine_aborted: bool, status: Any) -> Any:
+    if ours == "completed":
+        return status.COMPLETED
+    if ours == "truncated":
+        return status.TRUNCATED
+    # ABORTED only when Miles aborted the rollout: an aborted sample gets no reward, and a sample
+    # without a reward in a training group crashes Miles. An engine/HTTP failure is FAILED instead.
+    return status.ABORTED if engine_aborted else status.FAILED
+
+
+def trajectory_counts(traj: Trajectory) -> dict[str, Any]:
+    return {
+        "turns": traj.turns,
+        "search_calls": traj.search_calls,
+        "search_failures": traj.search_failures,
+        "observation_tokens": traj.observation_tokens,
+        "invalid_actions": traj.invalid_actions,
+        "queries": list(traj.queries),
+        "final_answer": traj.final_answer,
+        "status": traj.status,
+        "search_seconds": traj.search_seconds,
+    }
+
+
+def fail_sample(sample: Any, prompt: Sequence[int], tokenizer: Any, reason: str) -> None:
+    """One masked EOS token: a valid, zero-length-in-effect response Miles can score and train past."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    sample.tokens = list(prompt) + [0 if eos is None else int(eos)]
+    sample.response = ""
+    sample.response_length = 1
+    sample.loss_mask = [0]
+    sample.rollout_log_probs = [0.0]
+    sample.status = type(sample).Status.FAILED
+    sample.non_generation_time = 0.0
+    sample.metadata = {**(sample.metadata or {}), METADATA_KEY: {"error": reason, "status": "failed"}}
+
+
+def check_sample(sample: Any, prompt_len: int) -> None:
+    """What Miles needs and never checks on the generate path (Sample.validate() is not called)."""
+    n = sample.response_length
+    if not (len(sample.loss_mask) == len(sample.rollout_log_probs) == n):
+        raise SampleInvariantError(
+            f"loss_mask ({len(sample.loss_mask)}), rollout_log_probs ({len(sample.rollout_log_probs)}) and "
+            f"response_length ({n}) differ")
+    if len(sample.tokens) != prompt_len + n:
+        raise SampleInvariantError(f"tokens ({len(sample.tokens)}) != prompt ({prompt_len}) + response ({n})")
+    if any(lp != 0.0 for lp, m in zip(sample.rollout_log_probs, sample.loss_mask) if not m):
+        raise SampleInvariantError("an observation token carries a non-zero rollout logprob")
+
+
+# --------------------------------------------------------------------------- reward
+async def reward(args: Any, samples: Any, **kwargs: Any) -> Any:
+    """One sample -> one reward dict; a list (``--group-rm``, or list outputs) -> a list, in order."""
+    cfg = hook_settings(args).reward
+    if isinstance(samples, list):
+        return [score_sample(s, cfg) for s in samples]
+    return score_sample(samples, cfg)
+
+
+def score_sample(sample: Any, cfg: RewardConfig) -> dict[str, float]:
+    prompt_text = sample.prompt if isinstance(sample.prompt, str) else ""
+    breakdown = score_response(sample.response, golden_answers(sample.label), cfg, prompt_text=prompt_text)
+    return reward_dict(breakdown)
+
+
+def reward_dict(breakdown: RewardBreakdown) -> dict[str, float]:
+    return {"total": breakdown.total, "exact_match": breakdown.exact_match, "format": breakdown.format}
+
+
+def golden_answers(label: Any) -> list[str]:
+    """Search-R1's ``reward_model`` label (``{"ground_truth": {"target": [...]}}``), a list or a string."""
+    if isinstance(label, Mapping):
+        target = label.get("ground_truth", label)
+        target = target.get("target", []) if isinstance(target, Mapping) else target
+        return golden_answers(target)
+    if isinstance(label, str):
+        return [label]
+    return [str(a) for a in (label or [])]
+
+
+# --------------------------------------------------------------------------- TIS
+def tis_weights(args: Any, *, pg_loss: Any, train_log_probs: list, rollout_log_probs: list, loss_masks: list,
+                total_lengths: list[int], response_lengths: list[int], **kwargs: Any) -> tuple[Any, list, dict]:
+    """Miles' TIS hook contract (as ``mis.compute_mis_weights_with_cp``): returns the weighted per-token
+    ``pg_loss``, the loss masks after rejection, and per-token metric tensors Miles logs as ``train/<key>``."""
+    import torch
+
+    cfg = tis_config_from_args(args)
+    cp = _ContextParallel(args, total_lengths, response_lengths, kwargs.get("max_seq_lens"))
+    result = compute_tis(cp.gather(train_log_probs), cp.gather(rollout_log_probs), loss_masks, cfg)
+    if cfg.enabled:
+        pg_loss = pg_loss * cp.local(result.weights).to(pg_loss.dtype)
+    local_lengths = [int(t.numel()) for t in train_log_probs]
+    metrics = {
+        key: torch.cat([torch.full((n,), float(value), device=pg_loss.device) for n in local_lengths])
+        for key, value in miles_tis_metrics(result.metrics, args).items()
+    }
+    return pg_loss, result.masks, metrics
+
+
+def miles_tis_metrics(metrics: dict[str, float], args: Any) -> dict[str, float]:
+    """Miles averages hook metrics over samples and micro-batches, so the ESS is reported as the
+    micro-batch fraction times the optimizer batch (in samples); the fraction itself is unchanged."""
+    out = dict(metrics)
+    out[ESS_KEY] = metrics[ESS_FRACTION_KEY] * float(getattr(args, "global_batch_size", 1) or 1)
+    return out
+
+
+@dataclass
+class _ContextParallel:
+    """Whole-sequence views of context-parallel slices (identity without CP), as mis.py does."""
+
+    args: Any
+    total_lengths: list[int]
+    response_lengths: list[int]
+    max_seq_lens: Optional[list[int]]
+
+    @property
+    def enabled(self) -> bool:
+        return int(getattr(self.args, "context_parallel_size", 1) or 1) > 1
+
+    def gather(self, values: list) -> list:
+        if not self.enabled:
+            return list(values)
+        from miles.backends.training_utils.cp_utils import all_gather_with_cp
+
+        return [all_gather_with_cp(v, self.total_lengths[i], self.response_lengths[i], self.args.qkv_format,
+                                   self._max_len(i)) for i, v in enumerate(values)]
+
+    def local(self, values: list) -> Any:
+        import torch
+
+        if not self.enabled:
+            return torch.cat(values)
+        from miles.backends.training_utils.cp_utils import slice_log_prob_with_cp
+
+        return torch.cat([slice_log_prob_with_cp(v, self.total_lengths[i], self.response_lengths[i],
+                                                 self.args.qkv_format, self._max_len(i)) for i, v in enumerate(values)])
+
+    def _max_len(self, i: int) -> Optional[int]:
+        return self.max_seq_lens[i] if self.max_seq_lens is not None else None
+
+
+# --------------------------------------------------------------------------- rollout metrics
+def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
+    """Log our rollout metrics to W&B (via Miles' tracking) and to ``<run dir>/metrics.jsonl``.
+
+    Returns False so Miles' default rollout logging still runs."""
+    try:
+        metrics = rollout_log_metrics(samples, args, search_stats=search_stats_and_reset())
+        append_metrics(hook_settings(args).metrics_path, rollout_id, metrics)
+        _log_to_miles(args, rollout_id, metrics)
+    except Exception:  # noqa: BLE001 — our extra metrics must never stop Miles' own logging or training
+        log.exception("searchr1 rollout metrics failed at rollout %s", rollout_id)
+    return False
+
+
+def rollout_log_metrics(samples: Sequence[Any], args: Any, search_stats: Optional[dict] = None) -> dict[str, float]:
+    """The project's metric keys computed from Miles samples (rewards are our reward dicts)."""
+    from searchr1.metrics import rollout_metrics
+
+    settings = hook_settings(args)
+    trajectories = [sample_trajectory(s) for s in samples]
+    rewards = [_breakdown(s, settings.reward) for s in samples]
+    golds = [golden_answers(s.label) for s in samples]
+    return rollout_metrics(trajectories, rewards, golds, search_stats)
+
+
+def sample_trajectory(sample: Any) -> Trajectory:
+    """A Trajectory view of a filled Sample (for the shared metrics module)."""
+    counts = (sample.metadata or {}).get(METADATA_KEY, {})
+    n = sample.response_length
+    status = counts.get("status", "completed")
+    return Trajectory(
+        prompt_ids=list(sample.tokens[: len(sample.tokens) - n]),
+        response_ids=list(sample.tokens[len(sample.tokens) - n:]),
+        loss_mask=list(sample.loss_mask or [1] * n),
+        rollout_logprobs=list(sample.rollout_log_probs or [0.0] * n),
+        response_text=sample.response,
+        turns=counts.get("turns", 0),
+        search_calls=counts.get("search_calls", 0),
+        search_failures=counts.get("search_failures", 0),
+        observation_tokens=counts.get("observation_tokens", 0),
+        invalid_actions=counts.get("invalid_actions", 0),
+        queries=list(counts.get("queries", [])),
+        final_answer=counts.get("final_answer"),
+        status="aborted" if status == "failed" else status,
+        search_seconds=counts.get("search_seconds", 0.0),
+    )
+
+
+def _breakdown(sample: Any, cfg: RewardConfig) -> RewardBreakdown:
+    value = sample.reward
+    if isinstance(value, Mapping):
+        return RewardBreakdown(total=float(value["total"]), exact_match=float(value["exact_match"]),
+                               format=float(value["format"]))
+    if value is None:  # aborted samples are never scored by Miles
+        return score_response(sample.response, golden_answers(sample.label), cfg)
+    return RewardBreakdown(total=float(value), exact_match=float(value), format=0.0)
+
+
+def search_stats_and_reset() -> dict[str, float]:
+    stats: dict[str, float] = {}
+    for runtime in _RUNTIMES.values():
+        stats.update(runtime.search.stats_and_reset())
+    return stats
+
+
+def wandb_key(key: str) -> str:
+    """Our key under a prefix Miles plots against ``rollout/step`` (``reward/x`` -> ``rollout/reward/x``)."""
+    return key if key.startswith(MILES_STEP_PREFIXES) else f"rollout/{key}"
+
+
+def append_metrics(path: Path, step: int, metrics: dict[str, float]) -> None:
+    """The run dir's metrics.jsonl, in the local trainer's format (reports read it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps({"step": step, **metrics}) + "\n")
+
+
+def _log_to_miles(args: Any, rollout_id: int, metrics: dict[str, float]) -> None:
+    from miles.utils.metric_utils import compute_rollout_step
+    from miles.utils.tracking_utils import tracking
+
+    payload = {wandb_key(k): v for k, v in metrics.items()}
+    payload["rollout/step"] = compute_rollout_step(args, rollout_id)
+    tracking.log(args, payload, step_key="rollout/step")

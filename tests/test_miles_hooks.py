@@ -1,0 +1,247 @@
+"""Miles hooks: generate against an SGLang-protocol server and the real retriever, reward, TIS, metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from searchr1.config import to_typed
+from searchr1.data.prompt import prompt_messages
+from searchr1.rollout.trajectory import Trajectory
+from searchr1.retriever.embedded import EmbeddedRetriever
+from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY
+from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles.custom_config import build_custom_config, write_custom_config
+from tests.support.compose import compose_config
+from tests.support.miles_fakes import FakeSample, FakeState, miles_args
+from tests.support.retriever import TEST_CFG, write_corpus
+from tests.support.scripted import fake_logprob, search_then_answer_policy, smollm2_tokenizer
+from tests.support.sglang_server import serve_fake_sglang
+
+QUESTION = "What is the capital of France?"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return smollm2_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory):
+    corpus = write_corpus(tmp_path_factory.mktemp("miles-hooks") / "corpus.jsonl")
+    with EmbeddedRetriever(corpus, TEST_CFG) as server:
+        yield server
+
+
+@pytest.fixture
+async def runtime_cleanup():
+    yield
+    await hooks.close_runtimes()
+
+
+def write_args(tmp_path: Path, retriever_url: str, router_url: str, *overrides: str) -> argparse.Namespace:
+    cfg = to_typed(compose_config(["trainer=miles", "model=smollm2-135m", "backend=local", "reward=em", *overrides]))
+    data = build_custom_config(cfg, run_dir=tmp_path, run_name="test", retriever_urls=[retriever_url])
+    return miles_args(write_custom_config(data, tmp_path / "miles_custom_config.yaml"), router_url=router_url)
+
+
+def chat_prompt(tokenizer) -> str:
+    """What Miles puts in Sample.prompt with --apply-chat-template."""
+    return tokenizer.apply_chat_template(prompt_messages(QUESTION), tokenize=False, add_generation_prompt=True)
+
+
+def new_sample(tokenizer, cls=FakeSample):
+    return cls(group_index=0, index=0, prompt=chat_prompt(tokenizer), label={"style": "rule", "ground_truth": {"target": ["Paris"]}})
+
+
+@pytest.mark.slow
+async def test_generate_fills_every_field_miles_reads(tmp_path, tokenizer, retriever, runtime_cleanup):
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        args = write_args(tmp_path, retriever.url, fake.url)
+        sample = new_sample(tokenizer)
+        out = await hooks.generate_sample(args, sample, tokenizer, sampling_params={"temperature": 1.0, "top_p": 1.0})
+    assert out is sample
+    assert sample.status is FakeSample.Status.COMPLETED
+    sample.validate()
+    prompt = tokenizer.encode(chat_prompt(tokenizer), add_special_tokens=False)
+    p, n = len(prompt), sample.response_length
+    # token-in: the first request is the prompt's ids; tokens end with exactly the response
+    assert fake.requests[0]["input_ids"] == prompt
+    assert sample.tokens[:p] == prompt and len(sample.tokens) == p + n
+    assert tokenizer.decode(sample.tokens[p:], skip_special_tokens=False) == sample.response
+    counts = sample.metadata[hooks.METADATA_KEY]
+    assert counts["search_calls"] == 1 and counts["turns"] == 2 and counts["queries"]
+    assert len(sample.loss_mask) - sum(sample.loss_mask) == counts["observation_tokens"] > 0
+    for i, (mask, logprob) in enumerate(zip(sample.loss_mask, sample.rollout_log_probs)):
+        token = sample.tokens[p + i]
+        assert logprob == (pytest.approx(fake_logprob(p + i, token)) if mask else 0.0)
+    # the real retriever answered: the observation holds its top passage, the policy answers with it
+    assert "<information>" in sample.response and "Paris" in sample.response
+    assert sample.response.endswith("<answer>Paris</answer>")  # nothing after the closing tag is kept
+    assert sample.non_generation_time > 0.0
+    assert sample.reward is None  # left for the reward hook
+
+    assert await hooks.reward(args, sample) == {"total": 1.0, "exact_match": 1.0, "format": 0.0}
+    assert await hooks.reward(args, [sample, sample]) == [{"total": 1.0, "exact_match": 1.0, "format": 0.0}] * 2
+
+
+async def test_engine_failure_gives_a_failed_not_aborted_sample(tmp_path, tokenizer, runtime_cleanup):
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        fake.fail_status = 500
+        args = write_args(tmp_path, "http://127.0.0.1:9", fake.url)
+        sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+    assert sample.status is FakeSample.Status.FAILED
+    sample.validate()
+    assert (sample.response_length, sample.loss_mask, sample.rollout_log_probs) == (1, [0], [0.0])
+    assert sample.tokens[-1] == tokenizer.eos_token_id
+    assert "no tokens" in sample.metadata[hooks.METADATA_KEY]["error"]
+    assert (await hooks.reward(args, sample))["total"] == 0.0
+
+
+async def test_no_exception_escapes_generate(tmp_path, tokenizer, monkeypatch, runtime_cleanup):
+    async def boom(*args, **kwargs):
+        raise RuntimeError("search stack exploded")
+
+    monkeypatch.setattr(hooks, "run_trajectory", boom)
+    args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+    assert sample.status is FakeSample.Status.FAILED
+    assert "search stack exploded" in sample.metadata[hooks.METADATA_KEY]["error"]
+    sample.validate()
+
+
+async def test_missing_custom_config_is_a_failed_sample_naming_the_flag(tokenizer, runtime_cleanup):
+    args = argparse.Namespace(sglang_router_ip="127.0.0.1", sglang_router_port=9)
+    sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+    assert sample.status is FakeSample.Status.FAILED
+    assert "--custom-config-path" in sample.metadata[hooks.METADATA_KEY]["error"]
+
+
+def trajectory(status: str) -> Trajectory:
+    return Trajectory(prompt_ids=[1, 2], response_ids=[5, 6, 7], loss_mask=[1, 0, 1], rollout_logprobs=[-0.5, 0.0, -1.0],
+                      response_text="abc", turns=1, status=status, search_seconds=0.25)
+
+
+@pytest.mark.parametrize("ours,engine_aborted,expected", [
+    ("completed", False, "COMPLETED"), ("truncated", False, "TRUNCATED"),
+    ("aborted", True, "ABORTED"), ("aborted", False, "FAILED"),
+])
+def test_status_is_aborted_only_for_a_real_abort(ours, engine_aborted, expected):
+    sample = FakeSample()
+    hooks.fill_sample(sample, trajectory(ours), engine_aborted=engine_aborted)
+    assert sample.status is FakeSample.Status[expected]
+    assert sample.non_generation_time == 0.25
+    hooks.check_sample(sample, prompt_len=2)
+
+
+def test_check_sample_rejects_misalignment():
+    sample = FakeSample()
+    hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
+    sample.rollout_log_probs = sample.rollout_log_probs[:-1]
+    with pytest.raises(hooks.SampleInvariantError, match="differ"):
+        hooks.check_sample(sample, prompt_len=2)
+    hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
+    with pytest.raises(hooks.SampleInvariantError, match="tokens"):
+        hooks.check_sample(sample, prompt_len=3)
+    sample.rollout_log_probs[1] = -0.1
+    with pytest.raises(hooks.SampleInvariantError, match="observation token"):
+        hooks.check_sample(sample, prompt_len=2)
+
+
+def test_sampling_params_from_miles_set_temperature_and_top_p():
+    base = to_typed(compose_config([])).rollout
+    assert hooks.rollout_config(base, {"temperature": 0.0, "top_p": 0.5}).temperature == 0.0
+    assert hooks.rollout_config(base, {"temperature": 0.0, "top_p": 0.5}).top_p == 0.5
+    assert hooks.rollout_config(base, None) is base
+
+
+@pytest.mark.parametrize("label,expected", [
+    ({"style": "rule", "ground_truth": {"target": ["a", "b"]}}, ["a", "b"]),
+    ({"target": ["x"]}, ["x"]), (["y"], ["y"]), ("z", ["z"]), (None, []),
+])
+def test_golden_answers_from_labels(label, expected):
+    assert hooks.golden_answers(label) == expected
+
+
+# --------------------------------------------------------------------------- TIS hook
+def tis_args(**kw):
+    base = dict(use_tis=True, use_rs=False, tis_level="token", tis_mode="truncate", tis_lower_bound=0.5,
+                tis_upper_bound=2.0, tis_batch_normalize=False, global_batch_size=4, context_parallel_size=1)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def call_tis(args, train, masks):
+    pg_loss = torch.ones(sum(len(t) for t in train))
+    rollout = [torch.zeros(len(t)) for t in train]
+    return hooks.tis_weights(args, pg_loss=pg_loss, train_log_probs=[torch.log(torch.tensor(t)) for t in train],
+                             rollout_log_probs=rollout, loss_masks=[torch.tensor(m, dtype=torch.float32) for m in masks],
+                             total_lengths=[10 + len(t) for t in train], response_lengths=[len(t) for t in train])
+
+
+def test_tis_hook_truncates_like_miles_mis_py():
+    # Miles' truncate clamps to [0, upper] and ignores the lower bound: 3 -> 2, 0.25 stays 0.25.
+    pg_loss, masks, metrics = call_tis(tis_args(), [[1.0, 3.0], [0.25]], [[1, 1], [1]])
+    assert torch.allclose(pg_loss, torch.tensor([1.0, 2.0, 0.25]))
+    assert [m.tolist() for m in masks] == [[1.0, 1.0], [1.0]]
+    # per-sequence weights 1.5 and 0.25: ESS fraction (1.75^2 / (2.25 + 0.0625)) / 2, times the batch of 4
+    fraction = 1.75**2 / (1.5**2 + 0.25**2) / 2
+    assert metrics[ESS_FRACTION_KEY].shape == (3,)
+    assert torch.allclose(metrics[ESS_FRACTION_KEY], torch.full((3,), fraction))
+    assert torch.allclose(metrics[ESS_KEY], torch.full((3,), fraction * 4))
+
+
+def test_tis_hook_masked_tokens_get_zero_weight():
+    pg_loss, _, _ = call_tis(tis_args(), [[3.0, 3.0]], [[1, 0]])
+    assert pg_loss.tolist() == [2.0, 0.0]
+
+
+def test_tis_hook_off_leaves_the_loss_and_still_reports_ess():
+    pg_loss, masks, metrics = call_tis(tis_args(use_tis=False), [[1.0, 3.0]], [[1, 1]])
+    assert pg_loss.tolist() == [1.0, 1.0]
+    assert ESS_KEY in metrics and ESS_FRACTION_KEY in metrics
+
+
+def test_tis_hook_mask_mode_returns_rejection_masks():
+    pg_loss, masks, _ = call_tis(tis_args(tis_mode="mask"), [[0.25, 1.5, 3.0]], [[1, 1, 1]])
+    assert masks[0].tolist() == [0.0, 1.0, 0.0]
+    assert pg_loss.tolist() == [0.0, 1.5, 0.0]
+
+
+def test_tis_hook_emits_the_same_keys_for_an_all_masked_micro_batch():
+    _, _, full = call_tis(tis_args(), [[1.0, 3.0]], [[1, 1]])
+    _, _, empty = call_tis(tis_args(), [[1.0]], [[0]])
+    assert set(full) == set(empty)
+
+
+def test_tis_hook_rejects_rejection_sampling():
+    with pytest.raises(RuntimeError, match="use_rs"):
+        call_tis(tis_args(use_rs=True), [[1.0]], [[1]])
+
+
+# --------------------------------------------------------------------------- rollout log hook
+def test_wandb_keys_land_on_miles_step_prefixes():
+    assert hooks.wandb_key("reward/exact_match") == "rollout/reward/exact_match"
+    assert hooks.wandb_key("search_r1/turns_per_sample") == "rollout/search_r1/turns_per_sample"
+    assert hooks.wandb_key("rollout/truncated_fraction") == "rollout/truncated_fraction"
+    assert hooks.wandb_key("tis/effective_sample_size") == "rollout/tis/effective_sample_size"
+
+
+def test_append_metrics_writes_the_local_trainer_format(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    hooks.append_metrics(path, 3, {"reward/total": 0.5})
+    hooks.append_metrics(path, 4, {"reward/total": 0.75})
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [
+        {"step": 3, "reward/total": 0.5}, {"step": 4, "reward/total": 0.75}]
+
+
+def test_sample_trajectory_round_trips_the_counts():
+    sample = FakeSample()
+    hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
+    traj = hooks.sample_trajectory(sample)
+    assert (traj.prompt_ids, traj.response_ids, traj.loss_mask) == ([1, 2], [5, 6, 7], [1, 0, 1])
+    assert (traj.turns, traj.status, traj.search_seconds) == (1, "completed", 0.25)
