@@ -85,6 +85,15 @@ def test_workspace_spec_filters_the_sweep_and_groups_by_its_axes(tmp_path):
                        "tis/effective_sample_size"]
 
 
+def test_workspace_spec_for_miles_runs_reads_the_searchr1_namespace(tmp_path):
+    run = make_run(tmp_path / "run", max_turns=2, topk=3, seed=0, em=[0.1])
+    config_path = run / "resolved_config.yaml"
+    config_path.write_text(config_path.read_text() + "trainer: {name: miles}\n")
+    spec = workspace_spec(find_runs(run))
+    assert spec["filter"] == {"config.searchr1.sweep_name": "turns_topk"}
+    assert spec["group_by"] == ["config.searchr1.rollout.max_turns", "config.searchr1.search.topk"]
+
+
 def test_workspace_spec_builds_a_wandb_workspace_offline(tmp_path):
     pytest.importorskip("wandb_workspaces")
     make_sweep(tmp_path)

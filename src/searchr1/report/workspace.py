@@ -18,17 +18,25 @@ def sweep_axes(runs: Sequence[Run]) -> list[str]:
     return sorted(k for k in keys if k not in ("seed", "sweep", "sweep_name") and "/" not in k)
 
 
+def config_prefix(runs: Sequence[Run]) -> str:
+    """Where our settings sit in the W&B run config: top level (embedded trainer) or, for Miles runs,
+    under the ``searchr1`` key of its custom config (Miles logs all of ``args``)."""
+    trainer = (runs[0].config.get("trainer") or {}).get("name") if runs else None
+    return "config.searchr1." if trainer == "miles" else "config."
+
+
 def workspace_spec(runs: Sequence[Run]) -> dict[str, Any]:
     first = runs[0].config if runs else {}
     logger = first.get("logger") or {}
     sweep_name = first.get("sweep_name")
+    prefix = config_prefix(runs)
     return {
         "entity": logger.get("entity"),
         "project": logger.get("project") or "searchr1",
         "name": f"searchr1 · {sweep_name or 'runs'}",
-        # Filter on the config key, not the W&B group: Miles runs carry sweep_name in their config too.
-        "filter": {"config.sweep_name": sweep_name} if sweep_name else {},
-        "group_by": [f"config.{axis}" for axis in sweep_axes(runs)],
+        # Filter on the config, not the W&B group: Miles names each run's group after the run.
+        "filter": {f"{prefix}sweep_name": sweep_name} if sweep_name else {},
+        "group_by": [f"{prefix}{axis}" for axis in sweep_axes(runs)],
         "aggregate": "mean",
         "spread": "stddev",
         "sections": [{
