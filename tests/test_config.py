@@ -46,7 +46,7 @@ def test_every_sweep_composes(name):
     cfg = compose_config([f"+sweep={name}"], hydra_node=True)
     assert cfg.hydra.mode.name == "MULTIRUN", f"sweeps/{name}.yaml must set hydra.mode: MULTIRUN"
     assert cfg.hydra.sweeper.params, f"sweeps/{name}.yaml defines no sweep axes"
-    to_typed(cfg)
+    assert to_typed(compose_config([f"+sweep={name}"])).sweep_name == name
 
 
 def test_defaults_are_the_embedded_cpu_run():

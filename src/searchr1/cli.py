@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from searchr1.config import ConfigError, register_configs, to_typed
 from searchr1.config.validate import one_line_error
+from searchr1.data.errors import DataError
 from searchr1.run import RunContext, run
 
 CONFIG_MODULE = "searchr1.conf"
@@ -75,4 +76,8 @@ def _hydra_main(cfg: DictConfig) -> None:
     except ConfigError as exc:
         log.error("config error: %s", exc)
         raise SystemExit(2) from None
-    run(RunContext.from_hydra(cfg, typed))
+    try:
+        run(RunContext.from_hydra(cfg, typed))
+    except (ConfigError, DataError) as exc:  # found after start-up (missing key, missing data file)
+        log.error("%s", exc)
+        raise SystemExit(2) from None
