@@ -56,10 +56,11 @@ def compute_tis(
         ratio = _ratio(train.detach().float() - rollout.detach().float(), mask, cfg.level)
         weight, kept = _bound(ratio, mask, cfg)
         ratios.append(ratio)
-        bounded.append(weight * kept)
+        bounded.append(weight * mask)
         masks.append(kept)
-    if cfg.batch_normalize:
+    if cfg.batch_normalize:  # over every model token, rejected ones included, as Miles does
         bounded = _batch_normalize(bounded, loss_masks, cfg.level)
+    bounded = [w * kept for w, kept in zip(bounded, masks)]
     weights = bounded if cfg.enabled else [m.float() for m in loss_masks]
     return TisResult(weights=weights, metrics=_metrics(ratios, bounded, loss_masks, cfg), masks=masks)
 

@@ -63,8 +63,8 @@ class _Runtime:
 
 
 # Miles calls hooks as bare functions, so their connections are cached per process. aiohttp sessions
-# belong to the loop that made them: one runtime per running loop.
-_RUNTIMES: dict[int, _Runtime] = {}
+# belong to the loop that made them: one runtime per (running loop, args object).
+_RUNTIMES: dict[tuple[int, int], _Runtime] = {}
 _SETTINGS: dict[int, HookSettings] = {}
 
 
@@ -81,15 +81,15 @@ def router_url(args: Any) -> str:
 
 
 async def _runtime(args: Any) -> _Runtime:
-    loop_id = id(asyncio.get_running_loop())
-    runtime = _RUNTIMES.get(loop_id)
+    key = (id(asyncio.get_running_loop()), id(args))
+    runtime = _RUNTIMES.get(key)
     if runtime is not None and not runtime.session.closed:
         return runtime
     settings = hook_settings(args)
     session = aiohttp.ClientSession()
     search = build_search_backend(settings.backend, settings.search, session=session, run_dir=settings.run_dir)
     runtime = _Runtime(settings, session, SGLangEngine(router_url(args), session), search, {})
-    _RUNTIMES[loop_id] = runtime
+    _RUNTIMES[key] = runtime
     log.info("searchr1 rollout: engine %s, search backend %s", router_url(args), settings.backend.name)
     return runtime
 

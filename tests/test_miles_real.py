@@ -1,0 +1,105 @@
+"""Hooks against Miles' own code: its Sample, generate-function loader, MockSGLangServer and mis.py.
+
+Skipped unless Miles is importable (e.g. ``PYTHONPATH=/path/to/miles``); each test needs only the
+Miles modules it names, so a partial install runs what it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import pytest
+import torch
+
+from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles.command import GENERATE_HOOK
+from tests.support.miles_fakes import FakeState
+from tests.support.scripted import search_then_answer_policy, smollm2_tokenizer
+from tests.support.sglang_server import serve_fake_sglang
+from tests.test_miles_hooks import chat_prompt, new_sample, retriever, tokenizer, write_args  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.miles
+
+
+@pytest.fixture
+async def runtime_cleanup():
+    yield
+    await hooks.close_runtimes()
+
+
+async def test_real_sample_is_filled_and_validates(tmp_path, tokenizer, retriever, runtime_cleanup):
+    types = pytest.importorskip("miles.utils.types")
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        args = write_args(tmp_path, retriever.url, fake.url)
+        sample = await hooks.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
+        failed = await hooks.generate_sample(argparse.Namespace(), new_sample(tokenizer, types.Sample), tokenizer)
+    assert sample.status is types.Sample.Status.COMPLETED
+    sample.validate()
+    assert sample.effective_response_length < sample.response_length  # observations are masked
+    assert failed.status is types.Sample.Status.FAILED
+    failed.validate()
+    assert (await hooks.reward(args, sample))["exact_match"] == 1.0
+
+
+async def test_new_form_generate_returns_miles_output(tmp_path, tokenizer, retriever, runtime_cleanup):
+    types = pytest.importorskip("miles.utils.types")
+    base_types = pytest.importorskip("miles.rollout.base_types")
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        args = write_args(tmp_path, retriever.url, fake.url)
+        fn_input = base_types.GenerateFnInput(state=FakeState(args, tokenizer), sample=new_sample(tokenizer, types.Sample),
+                                              sampling_params={"temperature": 1.0, "top_p": 1.0}, evaluation=False)
+        output = await hooks.generate(fn_input)
+    assert isinstance(output, base_types.GenerateFnOutput)
+    assert output.samples.status is types.Sample.Status.COMPLETED
+
+
+def test_miles_loads_generate_as_new_form_and_legacy_through_its_adapter():
+    compat = pytest.importorskip("miles.rollout.inference_rollout.compatibility")
+    assert compat.load_generate_function(GENERATE_HOOK) is hooks.generate
+    legacy = compat.load_generate_function("searchr1.trainers.miles.hooks.generate_legacy")
+    assert isinstance(legacy, compat.LegacyGenerateFnAdapter)
+
+
+async def test_generate_against_miles_mock_sglang_server(tmp_path, tokenizer, retriever, runtime_cleanup):
+    mock = pytest.importorskip("miles.utils.test_utils.mock_sglang_server")
+    types = pytest.importorskip("miles.utils.types")
+    model_dir = tmp_path / "tokenizer"
+    smollm2_tokenizer().save_pretrained(model_dir)  # the mock loads its tokenizer from a path, offline
+
+    def process(prompt: str):
+        return mock.ProcessResult(text=search_then_answer_policy(prompt), finish_reason="stop")
+
+    with mock.with_mock_server(model_name=str(model_dir), process_fn=process) as server:
+        args = write_args(tmp_path, retriever.url, f"http://{server.host}:{server.port}")
+        sample = await hooks.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
+        requests = list(server.request_log)
+    assert sample.status is types.Sample.Status.COMPLETED
+    sample.validate()
+    assert requests[0]["input_ids"] == tokenizer.encode(chat_prompt(tokenizer), add_special_tokens=False)
+    assert sample.metadata[hooks.METADATA_KEY]["search_calls"] == 1
+
+
+@pytest.mark.parametrize("level,mode,normalize", [
+    (level, mode, normalize)
+    for level, mode, normalize in itertools.product(("token", "sequence", "geometric"), ("truncate", "clip", "mask"), (False, True))
+    if not (normalize and level == "geometric")
+])
+def test_tis_hook_agrees_with_miles_mis_py(level, mode, normalize):
+    mis = pytest.importorskip("examples.infra_features.train_infer_mismatch_helper.mis")
+    gen = torch.Generator().manual_seed(0)
+    lengths = [5, 3, 7, 1]
+    train = [torch.randn(n, generator=gen) * 0.3 - 1.0 for n in lengths]
+    rollout = [t + torch.randn(len(t), generator=gen) * 0.2 for t in train]
+    masks = [(torch.rand(n, generator=gen) > 0.3).float() for n in lengths]
+    args = argparse.Namespace(use_tis=True, use_rs=False, tis_level=level, rs_level=level, tis_mode=mode,
+                              tis_lower_bound=0.8, tis_upper_bound=1.25, rs_lower_bound=None, rs_upper_bound=None,
+                              rs_veto_threshold=None, tis_batch_normalize=normalize, global_batch_size=4,
+                              context_parallel_size=1)
+    kwargs = dict(pg_loss=torch.ones(sum(lengths)), train_log_probs=train, rollout_log_probs=rollout, loss_masks=masks,
+                  total_lengths=[n + 4 for n in lengths], response_lengths=lengths)
+    theirs_loss, theirs_masks, _ = mis.compute_mis_weights_fsdp(args, **kwargs)
+    ours_loss, ours_masks, _ = hooks.tis_weights(args, **kwargs)
+    mask = torch.cat(ours_masks)
+    assert torch.allclose(ours_loss * mask, theirs_loss * torch.cat(theirs_masks), atol=1e-5)
+    assert torch.equal(mask, torch.cat(theirs_masks))
