@@ -28,7 +28,6 @@ def retriever(tmp_path_factory):
         yield server
 
 
-@pytest.mark.slow
 async def test_loop_over_sglang_protocol_and_real_retriever(retriever):
     tok = smollm2_tokenizer()
     prompts = [prompt_ids(tok, prompt_messages(q)) for q in QUESTIONS]

@@ -53,7 +53,7 @@ def model_runs(traj, engine):
     return runs
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(turns=TURNS, cfg=CONFIGS, honour_stop=st.booleans())
 def test_token_accounting_invariants(turns, cfg, honour_stop):
     engine = ScriptedEngine(TOK, turns, honour_stop=honour_stop)
