@@ -141,24 +141,30 @@ class MicroBatcher:
             hits = self._search(queries, topk)
         except Exception as exc:  # noqa: BLE001 - each waiting request gets the error, the worker lives on
             log.exception("search failed for a batch of %d queries", len(queries))
-            for job in batch:
-                self._resolve(job, exc)
+            self._resolve(batch, [exc] * len(batch))
             return
-        start = 0
+        outcomes, start = [], 0
         for job in batch:
             stop = start + len(job.queries)
-            self._resolve(job, [row[: job.topk] for row in hits[start:stop]])
+            outcomes.append([row[: job.topk] for row in hits[start:stop]])
             start = stop
+        self._resolve(batch, outcomes)
 
-    def _resolve(self, job: _Job, outcome) -> None:
-        self._add_pending(-len(job.queries))
-        job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+    def _resolve(self, batch: list[_Job], outcomes: list) -> None:
+        self._add_pending(-sum(len(job.queries) for job in batch))
+        # One wake-up of each event loop per batch, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for job, outcome in zip(batch, outcomes):
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future, outcome) -> None:
-    if future.done():  # the client went away and the handler was cancelled
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the client went away and the handler was cancelled
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

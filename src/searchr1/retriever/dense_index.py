@@ -18,6 +18,7 @@ from searchr1.retriever.encoder import Encoder
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "faiss.index"
+_BLAS_MIN_QUERIES = 8
 
 
 def index_file(index_path: Path) -> Path:
@@ -50,6 +51,9 @@ class DenseIndex:
         index = faiss.read_index(str(index_file(index_path)), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
         if index.d != encoder.dim:
             raise ValueError(f"index {index_path} has dim {index.d} but encoder {encoder.name!r} gives {encoder.dim}")
+        # faiss-cpu only switches to BLAS (one GEMM for the batch) above this many queries; its
+        # default (128k in recent releases) would leave micro-batches on the per-query scan.
+        faiss.cvar.distance_compute_blas_threshold = _BLAS_MIN_QUERIES
         if use_gpu and faiss.get_num_gpus() > 0:
             options = faiss.GpuMultipleClonerOptions()
             options.useFloat16 = True
