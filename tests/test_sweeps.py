@@ -190,27 +190,29 @@ def test_lost_job_server_fails_the_job_instead_of_hanging(tmp_path):
     assert statuses[0].status == "FAILED" and "lost contact" in statuses[0].message
 
 
-def _multirun(tmp_path: Path, server: FakeRayJobServer) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "searchr1", "+sweep=smoke_2x2", "hydra/launcher=ray_jobs",
+def _multirun(tmp_path: Path, server: FakeRayJobServer, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "searchr1", "+sweep=smoke_2x2", "hydra/launcher=ray_jobs", *extra,
            f"hydra.launcher.address={server.url}", "hydra.launcher.poll_s=0.02", f"hydra.sweep.dir={tmp_path}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 
 @pytest.mark.slow
 def test_multirun_through_the_ray_jobs_launcher(tmp_path):
+    """The sweep file's 2x2 grid times a seed axis added on the command line: 8 Ray jobs."""
     with FakeRayJobServer() as server:
-        proc = _multirun(tmp_path, server)
+        proc = _multirun(tmp_path, server, "seed=0,1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     entrypoints = [shlex.split(job.body["entrypoint"]) for job in server.jobs.values()]
-    assert len(entrypoints) == 4
+    assert len(entrypoints) == 8
     run_dirs = set()
     for argv in entrypoints:
         assert "+sweep=smoke_2x2" in argv and "hydra.mode=RUN" in argv
         run_dir = Path(next(a for a in argv if a.startswith("hydra.run.dir=")).split("=", 1)[1].strip("'"))
         assert run_dir.parent == tmp_path and "rollout.max_turns=" in run_dir.name and "search.topk=" in run_dir.name
+        assert f"seed={next(a for a in argv if a.startswith('seed=')).split('=')[1]}" in run_dir.name
         assert (run_dir / JOB_LOG_FILE).is_file()
         run_dirs.add(run_dir)
-    assert len(run_dirs) == 4
+    assert len(run_dirs) == 8
     assert all(sid.startswith("smoke_2x2-") for sid in server.jobs)
 
 

@@ -43,7 +43,7 @@ def precheck(argv: list[str]) -> str | None:
     """Compose and validate once before Hydra starts anything, so a typo costs one line, not a run."""
     if any(arg.split("=")[0] in _SKIP_PRECHECK for arg in argv):
         return None
-    overrides = overrides_in(argv)
+    overrides = without_sweep_axes(overrides_in(argv))
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base=VERSION_BASE):
@@ -67,6 +67,18 @@ def overrides_in(argv: list[str]) -> list[str]:
         elif not arg.startswith("-"):
             overrides.append(arg)
     return overrides
+
+
+def without_sweep_axes(overrides: list[str]) -> list[str]:
+    """Drop sweep axes (``seed=0,1,2``): a sweep preset makes them legal without -m, but one config
+    cannot compose them. Each job's values are still validated when it starts."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # a malformed override: let compose report it in its own words
+        return overrides
+    return [text for text, override in zip(overrides, parsed) if not override.is_sweep_override()]
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
