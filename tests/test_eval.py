@@ -182,3 +182,16 @@ def test_eval_cli_on_the_synthetic_test_split(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["table"] == json.loads(json.dumps(result["table"]))
     assert "| EM |" in out.with_suffix(".md").read_text()
+
+
+def test_split_by_source_writes_one_readable_file_per_dataset(tmp_path):
+    from searchr1.data.dataset import make_row, write_split
+    from searchr1.eval.datasets import split_by_source
+
+    rows = [make_row(row_id=str(i), question=f"q{i}", golden_answers=[f"a{i}"], data_source=src, split="test", index=i)
+            for i, src in enumerate(["nq", "hotpotqa", "nq", "bamboogle"])]
+    write_split(rows, tmp_path / "test.parquet")
+    files = split_by_source(tmp_path / "test.parquet", tmp_path / "by_source")
+    assert sorted(files) == ["bamboogle", "hotpotqa", "nq"]
+    nq = load_split(files["nq"])
+    assert [(e.data_source, e.index, e.golden_answers) for e in nq] == [("nq", 0, ["a0"]), ("nq", 2, ["a2"])]
