@@ -114,6 +114,8 @@ def test_parse_reads_ids_and_logprobs_from_output_token_logprobs():
         {"output_ids": [5, 7], "meta_info": {"output_token_logprobs": entries([5, 6]), "finish_reason": {"type": "stop"}}},
         {"meta_info": {"output_token_logprobs": entries([5]), "finish_reason": None}},  # unfinished
         {"meta_info": {"output_token_logprobs": entries([5]), "finish_reason": {"type": "abort", "message": "x"}}},
+        {"meta_info": {"output_token_logprobs": [[-0.1]], "finish_reason": {"type": "stop"}}},  # no token id
+        ["not", "a", "dict"],
     ],
 )
 def test_parse_treats_malformed_or_aborted_responses_as_abort(body):

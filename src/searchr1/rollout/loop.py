@@ -52,15 +52,31 @@ async def run_trajectory(
         if action.kind == "search":
             await _search(traj, action.content, search, encoder, topk, failure_text, cfg)
         else:
-            _insert(traj, encoder.encode(cfg.invalid_action_text, traj.response_ids), cfg)
+            _insert(traj, encoder.encode(cfg.invalid_action_text, _left_context(traj)), cfg)
     traj.response_text = tokenizer.decode(traj.response_ids, skip_special_tokens=False)
     return traj
 
 
-async def run_batch(prompts: Sequence[Sequence[int]], **kwargs) -> list[Trajectory]:
+async def run_batch(
+    prompts: Sequence[Sequence[int]],
+    *,
+    engine: Engine,
+    search: SearchBackend,
+    tokenizer: Tokenizer,
+    rollout_cfg: RolloutConfig,
+    topk: int,
+    failure_text: str,
+) -> list[Trajectory]:
     """Roll out every prompt concurrently; results keep the order of ``prompts``."""
-    kwargs.setdefault("encoder", SegmentEncoder(kwargs["tokenizer"]))
-    return list(await asyncio.gather(*(run_trajectory(p, **kwargs) for p in prompts)))
+    encoder = SegmentEncoder(tokenizer)  # shared: its context cache serves the whole batch
+    rollouts = (
+        run_trajectory(
+            prompt, engine=engine, search=search, tokenizer=tokenizer, rollout_cfg=rollout_cfg,
+            topk=topk, failure_text=failure_text, encoder=encoder,
+        )
+        for prompt in prompts
+    )
+    return list(await asyncio.gather(*rollouts))
 
 
 def _params(cfg: RolloutConfig, budget: int) -> SamplingParams:
@@ -122,9 +138,13 @@ async def _search(
     traj.search_calls += 1
     traj.queries.append(query)
     traj.search_failures += int(result.failed)
-    ids = encoder.encode(render_observation(result, failure_text), traj.response_ids)
+    ids = encoder.encode(render_observation(result, failure_text), _left_context(traj))
     ids = ids[: cfg.max_obs_tokens]  # Search-R1 cuts observations at max_obs_length tokens
     traj.observation_tokens += _insert(traj, ids, cfg)
+
+
+def _left_context(traj: Trajectory) -> list[int]:
+    return traj.response_ids or traj.prompt_ids
 
 
 def _insert(traj: Trajectory, ids: list[int], cfg: RolloutConfig) -> int:

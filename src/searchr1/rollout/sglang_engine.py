@@ -67,9 +67,13 @@ def parse_response(body: Mapping[str, Any]) -> EngineOutput:
         log.warning("SGLang response without meta_info: %.200r", body)
         return ABORTED
     entries = meta.get("output_token_logprobs") or []
-    # Each entry is [logprob, token_id, token_text]; output_ids, when present, must agree with it.
-    token_ids = [int(entry[1]) for entry in entries]
-    logprobs = [float(entry[0]) if entry[0] is not None else 0.0 for entry in entries]
+    try:
+        # Each entry is [logprob, token_id, token_text]; output_ids, when present, must agree with it.
+        token_ids = [int(entry[1]) for entry in entries]
+        logprobs = [float(entry[0]) if entry[0] is not None else 0.0 for entry in entries]
+    except (TypeError, ValueError, IndexError) as exc:
+        log.warning("SGLang output_token_logprobs malformed: %s", exc)
+        return ABORTED
     output_ids = body.get("output_ids")
     if output_ids and not entries:
         log.warning("SGLang returned tokens without logprobs; was return_logprob dropped by a proxy?")
