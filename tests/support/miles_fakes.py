@@ -72,3 +72,48 @@ def miles_args(custom_config: Path, *, router_url: str = "http://127.0.0.1:1", *
     for key, value in yaml.safe_load(custom_config.read_text()).items():
         setattr(args, key, value)  # what Miles does with --custom-config-path, unchecked
     return args
+
+
+def miles_install(root: Path) -> list[str]:
+    """A minimal Miles/Megatron/checkpoint/data layout under ``root`` that passes preflight; the
+    overrides that point the paper preset at it (backend google: no retriever needed)."""
+    (root / "miles").mkdir(parents=True)
+    (root / "miles" / "train.py").write_text("")
+    (root / "Megatron-LM" / "megatron").mkdir(parents=True)
+    (root / "hf").mkdir()
+    (root / "hf" / "config.json").write_text("{}")
+    (root / "torch_dist").mkdir()
+    (root / "torch_dist" / "latest_checkpointed_iteration.txt").write_text("release")
+    (root / "data").mkdir()
+    for name in ("train.parquet", "test.parquet", "corpus.jsonl"):
+        (root / "data" / name).write_text("")
+    return [
+        "+experiment=grpo-qwen2.5-3b-1n8g-paper", "backend=google",
+        f"trainer.miles_root={root / 'miles'}", f"trainer.megatron_root={root / 'Megatron-LM'}",
+        f"model.hf_checkpoint={root / 'hf'}", f"model.ref_load={root / 'torch_dist'}",
+        f"data.train_path={root / 'data' / 'train.parquet'}", f"data.test_path={root / 'data' / 'test.parquet'}",
+        f"data.corpus_path={root / 'data' / 'corpus.jsonl'}",
+    ]
+
+
+FAKE_RAY = '''#!{python}
+"""Stands in for the ray CLI: records each call (argv, and the runtime env file it was given)."""
+import json, os, sys
+argv = sys.argv[1:]
+record = {{"argv": argv}}
+if "--runtime-env" in argv:
+    record["runtime_env"] = open(argv[argv.index("--runtime-env") + 1]).read()
+with open(os.environ["FAKE_RAY_RECORD"], "a") as out:
+    out.write(json.dumps(record) + "\\n")
+print("fake ray:", " ".join(argv[:2]))
+sys.exit(int(os.environ.get("FAKE_RAY_EXIT", "0")) if argv[:2] == ["job", "submit"] else 0)
+'''
+
+
+def install_fake_ray(bin_dir: Path, python: str) -> Path:
+    """Write a ``ray`` executable into ``bin_dir`` (put it first on PATH); returns its record file."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    ray = bin_dir / "ray"
+    ray.write_text(FAKE_RAY.format(python=python))
+    ray.chmod(0o755)
+    return bin_dir / "ray_calls.jsonl"

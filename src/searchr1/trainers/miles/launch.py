@@ -1,0 +1,150 @@
+"""Launch Miles: preflight, write the custom config and command into the run dir, submit the Ray job.
+
+``trainer.dry_run=true`` stops after writing (and printing) the command. Otherwise the job goes to
+``trainer.ray_address`` or to a Ray head we start on this node (and stop afterwards), with
+``ray job submit``, whose output streams to the console and ``<run dir>/miles.log``; its exit
+code becomes ours. Secrets travel only in the job's runtime env, written to a private temporary
+file for the submission: never on a command line, never in the run dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator, Mapping, Optional
+
+import yaml
+
+import searchr1
+from searchr1.config.secrets import redact, secret_env_names
+from searchr1.run import RunContext
+from searchr1.trainers.miles.command import MilesCommand, build_command
+from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
+from searchr1.trainers.miles.preflight import preflight, raise_on_problems
+
+log = logging.getLogger(__name__)
+
+COMMAND_FILE = "miles_command.sh"
+RUNTIME_ENV_FILE = "miles_runtime_env.yaml"
+LOG_FILE = "miles.log"
+LOCAL_RAY_ADDRESS = "http://127.0.0.1:8265"
+
+
+def launch(ctx: RunContext) -> None:
+    cfg, trainer = ctx.cfg, ctx.cfg.trainer
+    problems = preflight(cfg, env=os.environ, need_ray_cli=not trainer.dry_run)
+    if trainer.dry_run:
+        for problem in problems:
+            log.warning("preflight (dry run, not launching): %s", problem)
+    else:
+        raise_on_problems(problems)
+    with _retriever_urls(ctx) as urls:
+        custom = write_custom_config(
+            build_custom_config(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, retriever_urls=urls),
+            ctx.run_dir / CUSTOM_CONFIG_FILE)
+        command = build_command(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, custom_config_path=custom,
+                                python_path=[package_root()])
+        address = trainer.ray_address or LOCAL_RAY_ADDRESS
+        runtime_env = {"env_vars": command.env}
+        replayable = submit_argv(address, ctx.run_dir / RUNTIME_ENV_FILE, command)
+        save_command(ctx, replayable, runtime_env)
+        if trainer.dry_run:
+            print(redact(shlex.join(replayable), ctx.secrets))
+            log.info("dry run: command written to %s", ctx.run_dir / COMMAND_FILE)
+            return
+        code = _run(ctx, command, address, runtime_env)
+    if code:
+        log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / LOG_FILE)
+        raise SystemExit(code)
+
+
+def package_root() -> str:
+    """The directory holding the ``searchr1`` package, so Ray workers import our hooks from it."""
+    return str(Path(searchr1.__file__).resolve().parent.parent)
+
+
+def submit_argv(address: str, runtime_env_path: Path, command: MilesCommand) -> list[str]:
+    return ["ray", "job", "submit", "--address", address, "--runtime-env", str(runtime_env_path), "--",
+            *command.entrypoint]
+
+
+def save_command(ctx: RunContext, argv: list[str], runtime_env: dict) -> None:
+    """The exact submission, replayable by hand (secrets are not in either file)."""
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    script = ("#!/usr/bin/env bash\n# Written by searchr1. Secrets (API keys) are not in this file or the runtime env:\n"
+              "# searchr1 adds them from its environment at submission.\n")
+    (ctx.run_dir / COMMAND_FILE).write_text(redact(script + shlex.join(argv) + "\n", ctx.secrets))
+    (ctx.run_dir / RUNTIME_ENV_FILE).write_text(yaml.safe_dump(runtime_env, sort_keys=False))
+
+
+def job_secrets(ctx: RunContext, env: Mapping[str, str]) -> dict[str, str]:
+    """The secret environment variables our config names (serper, W&B) that are set here."""
+    return {name: env[name] for name in secret_env_names(ctx.cfg) if env.get(name)}
+
+
+@contextlib.contextmanager
+def _retriever_urls(ctx: RunContext) -> Iterator[Optional[list[str]]]:
+    """The retriever URLs the job uses: configured ones, or an embedded retriever for a local run."""
+    cfg = ctx.cfg
+    if cfg.backend.name != "local" or cfg.backend.urls or ctx.cfg.trainer.dry_run:
+        yield None
+        return
+    from searchr1.retriever.embedded import EmbeddedRetriever
+
+    with EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
+                           log_path=ctx.run_dir / "retriever.log") as retriever:
+        log.info("embedded retriever for the Miles job at %s", retriever.url)
+        yield [retriever.url]
+
+
+def _run(ctx: RunContext, command: MilesCommand, address: str, runtime_env: dict) -> int:
+    env_vars = {**runtime_env["env_vars"], **job_secrets(ctx, os.environ)}
+    with _private_file(yaml.safe_dump({"env_vars": env_vars}, sort_keys=False)) as env_path, \
+            _local_ray_head(ctx) if not ctx.cfg.trainer.ray_address else contextlib.nullcontext():
+        return _stream(ctx, submit_argv(address, env_path, command))
+
+
+@contextlib.contextmanager
+def _private_file(text: str) -> Iterator[Path]:
+    """A 0600 temporary file, removed afterwards (it holds secret values)."""
+    fd, name = tempfile.mkstemp(prefix="searchr1-runtime-env-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _local_ray_head(ctx: RunContext) -> Iterator[None]:
+    gpus = ctx.cfg.trainer.node_gpus
+    log.info("starting a local Ray head with %d GPUs (trainer.ray_address is null)", gpus)
+    start = ["ray", "start", "--head", "--num-gpus", str(gpus), "--disable-usage-stats"]
+    code = _stream(ctx, start)
+    if code:
+        raise SystemExit(code)
+    try:
+        yield
+    finally:
+        _stream(ctx, ["ray", "stop"])
+
+
+def _stream(ctx: RunContext, argv: list[str]) -> int:
+    """Run a command, teeing its output (redacted) to the console and the run dir's miles.log."""
+    log_path = ctx.run_dir / LOG_FILE
+    with log_path.open("a") as out, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                     text=True, bufsize=1) as proc:
+        out.write(f"$ {redact(shlex.join(argv), ctx.secrets)}\n")
+        for line in proc.stdout:
+            line = redact(line, ctx.secrets)
+            out.write(line)
+            sys.stdout.write(line)
+        return proc.wait()
+

@@ -1,0 +1,113 @@
+"""Launching Miles: dry run, ray job submit (fake ray CLI), secrets, exit codes, preflight refusal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from searchr1.config import to_typed
+from searchr1.run import RunContext
+from searchr1.trainers.miles.launch import COMMAND_FILE, LOG_FILE, RUNTIME_ENV_FILE, launch
+from searchr1.trainers.miles.preflight import PreflightError
+from tests.support.compose import compose_config
+from tests.support.miles_fakes import install_fake_ray, miles_install
+
+SERPER = "serper-secret-value-42"
+WANDB = "wandb-secret-value-42"
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    record = install_fake_ray(tmp_path / "bin", sys.executable)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_RAY_RECORD", str(record))
+    monkeypatch.setenv("SERPER_API_KEY", SERPER)
+    monkeypatch.setenv("WANDB_API_KEY", WANDB)
+    return tmp_path, record, miles_install(tmp_path / "install")
+
+
+def context(tmp_path, overrides) -> RunContext:
+    cfg = compose_config(overrides)
+    return RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
+
+
+def calls(record):
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def run_dir_text(ctx) -> str:
+    return "".join(p.read_text(errors="replace") for p in ctx.run_dir.rglob("*") if p.is_file())
+
+
+def test_dry_run_writes_and_prints_the_command_without_launching(setup, capsys):
+    tmp, record, overrides = setup
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", "logger.mode=online"])
+    launch(ctx)
+    printed = capsys.readouterr().out
+    assert "ray job submit" in printed and "train.py" in printed and "--custom-config-path" in printed
+    assert calls(record) == []  # nothing launched
+    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    assert "--use-tis" in script and "--wandb-key" not in script
+    custom = yaml.safe_load((ctx.run_dir / "miles_custom_config.yaml").read_text())
+    assert custom["use_tis"] is True and custom["searchr1"]["backend"]["name"] == "google"
+    assert SERPER not in printed + run_dir_text(ctx) and WANDB not in printed + run_dir_text(ctx)
+
+
+def test_dry_run_reports_preflight_problems_without_failing(setup, caplog):
+    tmp, _, overrides = setup
+    launch(context(tmp, [*overrides, "trainer.dry_run=true", "trainer.miles_root=/nowhere"]))
+    assert "trainer.miles_root=/nowhere" in caplog.text
+
+
+def test_submit_to_a_cluster_streams_logs_and_passes_secrets_only_by_env_file(setup, capsys):
+    tmp, record, overrides = setup
+    ctx = context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265"])
+    launch(ctx)
+    (submit,) = calls(record)
+    argv = submit["argv"]
+    assert argv[:5] == ["job", "submit", "--address", "http://10.1.2.3:8265", "--runtime-env"]
+    assert argv[argv.index("--") + 1:][:2] == ["python3", str(tmp / "install" / "miles" / "train.py")]
+    assert SERPER not in " ".join(argv) and WANDB not in " ".join(argv)
+    env_vars = yaml.safe_load(submit["runtime_env"])["env_vars"]
+    assert env_vars["SERPER_API_KEY"] == SERPER  # secret reaches the job through the env file
+    paths = env_vars["PYTHONPATH"].split(":")
+    assert paths[:2] == [str(tmp / "install" / "Megatron-LM"), str(tmp / "install" / "miles")]
+    assert any((p and (Path(p) / "searchr1").is_dir()) for p in paths[2:])
+    assert env_vars["CUDA_DEVICE_MAX_CONNECTIONS"] == "1"
+    # the submitted env file is gone; the run dir keeps a copy without secrets
+    assert not Path(argv[argv.index("--runtime-env") + 1]).exists()
+    assert "SERPER_API_KEY" not in (ctx.run_dir / RUNTIME_ENV_FILE).read_text()
+    assert "fake ray: job submit" in (ctx.run_dir / LOG_FILE).read_text()
+    assert "fake ray: job submit" in capsys.readouterr().out
+    assert SERPER not in run_dir_text(ctx)
+
+
+def test_job_failure_exit_code_propagates(setup, monkeypatch):
+    tmp, _, overrides = setup
+    monkeypatch.setenv("FAKE_RAY_EXIT", "3")
+    with pytest.raises(SystemExit) as exit_info:
+        launch(context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265"]))
+    assert exit_info.value.code == 3
+
+
+def test_without_an_address_a_local_head_is_started_and_stopped(setup):
+    tmp, record, overrides = setup
+    launch(context(tmp, overrides))
+    commands = [c["argv"][:2] for c in calls(record)]
+    assert commands == [["start", "--head"], ["job", "submit"], ["stop"]]
+    start = calls(record)[0]["argv"]
+    assert start[start.index("--num-gpus") + 1] == "8"
+    submit = calls(record)[1]["argv"]
+    assert submit[submit.index("--address") + 1] == "http://127.0.0.1:8265"
+
+
+def test_preflight_failure_stops_before_anything_runs(setup):
+    tmp, record, overrides = setup
+    (tmp / "install" / "hf" / "config.json").unlink()
+    with pytest.raises(PreflightError, match="model.hf_checkpoint="):
+        launch(context(tmp, overrides))
+    assert calls(record) == []

@@ -1,0 +1,136 @@
+"""Each preflight failure is found, on one line that names what to fix."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import pytest
+
+from searchr1.config import to_typed
+from searchr1.trainers.miles.preflight import PreflightError, preflight, raise_on_problems
+from tests.support.compose import compose_config
+from tests.support.miles_fakes import miles_install
+
+ENV = {"SERPER_API_KEY": "serper-secret", "WANDB_API_KEY": "wandb-secret"}
+
+
+@pytest.fixture
+def base(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # `ray` resolves to a stub there
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ray").write_text("")
+    (tmp_path / "bin" / "ray").chmod(0o755)
+    return tmp_path, miles_install(tmp_path / "install")
+
+
+def problems(overrides, env=ENV, need_ray_cli=True):
+    return preflight(to_typed(compose_config(overrides)), env=env, need_ray_cli=need_ray_cli)
+
+
+def test_a_complete_install_passes(base):
+    assert problems(base[1]) == []
+
+
+def only(found: list[str], text: str) -> None:
+    assert len(found) == 1 and text in found[0], found
+    assert "\n" not in found[0]
+
+
+@pytest.mark.parametrize("break_it,text", [
+    (lambda root: (root / "miles" / "train.py").unlink(), "trainer.miles_root="),
+    (lambda root: (root / "Megatron-LM" / "megatron").rmdir(), "trainer.megatron_root="),
+    (lambda root: (root / "data" / "train.parquet").unlink(), "data.train_path="),
+    (lambda root: (root / "hf" / "config.json").unlink(), "model.hf_checkpoint="),
+    (lambda root: (root / "torch_dist" / "latest_checkpointed_iteration.txt").unlink(), "model.ref_load="),
+])
+def test_each_missing_file_is_one_line(base, break_it, text):
+    tmp, overrides = base
+    break_it(tmp / "install")
+    only(problems(overrides), text)
+
+
+def test_test_split_is_needed_only_with_eval(base):
+    tmp, overrides = base
+    (tmp / "install" / "data" / "test.parquet").unlink()
+    assert problems(overrides) == []
+    only(problems([*overrides, "trainer.eval_interval=5"]), "data.test_path=")
+
+
+def test_model_without_megatron_flags(base):
+    only(problems([*base[1], "model=smollm2-135m"]), "model.megatron_args is empty")
+
+
+def test_serper_key_missing(base):
+    only(problems(base[1], env={"WANDB_API_KEY": "x"}), "SERPER_API_KEY")
+
+
+def test_wandb_key_needed_only_online(base):
+    assert problems(base[1], env={"SERPER_API_KEY": "x"}) == []  # offline by default
+    only(problems([*base[1], "logger.mode=online"], env={"SERPER_API_KEY": "x"}), "WANDB_API_KEY")
+
+
+def test_ray_cli_missing(base, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    only(problems(base[1]), "'ray' command")
+    assert problems(base[1], need_ray_cli=False) == []
+
+
+def test_local_backend_without_urls_on_a_remote_cluster(base):
+    only(problems([*base[1], "backend=local", "trainer.ray_address=http://10.0.0.1:8265"]), "backend.urls is empty")
+
+
+def test_local_backend_without_urls_needs_the_corpus(base):
+    tmp, overrides = base
+    assert problems([*overrides, "backend=local"]) == []
+    (tmp / "install" / "data" / "corpus.jsonl").unlink()
+    only(problems([*overrides, "backend=local"]), "data.corpus_path=")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    reply: tuple[int, bytes] = (200, b"{}")
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status, body = self.reply
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def retriever_stub():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("reply,text", [
+    ((200, json.dumps({"result": [[]]}).encode()), None),
+    ((500, b"boom"), "HTTP 500"),
+    ((200, b"{}"), "without a 'result'"),
+])
+def test_retriever_must_answer_retrieve(base, retriever_stub, reply, text):
+    server, url = retriever_stub
+    _Handler.reply = reply
+    found = problems([*base[1], "backend=local", f"backend.urls=[{url}]"])
+    if text is None:
+        assert found == []
+    else:
+        only(found, text)
+
+
+def test_unreachable_retriever(base):
+    only(problems([*base[1], "backend=local", "backend.urls=[http://127.0.0.1:9]"]), "not reachable")
+
+
+def test_problems_raise_one_line_each():
+    with pytest.raises(PreflightError) as err:
+        raise_on_problems(["first thing", "second thing"])
+    assert str(err.value).splitlines()[1:] == ["  - first thing", "  - second thing"]
+    raise_on_problems([])
