@@ -11,7 +11,7 @@ from searchr1.rollout.loop import run_batch
 from searchr1.rollout.sglang_engine import SGLangEngine
 from searchr1.search.factory import build_search_backend
 from tests.support.retriever import TEST_CFG, write_corpus
-from tests.support.scripted import search_then_answer_policy, smollm2_tokenizer
+from tests.support.scripted import ScriptedSearch, search_then_answer_policy, smollm2_tokenizer
 from tests.support.sglang_server import serve_fake_sglang
 
 QUESTIONS = {
@@ -59,3 +59,16 @@ async def test_loop_over_sglang_protocol_and_real_retriever(retriever):
         before_answer = traj.loss_mask.index(0) + traj.observation_tokens
         assert tuple(traj.prompt_ids) in sent and tuple(traj.prompt_ids + traj.response_ids[:before_answer]) in sent
     assert stats["search/failure_rate"] == 0.0
+
+
+async def test_engine_failures_abort_samples_without_failing_the_batch():
+    tok = smollm2_tokenizer()
+    prompts = [prompt_ids(tok, prompt_messages(q)) for q in QUESTIONS]
+    async with aiohttp.ClientSession() as session, serve_fake_sglang(tok, search_then_answer_policy) as fake:
+        fake.fail_status = 500
+        trajs = await run_batch(
+            prompts, engine=SGLangEngine(fake.url, session, timeout_s=30), search=ScriptedSearch(), tokenizer=tok,
+            rollout_cfg=RolloutConfig(), topk=3, failure_text="failed",
+        )
+    assert [(t.status, t.turns, t.response_ids) for t in trajs] == [("aborted", 1, [])] * len(prompts)
+    assert [t.prompt_ids for t in trajs] == prompts

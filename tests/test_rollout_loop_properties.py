@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,8 +12,6 @@ from searchr1.rollout.actions import first_stop_tag_end
 from searchr1.rollout.loop import run_trajectory
 from tests.support.scripted import ScriptedEngine, ScriptedSearch, Turn, smollm2_tokenizer
 
-TOK = smollm2_tokenizer()
-PROMPT = prompt_ids(TOK, [{"role": "user", "content": "Question: Who wrote Hamlet?"}])
 FAILURE = "search failed"
 
 TURN_TEXTS = st.sampled_from(
@@ -41,9 +40,14 @@ CONFIGS = st.builds(
 )
 
 
+@pytest.fixture(scope="module")
+def tok():
+    return smollm2_tokenizer()
+
+
 def model_runs(traj, engine):
     """(start, length) of each generation's tokens inside the response, from the engine's inputs."""
-    starts = [len(input_ids) - len(PROMPT) for input_ids, _ in engine.calls]
+    starts = [len(input_ids) - len(traj.prompt_ids) for input_ids, _ in engine.calls]
     runs = []
     for start in starts:
         length = 0
@@ -55,17 +59,18 @@ def model_runs(traj, engine):
 
 @settings(max_examples=200, deadline=None)
 @given(turns=TURNS, cfg=CONFIGS, honour_stop=st.booleans())
-def test_token_accounting_invariants(turns, cfg, honour_stop):
-    engine = ScriptedEngine(TOK, turns, honour_stop=honour_stop)
+def test_token_accounting_invariants(tok, turns, cfg, honour_stop):
+    prompt = prompt_ids(tok, [{"role": "user", "content": "Question: Who wrote Hamlet?"}])
+    engine = ScriptedEngine(tok, turns, honour_stop=honour_stop)
     traj = asyncio.run(
         run_trajectory(
-            PROMPT, engine=engine, search=ScriptedSearch(), tokenizer=TOK,
+            prompt, engine=engine, search=ScriptedSearch(), tokenizer=tok,
             rollout_cfg=cfg, topk=2, failure_text=FAILURE,
         )
     )
     ids, mask, logprobs = traj.response_ids, traj.loss_mask, traj.rollout_logprobs
     assert len(ids) == len(mask) == len(logprobs) <= cfg.max_response_len
-    assert TOK.decode(ids, skip_special_tokens=False) == traj.response_text
+    assert tok.decode(ids, skip_special_tokens=False) == traj.response_text
     assert set(mask) <= {0, 1}
     assert traj.turns == len(engine.calls) <= cfg.max_turns + int(cfg.final_turn)
 
@@ -74,14 +79,14 @@ def test_token_accounting_invariants(turns, cfg, honour_stop):
     covered = set()
     runs = model_runs(traj, engine)
     for (input_ids, _), output, (start, length) in zip(engine.calls, engine.outputs, runs):
-        assert input_ids == PROMPT + ids[:start]  # token in, token out
+        assert input_ids == prompt + ids[:start]  # token in, token out
         assert ids[start : start + length] == output.token_ids[:length]
         assert logprobs[start : start + length] == output.logprobs[:length]
         covered.update(range(start, start + length))
-        text = TOK.decode(ids[start : start + length], skip_special_tokens=False)
+        text = tok.decode(ids[start : start + length], skip_special_tokens=False)
         end = first_stop_tag_end(text)
         # Nothing after the first closing tag: the tag ends inside the run's last token.
-        assert end is None or first_stop_tag_end(TOK.decode(ids[start : start + length - 1])) is None
+        assert end is None or first_stop_tag_end(tok.decode(ids[start : start + length - 1])) is None
     assert {i for i, m in enumerate(mask) if m == 1} == covered
 
     # Inserted tokens are never trained on and carry placeholder logprobs; they are observation
@@ -90,6 +95,6 @@ def test_token_accounting_invariants(turns, cfg, honour_stop):
     assert all(lp == 0.0 for lp, m in zip(logprobs, mask) if m == 0)
     assert traj.observation_tokens <= len(inserted)
     if traj.search_calls == 0:
-        assert "<information>" not in TOK.decode(inserted, skip_special_tokens=False)
+        assert "<information>" not in tok.decode(inserted, skip_special_tokens=False)
     if traj.status == "completed" and mask and mask[-1] == 0:
         assert runs[-1][1] == 0  # only an empty last generation leaves an observation at the end
