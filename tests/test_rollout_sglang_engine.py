@@ -1,13 +1,12 @@
 import asyncio
-import socket
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from searchr1.rollout.engine import SamplingParams
 from searchr1.rollout.sglang_engine import SGLangEngine, parse_response
 from tests.support.scripted import fake_logprob, smollm2_tokenizer
+from tests.support.search_servers import http_session, refused_url, serve  # noqa: F401  (http_session: fixture)
 from tests.support.sglang_server import serve_fake_sglang
 
 PLAN = "<think>Look.</think>\n<search>capital of France</search>\n\n<information>invented</information>"
@@ -18,19 +17,13 @@ def tok():
     return smollm2_tokenizer()
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def params(max_new_tokens=64, stop=("</search>", "</answer>")):
     return SamplingParams(max_new_tokens=max_new_tokens, temperature=0.7, top_p=0.9, stop=stop)
 
 
-async def test_request_is_sglang_native_with_token_ids(tok, session):
+async def test_request_is_sglang_native_with_token_ids(tok, http_session):
     async with serve_fake_sglang(tok, lambda _ctx: PLAN) as fake:
-        await SGLangEngine(fake.url, session, timeout_s=10).generate([1, 2, 3], params())
+        await SGLangEngine(fake.url, http_session, timeout_s=10).generate([1, 2, 3], params())
     (payload,) = fake.requests
     assert payload["input_ids"] == [1, 2, 3] and "text" not in payload
     assert payload["return_logprob"] is True
@@ -40,60 +33,50 @@ async def test_request_is_sglang_native_with_token_ids(tok, session):
     }
 
 
-async def test_stop_string_ends_the_output_and_is_kept(tok, session):
+async def test_stop_string_ends_the_output_and_is_kept(tok, http_session):
     async with serve_fake_sglang(tok, lambda _ctx: PLAN) as fake:
-        out = await SGLangEngine(fake.url, session, timeout_s=10).generate([1, 2, 3], params())
+        out = await SGLangEngine(fake.url, http_session, timeout_s=10).generate([1, 2, 3], params())
     assert out.finish_reason == "stop"
     assert tok.decode(out.token_ids) == "<think>Look.</think>\n<search>capital of France</search>"
     assert out.logprobs == [fake_logprob(3 + i, t) for i, t in enumerate(out.token_ids)]
 
 
-async def test_length_finish(tok, session):
+async def test_length_finish(tok, http_session):
     async with serve_fake_sglang(tok, lambda _ctx: PLAN) as fake:
-        out = await SGLangEngine(fake.url, session, timeout_s=10).generate([1], params(max_new_tokens=3))
+        out = await SGLangEngine(fake.url, http_session, timeout_s=10).generate([1], params(max_new_tokens=3))
     assert out.finish_reason == "length" and len(out.token_ids) == 3 == len(out.logprobs)
 
 
-async def test_eos_is_returned_as_a_token(tok, session):
+async def test_eos_is_returned_as_a_token(tok, http_session):
     async with serve_fake_sglang(tok, lambda _ctx: "done<|im_end|>ignored") as fake:
-        out = await SGLangEngine(fake.url, session, timeout_s=10).generate([1], params())
+        out = await SGLangEngine(fake.url, http_session, timeout_s=10).generate([1], params())
     assert out.finish_reason == "stop" and out.token_ids[-1] == tok.eos_token_id
 
 
-async def test_http_error_is_an_abort_not_an_exception(tok, session):
+async def test_http_error_is_an_abort_not_an_exception(tok, http_session):
     async with serve_fake_sglang(tok, lambda _ctx: PLAN) as fake:
         fake.fail_status = 503
-        out = await SGLangEngine(fake.url, session, timeout_s=10).generate([1], params())
+        out = await SGLangEngine(fake.url, http_session, timeout_s=10).generate([1], params())
     assert (out.token_ids, out.finish_reason) == ([], "abort")
 
 
-async def test_unreachable_server_is_an_abort(session):
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    out = await SGLangEngine(f"http://127.0.0.1:{port}", session, timeout_s=5).generate([1], params())
+async def test_unreachable_server_is_an_abort(http_session):
+    out = await SGLangEngine(refused_url(), http_session, timeout_s=5).generate([1], params())
     assert out.finish_reason == "abort"
 
 
-async def test_timeout_is_an_abort(session):
+async def test_timeout_is_an_abort(http_session):
     async def slow(_request):
         await asyncio.sleep(0.5)
         return web.json_response({})
 
     app = web.Application()
     app.router.add_post("/generate", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serve(app) as url:
         started = asyncio.get_running_loop().time()
-        out = await SGLangEngine(f"http://127.0.0.1:{port}", session, timeout_s=0.1).generate([1], params())
+        out = await SGLangEngine(url, http_session, timeout_s=0.1).generate([1], params())
         assert out.finish_reason == "abort"
         assert asyncio.get_running_loop().time() - started < 0.4
-    finally:
-        await runner.cleanup()
 
 
 def entries(ids):

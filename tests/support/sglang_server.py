@@ -16,6 +16,7 @@ from aiohttp import web
 
 from searchr1.rollout.engine import SamplingParams
 from tests.support.scripted import Policy, emulate_generation, fake_logprob
+from tests.support.search_servers import serve
 
 
 @dataclass
@@ -71,13 +72,6 @@ async def serve_fake_sglang(tokenizer: Any, policy: Policy) -> AsyncIterator[Fak
     app = web.Application()
     app.router.add_post("/generate", fake.generate)
     app.router.add_get("/health", lambda _request: web.json_response({"status": "ok"}))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # aiohttp exposes the bound port only here
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(app) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()
