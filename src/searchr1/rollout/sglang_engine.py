@@ -18,8 +18,12 @@ from searchr1.rollout.engine import EngineOutput, FinishReason, SamplingParams
 
 log = logging.getLogger(__name__)
 
-ABORTED = EngineOutput(token_ids=[], logprobs=[], finish_reason="abort")
 _FINISH_TYPES: tuple[FinishReason, ...] = ("stop", "length", "abort")
+
+
+def aborted() -> EngineOutput:
+    """A fresh empty abort (fresh lists: callers own what they get)."""
+    return EngineOutput(token_ids=[], logprobs=[], finish_reason="abort")
 
 
 class SGLangEngine:
@@ -37,11 +41,11 @@ class SGLangEngine:
                 if response.status != 200:
                     body = (await response.text())[:200]
                     log.warning("SGLang %s answered HTTP %d: %s", self._url, response.status, body)
-                    return ABORTED
+                    return aborted()
                 body = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("SGLang %s request failed: %s", self._url, exc.__class__.__name__ + f": {exc}")
-            return ABORTED
+            return aborted()
         return parse_response(body)
 
 
@@ -65,7 +69,7 @@ def parse_response(body: Mapping[str, Any]) -> EngineOutput:
     meta = body.get("meta_info") if isinstance(body, Mapping) else None
     if not isinstance(meta, Mapping):
         log.warning("SGLang response without meta_info: %.200r", body)
-        return ABORTED
+        return aborted()
     entries = meta.get("output_token_logprobs") or []
     try:
         # Each entry is [logprob, token_id, token_text]; output_ids, when present, must agree with it.
@@ -73,14 +77,14 @@ def parse_response(body: Mapping[str, Any]) -> EngineOutput:
         logprobs = [float(entry[0]) if entry[0] is not None else 0.0 for entry in entries]
     except (TypeError, ValueError, IndexError) as exc:
         log.warning("SGLang output_token_logprobs malformed: %s", exc)
-        return ABORTED
+        return aborted()
     output_ids = body.get("output_ids")
     if output_ids and not entries:
         log.warning("SGLang returned tokens without logprobs; was return_logprob dropped by a proxy?")
-        return ABORTED
+        return aborted()
     if output_ids is not None and list(output_ids) != token_ids:
         log.warning("SGLang output_ids disagree with output_token_logprobs (%d vs %d)", len(output_ids), len(token_ids))
-        return ABORTED
+        return aborted()
     return EngineOutput(token_ids=token_ids, logprobs=logprobs, finish_reason=_finish_type(meta))
 
 
