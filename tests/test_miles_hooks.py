@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,7 +124,7 @@ async def test_missing_custom_config_is_a_failed_sample_naming_the_flag(tokenize
 
 def trajectory(status: str) -> Trajectory:
     return Trajectory(prompt_ids=[1, 2], response_ids=[5, 6, 7], loss_mask=[1, 0, 1], rollout_logprobs=[-0.5, 0.0, -1.0],
-                      response_text="abc", turns=1, status=status, search_seconds=0.25)
+                      response_text="abc", turns=1, observation_tokens=1, status=status, search_seconds=0.25)
 
 
 @pytest.mark.parametrize("ours,engine_aborted,expected", [
@@ -245,3 +245,48 @@ def test_sample_trajectory_round_trips_the_counts():
     traj = hooks.sample_trajectory(sample)
     assert (traj.prompt_ids, traj.response_ids, traj.loss_mask) == ([1, 2], [5, 6, 7], [1, 0, 1])
     assert (traj.turns, traj.status, traj.search_seconds) == (1, "completed", 0.25)
+
+
+def filled_sample(status: str, reward: dict) -> FakeSample:
+    sample = FakeSample(label={"ground_truth": {"target": ["Paris"]}}, reward=reward)
+    hooks.fill_sample(sample, trajectory(status), engine_aborted=False)
+    return sample
+
+
+def fake_miles_tracking(monkeypatch) -> list:
+    """Miles' tracking and step helpers, recording what the hook logs (Miles is not installed here)."""
+    import types
+
+    logged = []
+    modules = {name: types.ModuleType(name) for name in
+               ("miles", "miles.utils", "miles.utils.metric_utils", "miles.utils.tracking_utils",
+                "miles.utils.tracking_utils.tracking")}
+    modules["miles.utils.metric_utils"].compute_rollout_step = lambda args, rollout_id: rollout_id * 10
+    modules["miles.utils.tracking_utils.tracking"].log = lambda args, metrics, step_key: logged.append((metrics, step_key))
+    modules["miles.utils.tracking_utils"].tracking = modules["miles.utils.tracking_utils.tracking"]
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return logged
+
+
+def test_log_rollout_logs_our_keys_on_rollout_step_and_keeps_miles_logging(tmp_path, monkeypatch):
+    logged = fake_miles_tracking(monkeypatch)
+    args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    samples = [filled_sample("completed", {"total": 1.0, "exact_match": 1.0, "format": 0.0}),
+               filled_sample("truncated", {"total": 0.0, "exact_match": 0.0, "format": 0.0})]
+    assert hooks.log_rollout(3, args, samples, {}, 12.0) is False
+    (metrics, step_key), = logged
+    assert step_key == "rollout/step" and metrics["rollout/step"] == 30
+    assert metrics["rollout/reward/exact_match"] == 0.5
+    assert metrics["rollout/search_r1/turns_per_sample"] == 1.0
+    assert metrics["rollout/loss_mask/observation_fraction"] == pytest.approx(1 / 3)
+    assert metrics["rollout/truncated_fraction"] == 0.5
+    assert all(key.startswith(hooks.MILES_STEP_PREFIXES) for key in metrics)
+    (line,) = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    row = json.loads(line)
+    assert row["step"] == 3 and row["reward/exact_match"] == 0.5 and row["search_r1/turns_per_sample"] == 1.0
+
+
+def test_log_rollout_never_raises_into_miles(tmp_path):
+    args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    assert hooks.log_rollout(0, args, [object()], {}, 1.0) is False

@@ -111,3 +111,17 @@ def test_preflight_failure_stops_before_anything_runs(setup):
     with pytest.raises(PreflightError, match="model.hf_checkpoint="):
         launch(context(tmp, overrides))
     assert calls(record) == []
+
+
+def test_eval_gets_one_miles_dataset_per_data_source(setup):
+    tmp, record, overrides = setup
+    from searchr1.data.dataset import make_row, write_split
+
+    rows = [make_row(row_id=str(i), question=f"q{i}", golden_answers=["a"], data_source=src, split="test", index=i)
+            for i, src in enumerate(["nq", "hotpotqa", "nq"])]
+    write_split(rows, tmp / "install" / "data" / "test.parquet")
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", "trainer.eval_interval=25"])
+    launch(ctx)
+    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    eval_dir = ctx.run_dir / "eval_data"
+    assert f"--eval-prompt-data hotpotqa {eval_dir / 'hotpotqa.parquet'} nq {eval_dir / 'nq.parquet'}" in script

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import MilesTrainerConfig, SearchR1Config
@@ -48,7 +48,7 @@ class MilesCommand:
 
 
 def build_command(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_config_path: Path,
-                  python_path: list[str]) -> MilesCommand:
+                  python_path: list[str], eval_datasets: Optional[dict[str, str]] = None) -> MilesCommand:
     trainer = _miles(cfg)
     env = {
         "PYTHONPATH": ":".join([trainer.megatron_root, trainer.miles_root, *python_path]),
@@ -58,11 +58,13 @@ def build_command(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_c
         **trainer.env,
     }
     return MilesCommand(train_args=build_train_args(cfg, run_dir=run_dir, run_name=run_name,
-                                                    custom_config_path=custom_config_path),
+                                                    custom_config_path=custom_config_path, eval_datasets=eval_datasets),
                         miles_root=trainer.miles_root, env=env)
 
 
-def build_train_args(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_config_path: Path) -> list[str]:
+def build_train_args(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_config_path: Path,
+                     eval_datasets: Optional[dict[str, str]] = None) -> list[str]:
+    """``eval_datasets`` (name -> parquet) default to the whole test split as one ``test`` set."""
     trainer = _miles(cfg)
     _check_batch_sizes(cfg, trainer)
     return [
@@ -70,7 +72,7 @@ def build_train_args(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custo
         *model_args(cfg.model.megatron_args),
         *checkpoint_args(cfg, trainer),
         *rollout_args(cfg, trainer),
-        *eval_args(cfg, trainer),
+        *eval_args(cfg, trainer, eval_datasets or {"test": cfg.data.test_path}),
         *optimizer_args(trainer),
         *grpo_args(cfg, trainer),
         *wandb_args(cfg, run_dir=run_dir, run_name=run_name),
@@ -156,12 +158,14 @@ def rollout_args(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
     return args
 
 
-def eval_args(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
+def eval_args(cfg: SearchR1Config, t: MilesTrainerConfig, datasets: dict[str, str]) -> list[str]:
     if not t.eval_interval:
         return []
+    # Miles logs eval/<name> per (name, path) pair: one pair per dataset gives the paper's columns.
+    pairs = [item for name, path in datasets.items() for item in (name, path)]
     return [
         *flag("eval-interval", t.eval_interval),
-        *flag("eval-prompt-data", "test", cfg.data.test_path),
+        *flag("eval-prompt-data", *pairs),
         *flag("eval-input-key", INPUT_KEY),
         *flag("eval-label-key", LABEL_KEY),
         *flag("n-samples-per-eval-prompt", cfg.eval.pass_k),

@@ -49,7 +49,7 @@ def launch(ctx: RunContext) -> None:
             build_custom_config(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, retriever_urls=urls),
             ctx.run_dir / CUSTOM_CONFIG_FILE)
         command = build_command(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, custom_config_path=custom,
-                                python_path=[package_root()])
+                                python_path=[package_root()], eval_datasets=eval_datasets(ctx))
         address = trainer.ray_address or LOCAL_RAY_ADDRESS
         runtime_env = {"env_vars": command.env}
         replayable = submit_argv(address, ctx.run_dir / RUNTIME_ENV_FILE, command)
@@ -62,6 +62,16 @@ def launch(ctx: RunContext) -> None:
     if code:
         log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / LOG_FILE)
         raise SystemExit(code)
+
+
+def eval_datasets(ctx: RunContext) -> Optional[dict[str, str]]:
+    """One eval set per data_source of the test split (Miles then logs eval/<source> for each)."""
+    test = Path(ctx.cfg.data.test_path)
+    if not ctx.cfg.trainer.eval_interval or not test.is_file():
+        return None
+    from searchr1.eval.datasets import split_by_source
+
+    return {name: str(path) for name, path in split_by_source(test, ctx.run_dir / "eval_data").items()}
 
 
 def package_root() -> str:
