@@ -29,7 +29,8 @@ def rollout_metrics(
       the same batch verbatim (what a cache or in-flight dedup could have saved);
     - ``search_r1/retrieval_hit_rate``: share of samples with a gold answer (normalized) inside an
       ``<information>`` block of the response;
-    - ``loss_mask/observation_fraction``: observation tokens over all response tokens of the batch;
+    - ``loss_mask/observation_fraction``: masked response tokens (search observations and invalid-action
+      corrections: everything the engine did not produce) over all response tokens of the batch;
     - ``search/failure_rate``: failed over issued searches, counted on the trajectories; a value in
       ``search_stats`` (the backend's own count) takes precedence, as do all its other keys.
 
@@ -71,7 +72,7 @@ def _rollout_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         "search_r1/invalid_action_rate": _ratio(
             sum(t.invalid_actions for t in trajectories), sum(t.turns for t in trajectories)
         ),
-        "loss_mask/observation_fraction": _ratio(sum(t.observation_tokens for t in trajectories), sum(lengths)),
+        "loss_mask/observation_fraction": _ratio(sum(t.loss_mask.count(0) for t in trajectories), sum(lengths)),
         "rollout/response_len_mean": fmean(lengths),
         "rollout/response_len_max": float(max(lengths)),
         "rollout/response_len_min": float(min(lengths)),
