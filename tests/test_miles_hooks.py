@@ -103,6 +103,15 @@ async def test_engine_failure_gives_a_failed_not_aborted_sample(tmp_path, tokeni
     assert (await hooks.reward(args, sample))["total"] == 0.0
 
 
+async def test_abort_by_miles_before_any_token_is_aborted(tmp_path, tokenizer, runtime_cleanup):
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        fake.fail_status = 503  # what an aborted request looks like to the engine client: no tokens
+        args = write_args(tmp_path, "http://127.0.0.1:9", fake.url)
+        sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer, engine_aborted=lambda: True)
+    assert sample.status is FakeSample.Status.ABORTED
+    sample.validate()
+
+
 async def test_no_exception_escapes_generate(tmp_path, tokenizer, monkeypatch, runtime_cleanup):
     async def boom(*args, **kwargs):
         raise RuntimeError("search stack exploded")

@@ -140,6 +140,9 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
             failure_text=settings.search.failure_text, encoder=runtime.encoder(tokenizer),
         )
         if not traj.response_ids:
+            if engine_aborted():  # Miles ended the rollout first; it discards this group anyway
+                fail_sample(sample, ids, tokenizer, "aborted by Miles before any token", aborted=True)
+                return sample
             raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
         fill_sample(sample, traj, engine_aborted=engine_aborted())
         check_sample(sample, len(ids))
@@ -200,7 +203,7 @@ def trajectory_counts(traj: Trajectory) -> dict[str, Any]:
     }
 
 
-def fail_sample(sample: Any, prompt: Sequence[int], tokenizer: Any, reason: str) -> None:
+def fail_sample(sample: Any, prompt: Sequence[int], tokenizer: Any, reason: str, *, aborted: bool = False) -> None:
     """One masked EOS token: a valid, zero-length-in-effect response Miles can score and train past."""
     eos = getattr(tokenizer, "eos_token_id", None)
     sample.tokens = list(prompt) + [0 if eos is None else int(eos)]
@@ -208,9 +211,10 @@ def fail_sample(sample: Any, prompt: Sequence[int], tokenizer: Any, reason: str)
     sample.response_length = 1
     sample.loss_mask = [0]
     sample.rollout_log_probs = [0.0]
-    sample.status = type(sample).Status.FAILED
+    sample.status = type(sample).Status.ABORTED if aborted else type(sample).Status.FAILED
     sample.non_generation_time = 0.0
-    sample.metadata = {**(sample.metadata or {}), METADATA_KEY: {"error": reason, "status": "failed"}}
+    status = "aborted" if aborted else "failed"
+    sample.metadata = {**(sample.metadata or {}), METADATA_KEY: {"error": reason, "status": status}}
 
 
 def check_sample(sample: Any, prompt_len: int) -> None:
