@@ -208,7 +208,7 @@ def test_multirun_through_the_ray_jobs_launcher(tmp_path):
     for argv in entrypoints:
         assert "+sweep=smoke_2x2" in argv and "hydra.mode=RUN" in argv
         run_dir = Path(next(a for a in argv if a.startswith("hydra.run.dir=")).split("=", 1)[1].strip("'"))
-        assert run_dir.parent == tmp_path and "rollout.max_turns=" in run_dir.name and "search.topk=" in run_dir.name
+        assert run_dir.parent == tmp_path and run_dir.name.startswith("rollout.max_turns=") and "search.topk=" in run_dir.name
         assert f"seed={next(a for a in argv if a.startswith('seed=')).split('=')[1]}" in run_dir.name
         assert (run_dir / JOB_LOG_FILE).is_file()
         run_dirs.add(run_dir)
