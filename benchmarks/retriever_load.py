@@ -168,17 +168,45 @@ async def drive(url: str, queries: list[str], concurrency: int, warmup_s: float,
     return latencies, errors
 
 
-def run_one(corpus: Path, cfg: RetrieverConfig, mode: str, args, queries: list[str], log_dir: Path) -> LoadResult:
-    with EmbeddedRetriever(corpus, cfg, log_path=log_dir / f"{cfg.kind}-{mode}.log") as server:
-        latencies, errors = asyncio.run(drive(server.url, queries, args.concurrency, args.warmup, args.duration))
-        mean_batch = get_json(server.url + "/metrics")["batch"]["mean_size"]
+def wait_drained(url: str, timeout_s: float = 60.0) -> None:
+    """Let the server drop or finish what the cancelled clients left queued before the next slice."""
+    deadline = time.monotonic() + timeout_s
+    while get_json(url + "/metrics")["queue_depth"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def run_kind(corpus: Path, cfg: RetrieverConfig, args, queries: list[str], log_dir: Path) -> list[LoadResult]:
+    """Both servers run side by side; measurement slices alternate on/off so both see the same
+    background load (this machine's cores are shared)."""
+    modes = {"on": cfg, "off": replace(cfg, max_batch_size=1, max_wait_ms=0.0)}
+    servers = {mode: EmbeddedRetriever(corpus, c, log_path=log_dir / f"{cfg.kind}-{mode}.log") for mode, c in modes.items()}
+    latencies: dict[str, list[float]] = {mode: [] for mode in modes}
+    errors = dict.fromkeys(modes, 0)
+    slice_s = args.duration / args.rounds
+    try:
+        for server in servers.values():
+            server.start()
+        for _ in range(args.rounds):
+            for mode, server in servers.items():
+                got, failed = asyncio.run(drive(server.url, queries, args.concurrency, args.warmup, slice_s))
+                latencies[mode] += got
+                errors[mode] += failed
+                wait_drained(server.url)
+        batches = {mode: get_json(server.url + "/metrics")["batch"]["mean_size"] for mode, server in servers.items()}
+    finally:
+        for server in servers.values():
+            server.stop()
+    return [_summary(cfg.kind, mode, latencies[mode], errors[mode], args.duration, batches[mode]) for mode in modes]
+
+
+def _summary(kind: str, mode: str, latencies: list[float], errors: int, duration_s: float, mean_batch: float) -> LoadResult:
     lat = np.array(latencies) if latencies else np.zeros(1)
     return LoadResult(
-        kind=cfg.kind,
+        kind=kind,
         mode=mode,
         requests=len(latencies),
         errors=errors,
-        qps=len(latencies) / args.duration,
+        qps=len(latencies) / duration_s,
         p50_ms=float(np.percentile(lat, 50) * 1000),
         p99_ms=float(np.percentile(lat, 99) * 1000),
         mean_batch=mean_batch,
@@ -203,8 +231,9 @@ def main() -> None:
     parser.add_argument("--num-docs", type=int, default=100_000)
     parser.add_argument("--kinds", default="dense,bm25")
     parser.add_argument("--concurrency", type=int, default=256)
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per server")
-    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per server, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating on/off measurement slices per server")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds at the start of each slice")
     parser.add_argument("--max-batch-size", type=int, default=256)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
     parser.add_argument("--dense-vectors", choices=("random", "encode"), default="random")
@@ -216,15 +245,14 @@ def main() -> None:
     corpus = args.corpus or synthetic_corpus(cache_root() / "bench" / f"synthetic-{args.num_docs}.jsonl", args.num_docs, args.seed)
     queries = sample_queries(4096, args.seed + 1)
     log_dir = cache_root() / "bench" / "logs"
-    print(f"corpus {corpus}; {args.concurrency} clients in flight, one query per request, "
-          f"{args.duration:.0f} s measured after {args.warmup:.0f} s warm-up; logs in {log_dir}")
+    print(f"corpus {corpus}; {args.concurrency} clients in flight, one query per request; {args.duration:.0f} s "
+          f"measured per server in {args.rounds} alternating on/off slices, each after {args.warmup:.0f} s warm-up; "
+          f"server threads {os.environ['OMP_NUM_THREADS']}; logs in {log_dir}")
     results = []
     for kind in args.kinds.split(","):
-        cfg = configs(kind, corpus, args)
-        for mode, mode_cfg in (("on", cfg), ("off", replace(cfg, max_batch_size=1, max_wait_ms=0.0))):
-            result = run_one(corpus, mode_cfg, mode, args, queries, log_dir)
+        for result in run_kind(corpus, configs(kind, corpus, args), args, queries, log_dir):
             results.append(result)
-            print(f"{kind:5s} batching {mode:3s}: {result.qps:8.1f} QPS  p50 {result.p50_ms:8.1f} ms  "
+            print(f"{kind:5s} batching {result.mode:3s}: {result.qps:8.1f} QPS  p50 {result.p50_ms:8.1f} ms  "
                   f"p99 {result.p99_ms:8.1f} ms  mean batch {result.mean_batch:6.1f}  "
                   f"requests {result.requests}  errors {result.errors}", flush=True)
     by_key = {(r.kind, r.mode): r for r in results}

@@ -97,3 +97,25 @@ def test_histogram_buckets_are_powers_of_two():
         stats.record(size)
     assert stats.as_dict()["histogram"] == {"<=1": 1, "<=2": 1, "<=4": 2, "<=8": 1, "<=64": 1, "<=128": 1}
     assert stats.as_dict()["mean_size"] == pytest.approx(144 / 7) and stats.max_size == 65
+
+
+async def test_requests_abandoned_while_queued_are_not_searched(make_batcher):
+    gate = threading.Event()
+    search = RecordingSearch()
+
+    def slow_search(queries, topk):
+        gate.wait(5)
+        return search(queries, topk)
+
+    batcher = make_batcher(slow_search, max_batch_size=1, max_wait_ms=0)
+    first = asyncio.create_task(batcher.submit(["first"], 1))
+    await asyncio.sleep(0.05)  # "first" is being searched; the next ones queue behind it
+    abandoned = [asyncio.create_task(batcher.submit([f"gone{i}"], 1)) for i in range(3)]
+    kept = asyncio.create_task(batcher.submit(["kept"], 1))
+    await asyncio.sleep(0.05)
+    for task in abandoned:
+        task.cancel()
+    gate.set()
+    assert (await first)[0][0][0]["id"] == "first#0" and (await kept)[0][0][0]["id"] == "kept#0"
+    assert search.calls == [["first"], ["kept"]]
+    assert batcher.queue_depth == 0

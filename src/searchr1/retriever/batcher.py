@@ -101,7 +101,7 @@ class MicroBatcher:
             self._serve(batch)
 
     def _next_batch(self) -> Optional[list[_Job]]:
-        first, self._carry = self._carry or self._queue.get(), None
+        first, self._carry = self._carry or self._live_job(), None
         if first is None:
             return None
         batch, size = [first], len(first.queries)
@@ -117,6 +117,19 @@ class MicroBatcher:
             size += len(job.queries)
         return batch
 
+    def _live_job(self) -> Optional[_Job]:
+        """Block for the next job whose client still waits; None is the stop signal."""
+        while (job := self._queue.get()) is not None and self._abandoned(job):
+            pass
+        return job
+
+    def _abandoned(self, job: _Job) -> bool:
+        # The handler was cancelled (client gone, e.g. its timeout fired): don't search for nobody.
+        if not job.future.cancelled():
+            return False
+        self._add_pending(-len(job.queries))
+        return True
+
     def _take(self, deadline: float) -> Optional[_Job]:
         """The next queued job before the deadline; queued jobs are always taken without waiting."""
         try:
@@ -131,7 +144,8 @@ class MicroBatcher:
                 return None
         if job is None:
             self._queue.put(None)  # keep the stop signal for the main loop
-        return job
+            return None
+        return self._take(deadline) if self._abandoned(job) else job
 
     def _serve(self, batch: list[_Job]) -> None:
         queries = [q for job in batch for q in job.queries]

@@ -19,6 +19,8 @@ from searchr1.config.schema import RetrieverConfig
 
 log = logging.getLogger("searchr1.retriever")
 
+_GIL_SWITCH_S = 0.0002
+
 
 def config_to_args(cfg: RetrieverConfig) -> list[str]:
     """The flags that reproduce ``cfg`` on our command line."""
@@ -89,6 +91,9 @@ def run_serve(corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: 
     info = {"kind": cfg.kind, "num_docs": len(corpus), "index": str(index_dir), "corpus": str(corpus_path)}
     if cfg.kind == "dense":
         info["encoder"] = cfg.encoder
+    # The event loop and the index worker hand the GIL back and forth around every syscall and
+    # numpy call; the default 5 ms switch interval turns that into a convoy (~25% fewer QPS).
+    sys.setswitchinterval(_GIL_SWITCH_S)
     batcher.start()
     try:
         asyncio.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file))

@@ -194,7 +194,8 @@ async def serve(
     app: web.Application, host: str, port: int, port_file: Optional[Path] = None
 ) -> None:
     """Serve until SIGINT/SIGTERM; the bound port (useful with port 0) goes to ``port_file``."""
-    runner = web.AppRunner(app, access_log=None)
+    # Cancel the handler when its client disconnects so the batcher can skip the abandoned query.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
