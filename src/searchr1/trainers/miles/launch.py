@@ -115,8 +115,10 @@ def _retriever_urls(ctx: RunContext) -> Iterator[Optional[list[str]]]:
 
 def _run(ctx: RunContext, command: MilesCommand, address: str, runtime_env: dict) -> int:
     env_vars = {**runtime_env["env_vars"], **job_secrets(ctx, os.environ)}
-    with _private_file(yaml.safe_dump({"env_vars": env_vars}, sort_keys=False)) as env_path, \
-            _local_ray_head(ctx) if not ctx.cfg.trainer.ray_address else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        env_path = stack.enter_context(_private_file(yaml.safe_dump({"env_vars": env_vars}, sort_keys=False)))
+        if not ctx.cfg.trainer.ray_address:
+            stack.enter_context(_local_ray_head(ctx))
         return _stream(ctx, submit_argv(address, env_path, command))
 
 
