@@ -1,0 +1,47 @@
+"""``searchr1-retriever``: every RetrieverConfig field is a flag, and errors are one line."""
+
+
+import pytest
+
+from searchr1.config.schema import RetrieverConfig
+from searchr1.retriever.cli import _config_from, _parser, config_to_args, main
+from tests.support.retriever import write_corpus
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        RetrieverConfig(),
+        RetrieverConfig(kind="dense", encoder="intfloat/e5-base-v2", query_prefix="query: ", passage_prefix="passage: ",
+                        faiss_gpu=False, index_dir="/data/e5_Flat.index", max_wait_ms=0.5, max_batch_size=1),
+    ],
+)
+def test_config_round_trips_through_flags(cfg):
+    ns = _parser().parse_args(["serve", "--corpus=c.jsonl", *config_to_args(cfg)])
+    assert _config_from(ns) == cfg
+
+
+def test_build_prints_the_index_dir_and_is_idempotent(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    main(["build", f"--corpus={corpus}", "--quiet"])
+    main(["build", f"--corpus={corpus}", "--quiet"])
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "c.bm25")] * 2
+
+
+def test_serve_without_an_index_says_how_to_build_it(tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    with pytest.raises(SystemExit, match="no bm25 index at .*searchr1-retriever build"):
+        main(["serve", f"--corpus={corpus}", "--port=0"])
+
+
+def test_bad_config_value_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match=r"retriever.max_wait_ms=-1.0 is out of range"):
+        main(["build", f"--corpus={tmp_path / 'c.jsonl'}", "--max-wait-ms=-1"])
+
+
+def test_index_with_a_different_row_count_is_refused(tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    main(["build", f"--corpus={corpus}", "--quiet"])
+    other = write_corpus(tmp_path / "other.jsonl", [{"id": "0", "contents": '"A"\na'}])
+    with pytest.raises(SystemExit, match="holds 20 passages but corpus .* has 1"):
+        main(["serve", f"--corpus={other}", f"--index-dir={tmp_path / 'c.bm25'}", "--port=0"])
