@@ -63,6 +63,14 @@ def test_dry_run_reports_preflight_problems_without_failing(setup, caplog):
     assert "trainer.miles_root=/nowhere" in caplog.text
 
 
+def test_unknown_extra_flags_are_warned_about_and_kept(setup, caplog):
+    tmp, _, overrides = setup
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", "trainer.extra_args=[--brand-new-flag,'1']"])
+    launch(ctx)
+    assert "--brand-new-flag is not a flag of Miles" in caplog.text
+    assert (ctx.run_dir / COMMAND_FILE).read_text().rstrip().endswith("--brand-new-flag 1")
+
+
 def test_submit_to_a_cluster_streams_logs_and_passes_secrets_only_by_env_file(setup, capsys):
     tmp, record, overrides = setup
     ctx = context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265"])

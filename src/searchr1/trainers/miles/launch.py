@@ -26,6 +26,7 @@ from searchr1.config.secrets import redact, secret_env_names
 from searchr1.run import RunContext
 from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
+from searchr1.trainers.miles.flags import miles_flags
 from searchr1.trainers.miles.preflight import preflight, raise_on_problems
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def launch(ctx: RunContext) -> None:
             log.warning("preflight (dry run, not launching): %s", problem)
     else:
         raise_on_problems(problems)
+    flags = miles_flags()
+    for unknown in flags.unknown(trainer.extra_args):  # a newer Miles may have it: warn, don't refuse
+        log.warning("trainer.extra_args: %s is not a flag of Miles at %s", unknown, flags.commits.get("miles"))
     with _retriever_urls(ctx) as urls:
         custom = write_custom_config(
             build_custom_config(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, retriever_urls=urls),
