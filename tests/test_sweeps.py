@@ -95,6 +95,16 @@ def test_smoke_sweep_is_tiny_and_2x2():
     assert cfg.trainer.name == "local" and cfg.trainer.steps <= 2 and cfg.trainer.prompts_per_step == 1
 
 
+def test_run_name_starts_with_the_sweep_and_carries_the_point(tmp_path):
+    from searchr1.run import RunContext
+
+    cfg = compose_config(["+sweep=turns_topk", "rollout.max_turns=4", "search.topk=5", "seed=1"])
+    point = {"+sweep": "turns_topk", "rollout.max_turns": "4", "search.topk": "5", "seed": "1"}
+    name = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name
+    assert name.startswith("turns_topk-") and "-t4-k5" in name and name.endswith("seed=1")
+    assert "sweep=" not in name
+
+
 def test_sweep_dir_is_named_after_the_sweep_and_points_get_their_own_subdir():
     hydra = compose_config(["+sweep=turns_topk"], hydra_node=True).hydra
     assert "/turns_topk/" in hydra.sweep.dir

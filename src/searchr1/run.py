@@ -64,8 +64,9 @@ class RunContext:
 
 
 def default_run_name(cfg: SearchR1Config, sweep_point: dict[str, str]) -> str:
-    """Say the run: trainer, model, backend, then the sweep point."""
-    parts = [cfg.trainer.name, cfg.model.name, cfg.backend.name, f"t{cfg.rollout.max_turns}", f"k{cfg.search.topk}"]
+    """Say the run: sweep (Miles makes the name its W&B group), trainer, model, backend, then the sweep point."""
+    parts = [cfg.sweep_name] if cfg.sweep_name else []
+    parts += [cfg.trainer.name, cfg.model.name, cfg.backend.name, f"t{cfg.rollout.max_turns}", f"k{cfg.search.topk}"]
     parts += [f"{key.split('.')[-1].lstrip('+')}={value}" for key, value in sorted(sweep_point.items())
               if key.split(".")[-1] not in ("max_turns", "topk") and not key.startswith(("+experiment", "+sweep"))]
     return "-".join(parts)
