@@ -35,3 +35,10 @@ def test_run_name_carries_the_sweep_point(tmp_path):
     cfg = compose_config(["rollout.max_turns=4", "search.topk=5", "seed=3"])
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point={"rollout.max_turns": "4", "search.topk": "5", "seed": "3"})
     assert "t4" in ctx.run_name and "k5" in ctx.run_name and "seed=3" in ctx.run_name
+
+
+def test_run_name_leaves_out_what_does_not_change_learning(tmp_path):
+    cfg = compose_config(["trainer=miles", "trainer.dry_run=true", "logger.mode=disabled", "seed=2"])
+    point = {"trainer": "miles", "trainer.dry_run": "true", "logger.mode": "disabled", "seed": "2", "+experiment": "x"}
+    name = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name
+    assert name == "miles-smollm2-135m-local-t2-k3-seed=2"

@@ -63,13 +63,25 @@ class RunContext:
         )
 
 
+# Overrides that say nothing about what a run learns (where it runs, how it logs), or that the name
+# already shows (trainer, model, backend, turns, topk).
+_NOT_IN_RUN_NAME = {"experiment", "sweep", "trainer", "model", "backend", "trainer.dry_run", "trainer.ray_address",
+                    "backend.urls", "rollout.max_turns", "search.topk"}
+_PREFIXES_NOT_IN_RUN_NAME = ("hydra.", "logger.")
+
+
 def default_run_name(cfg: SearchR1Config, sweep_point: dict[str, str]) -> str:
     """Say the run: sweep (Miles makes the name its W&B group), trainer, model, backend, then the sweep point."""
     parts = [cfg.sweep_name] if cfg.sweep_name else []
     parts += [cfg.trainer.name, cfg.model.name, cfg.backend.name, f"t{cfg.rollout.max_turns}", f"k{cfg.search.topk}"]
     parts += [f"{key.split('.')[-1].lstrip('+')}={value}" for key, value in sorted(sweep_point.items())
-              if key.split(".")[-1] not in ("max_turns", "topk") and not key.startswith(("+experiment", "+sweep"))]
+              if not _names_no_point(key)]
     return "-".join(parts)
+
+
+def _names_no_point(key: str) -> bool:
+    key = key.lstrip("+~")
+    return key in _NOT_IN_RUN_NAME or key.startswith(_PREFIXES_NOT_IN_RUN_NAME)
 
 
 def save_resolved_config(ctx: RunContext) -> Path:
