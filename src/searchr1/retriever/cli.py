@@ -91,6 +91,9 @@ def run_serve(corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: 
     info = {"kind": cfg.kind, "num_docs": len(corpus), "index": str(index_dir), "corpus": str(corpus_path)}
     if cfg.kind == "dense":
         info["encoder"] = cfg.encoder
+    batching = "off" if cfg.max_batch_size == 1 else f"up to {cfg.max_batch_size} queries, {cfg.max_wait_ms} ms wait"
+    log.info("serving %s index %s over %d passages; batching %s (retriever.max_batch_size, retriever.max_wait_ms)",
+             cfg.kind, index_dir, len(corpus), batching)
     # The event loop and the index worker hand the GIL back and forth around every syscall and
     # numpy call; the default 5 ms switch interval turns that into a convoy (~25% fewer QPS).
     sys.setswitchinterval(_GIL_SWITCH_S)

@@ -3,7 +3,9 @@
 Request ``{"queries": [...], "topk": k, "return_scores": bool}``; response ``{"result": [...]}``
 with one list per query of ``{"document": {"id", "contents"}, "score": s}`` when return_scores,
 else of the bare documents — the shapes of Search-R1's ``retrieval_server.py`` (without its
-``return_scores=false`` crash). Every error is a JSON ``{"error": message}`` with a 4xx/5xx code.
+``return_scores=false`` crash). Every error is a JSON ``{"error": message}``: 400 for a body that is
+not a JSON object, 422 for a bad or over-limit field, 413 for an oversized body, 500 (logged with
+its trace, never sent) when the search itself fails.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from aiohttp import web
 
 from searchr1.config.schema import RetrieverConfig
-from searchr1.retriever.batcher import Hit, MicroBatcher
+from searchr1.retriever.batcher import Hit, MicroBatcher, SearchFn
 from searchr1.retriever.corpus import Corpus
 from searchr1.retriever.index import Index
 
@@ -64,7 +66,7 @@ class ServerState:
         return float(np.percentile(self.latencies_s, q) * 1000.0) if self.latencies_s else 0.0
 
 
-def make_search_fn(index: Index, corpus: Corpus):
+def make_search_fn(index: Index, corpus: Corpus) -> SearchFn:
     """The worker's job: one vectorised index search, then the hit rows read from the corpus."""
 
     def search(queries: Sequence[str], topk: int) -> list[list[Hit]]:
