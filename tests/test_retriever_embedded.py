@@ -1,9 +1,11 @@
 """EmbeddedRetriever: builds once, serves on a free 127.0.0.1 port, reports failures with the log tail, stops."""
 
 import socket
-import urllib.error
-import urllib.request
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +66,32 @@ def test_a_busy_port_fails_fast_with_the_reason(tmp_path):
         port = sock.getsockname()[1]
         with pytest.raises(RetrieverStartError, match="address already in use"):
             EmbeddedRetriever(corpus, replace(TEST_CFG, max_wait_ms=0.0), port=port).start()
+
+
+def test_server_stops_when_its_parent_is_killed(tmp_path):
+    """A trainer that dies by SIGKILL leaves no retriever behind."""
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    port_file = tmp_path / "port"
+    script = (
+        "import sys, time\n"
+        "from searchr1.retriever.embedded import EmbeddedRetriever\n"
+        "from tests.support.retriever import TEST_CFG\n"
+        f"r = EmbeddedRetriever({str(corpus)!r}, TEST_CFG).__enter__()\n"
+        f"open({str(port_file)!r}, 'w').write(r.url)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 120
+        while not port_file.is_file() or not port_file.read_text():
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        url = port_file.read_text()
+        assert _port_open(url)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while _port_open(url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _port_open(url)

@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     serve.add_argument("--port-file", type=Path, default=None, help="write the bound port here once listening")
     serve.add_argument("--build-if-missing", action="store_true", help="build the index first when there is none")
+    serve.add_argument("--exit-with-parent", action="store_true", help="stop when the launching process dies")
     for p in (build, serve):
         p.add_argument("--corpus", type=Path, required=True, help="Search-R1 JSONL corpus")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -76,7 +77,9 @@ def run_build(corpus: Path, cfg: RetrieverConfig, *, force: bool, show_progress:
     return build_index(corpus, cfg, show_progress=show_progress, force=force)
 
 
-def run_serve(corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: Optional[Path]) -> None:
+def run_serve(
+    corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: Optional[Path], exit_with_parent: bool = False
+) -> None:
     from searchr1.retriever.batcher import MicroBatcher
     from searchr1.retriever.corpus import Corpus
     from searchr1.retriever.index import open_index, resolve_index_dir
@@ -99,7 +102,7 @@ def run_serve(corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: 
     sys.setswitchinterval(_GIL_SWITCH_S)
     batcher.start()
     try:
-        asyncio.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file))
+        asyncio.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file, exit_with_parent=exit_with_parent))
     finally:
         batcher.stop()
         corpus.close()
@@ -115,6 +118,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         else:
             if ns.build_if_missing:
                 run_build(ns.corpus, cfg, force=False, show_progress=not ns.quiet)
-            run_serve(ns.corpus, cfg, port=ns.port, port_file=ns.port_file)
+            run_serve(ns.corpus, cfg, port=ns.port, port_file=ns.port_file, exit_with_parent=ns.exit_with_parent)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         sys.exit(f"searchr1-retriever: {exc}")

@@ -79,7 +79,8 @@ class EmbeddedRetriever:
 
     def _launch(self, port_file: Path, build: bool) -> None:
         port_file.unlink(missing_ok=True)
-        args = ["serve", f"--port={self.port}", f"--port-file={port_file}"] + (["--build-if-missing"] if build else [])
+        args = ["serve", f"--port={self.port}", f"--port-file={port_file}", "--exit-with-parent"]
+        args += ["--build-if-missing"] if build else []
         self._proc = subprocess.Popen(self._command(*args), stdout=self._log, stderr=subprocess.STDOUT, env=_child_env())
 
     def _wait_for_port(self, port_file: Path, timeout_s: Optional[float]) -> int:

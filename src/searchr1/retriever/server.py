@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import time
 from collections import deque
@@ -193,9 +194,10 @@ def make_app(batcher: MicroBatcher, cfg: RetrieverConfig, info: dict[str, Any]) 
 
 
 async def serve(
-    app: web.Application, host: str, port: int, port_file: Optional[Path] = None
+    app: web.Application, host: str, port: int, port_file: Optional[Path] = None, *, exit_with_parent: bool = False
 ) -> None:
-    """Serve until SIGINT/SIGTERM; the bound port (useful with port 0) goes to ``port_file``."""
+    """Serve until SIGINT/SIGTERM (or, with ``exit_with_parent``, until the parent process dies);
+    the bound port (useful with port 0) goes to ``port_file``."""
     # Cancel the handler when its client disconnects so the batcher can skip the abandoned query.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
@@ -211,7 +213,19 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(stop)) if exit_with_parent else None
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await runner.cleanup()
+
+
+async def _watch_parent(stop: asyncio.Event, interval_s: float = 1.0) -> None:
+    # A trainer killed with SIGKILL cannot stop its retriever; we notice being re-parented.
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(interval_s)
+    log.info("parent process %d is gone; stopping", parent)
+    stop.set()
