@@ -55,7 +55,9 @@ def _config_from(ns: argparse.Namespace) -> RetrieverConfig:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="searchr1-retriever", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="searchr1-retriever", description="Build a retrieval index over a Search-R1 JSONL corpus, or serve it over HTTP."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build the index for a corpus (skipped when it exists)")
     build.add_argument("--force", action="store_true", help="rebuild even if the index exists")
@@ -78,7 +80,13 @@ def run_build(corpus: Path, cfg: RetrieverConfig, *, force: bool, show_progress:
 
 
 def run_serve(
-    corpus_path: Path, cfg: RetrieverConfig, *, port: int, port_file: Optional[Path], exit_with_parent: bool = False
+    corpus_path: Path,
+    cfg: RetrieverConfig,
+    *,
+    port: int,
+    port_file: Optional[Path],
+    exit_with_parent: bool = False,
+    show_progress: bool = True,
 ) -> None:
     from searchr1.retriever.batcher import MicroBatcher
     from searchr1.retriever.corpus import Corpus
@@ -87,7 +95,7 @@ def run_serve(
 
     index_dir = resolve_index_dir(corpus_path, cfg)
     index = open_index(index_dir, cfg)
-    corpus = Corpus(corpus_path, show_progress=True)
+    corpus = Corpus(corpus_path, show_progress=show_progress)
     if index.size != len(corpus):
         raise ConfigError(f"index {index_dir} holds {index.size} passages but corpus {corpus_path} has {len(corpus)}")
     batcher = MicroBatcher(make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms)
@@ -118,6 +126,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         else:
             if ns.build_if_missing:
                 run_build(ns.corpus, cfg, force=False, show_progress=not ns.quiet)
-            run_serve(ns.corpus, cfg, port=ns.port, port_file=ns.port_file, exit_with_parent=ns.exit_with_parent)
+            run_serve(
+                ns.corpus,
+                cfg,
+                port=ns.port,
+                port_file=ns.port_file,
+                exit_with_parent=ns.exit_with_parent,
+                show_progress=not ns.quiet,
+            )
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         sys.exit(f"searchr1-retriever: {exc}")
