@@ -53,6 +53,27 @@ async def test_identical_prompts_share_one_prefill(tokenizer):
     await engine.close()
 
 
+async def test_next_turn_reuses_the_cached_prefix(tokenizer):
+    """Turn 2 (turn 1's ids + an observation) prefills only the new tokens, with the same result."""
+    model = tiny_llama()
+    prompts = _prompts(tokenizer, 3)
+    observation = tokenizer.encode("\n\n<information>Doc 1</information>\n\n", add_special_tokens=False)
+    cached, plain = LocalEngine(model, tokenizer, max_batch=4), LocalEngine(model, tokenizer, prefix_cache_size=0)
+    first = await asyncio.gather(*(cached.generate(p, GREEDY) for p in prompts))
+    # Keep only part of each turn (the loop cuts after a stop tag), then append the observation.
+    second_inputs = [p + out.token_ids[:7] + observation for p, out in zip(prompts, first)]
+    prefilled = cached.stats.prefill_tokens
+    second = await asyncio.gather(*(cached.generate(ids, GREEDY) for ids in second_inputs))
+    assert cached.stats.prefill_tokens - prefilled == 3 * len(observation)
+    assert cached.stats.reused_tokens == sum(len(p) + 7 for p in prompts)
+    for ids, out in zip(second_inputs, second):
+        reference = await plain.generate(ids, GREEDY)
+        assert out.token_ids == reference.token_ids
+        assert out.logprobs == pytest.approx(reference.logprobs, abs=1e-4)
+    await cached.close()
+    await plain.close()
+
+
 async def test_sampled_logprobs_match_trainer_recomputation(tokenizer):
     model = tiny_llama()
     engine = LocalEngine(model, tokenizer, max_batch=4, seed=3)

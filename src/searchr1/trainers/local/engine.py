@@ -3,8 +3,9 @@
 Concurrent ``generate`` calls are decoded together: a worker admits waiting requests between decode
 steps (prefilling them left-padded and splicing their KV cache into the running batch), samples one
 token per row, and retires rows as they finish. Requests with identical input ids (the n samples of
-a GRPO group) share one prefill. Model work runs in a worker thread so the event loop keeps serving
-search calls while the CPU decodes.
+a GRPO group) share one prefill, and a finished row's KV cache is kept so the trajectory's next
+turn (the same ids plus an observation) only prefills the new tokens, as SGLang's radix cache does.
+Model work runs in a worker thread so the event loop keeps serving search calls while the CPU decodes.
 """
 
 from __future__ import annotations
@@ -41,11 +42,20 @@ class _Batch:
 
 
 @dataclass
+class _CachedPrefix:
+    """A retired row's KV cache (no padding) and the token ids it covers."""
+
+    ids: list[int]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
 class EngineStats:
     """Counters for throughput reporting (generated tokens, prefilled tokens, decode steps)."""
 
     generated_tokens: int = 0
     prefill_tokens: int = 0
+    reused_tokens: int = 0
     decode_steps: int = 0
 
 
@@ -57,7 +67,8 @@ class LocalEngine:
     them; the trainer recomputes the same quantity, so the two differ only by numerics.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, seed: int = 0) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, seed: int = 0,
+                 prefix_cache_size: Optional[int] = None) -> None:
         self.model = model
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -66,11 +77,17 @@ class LocalEngine:
         self.stats = EngineStats()
         self._generator = torch.Generator().manual_seed(seed)
         self._pending: list[_Request] = []
+        self._prefixes: list[_CachedPrefix] = []
+        self._prefix_cache_size = 4 * max_batch if prefix_cache_size is None else prefix_cache_size
         self._wakeup: Optional[asyncio.Event] = None
         self._worker: Optional[asyncio.Task] = None
 
     def reseed(self, seed: int) -> None:
         self._generator.manual_seed(seed)
+
+    def clear_prefix_cache(self) -> None:
+        """Forget cached prefixes (call after the weights change: their KV is stale)."""
+        self._prefixes.clear()
 
     async def generate(self, input_ids: Sequence[int], params: SamplingParams) -> EngineOutput:
         if params.max_new_tokens <= 0:
@@ -123,12 +140,22 @@ class LocalEngine:
     def _step(self, batch: Optional[_Batch], admitted: list[_Request]) -> Optional[_Batch]:
         """One scheduling round (worker thread): admit, sample a token per row, retire, decode."""
         with torch.inference_mode():
-            if admitted:
-                batch = _merge(batch, self._prefill(admitted))
+            fresh = []
+            for request in admitted:
+                prefix = self._take_prefix(request.input_ids)
+                if prefix is None:
+                    fresh.append(request)
+                else:
+                    batch = _merge(batch, self._extend(request, prefix))
+            if fresh:
+                batch = _merge(batch, self._prefill(fresh))
             if batch is None:
                 return None
             self._sample(batch)
-            keep = [i for i, row in enumerate(batch.rows) if not self._finish_if_done(row)]
+            done = {i for i, row in enumerate(batch.rows) if self._finish_if_done(row)}
+            for i in sorted(done):
+                self._keep_prefix(batch, i)
+            keep = [i for i in range(len(batch.rows)) if i not in done]
             if not keep:
                 return None
             batch = _select(batch, keep)
@@ -153,6 +180,45 @@ class LocalEngine:
         batch = _select(batch, owner)
         batch.rows = list(requests)
         return batch
+
+    def _take_prefix(self, ids: list[int]) -> Optional[tuple[_CachedPrefix, int]]:
+        """The cached prefix sharing the most leading tokens with ``ids`` (removed from the cache)."""
+        best, best_len = None, 0
+        for entry in self._prefixes:
+            length = _common_prefix(entry.ids, ids)
+            if length > best_len:
+                best, best_len = entry, length
+        # At least one token must be run to get the next-token logits.
+        best_len = min(best_len, len(ids) - 1)
+        if best is None or best_len < 1:
+            return None
+        self._prefixes.remove(best)
+        return best, best_len
+
+    def _keep_prefix(self, batch: _Batch, index: int) -> None:
+        if self._prefix_cache_size <= 0:
+            return
+        row = batch.rows[index]
+        live = batch.mask[index].bool()
+        layers = [(layer.keys[index][:, live], layer.values[index][:, live]) for layer in _layers(batch.cache)]
+        # The last sampled token was never fed to the model, so the cache stops one short.
+        self._prefixes.append(_CachedPrefix(row.input_ids + row.tokens[:-1], layers))
+        del self._prefixes[: -self._prefix_cache_size]
+
+    def _extend(self, request: _Request, prefix: tuple[_CachedPrefix, int]) -> _Batch:
+        """Prefill only the tokens after a cached prefix, on top of that prefix's KV cache."""
+        from transformers import DynamicCache
+
+        entry, length = prefix
+        cache = DynamicCache(ddp_cache_data=[(k[None, :, :length], v[None, :, :length]) for k, v in entry.layers])
+        new = torch.tensor([request.input_ids[length:]])
+        mask = torch.ones((1, len(request.input_ids)), dtype=torch.long)
+        positions = torch.arange(length, len(request.input_ids)).unsqueeze(0)
+        out = self.model(input_ids=new, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                         logits_to_keep=1)
+        self.stats.prefill_tokens += new.shape[1]
+        self.stats.reused_tokens += length
+        return _Batch(rows=[request], cache=out.cache, mask=mask, logits=out.logits[:, -1].float())
 
     def _sample(self, batch: _Batch) -> None:
         temps = torch.tensor([r.params.temperature for r in batch.rows])
@@ -201,6 +267,15 @@ class LocalEngine:
         batch.cache = out.cache
         batch.logits = out.logits[:, -1].float()
         self.stats.decode_steps += 1
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
 
 
 def _resolve(future: asyncio.Future, output: EngineOutput) -> None:

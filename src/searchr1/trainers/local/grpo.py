@@ -8,12 +8,15 @@ Miles' default: the mean over a sample's model tokens, then the mean over sample
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Callable, ContextManager, Optional, Sequence
 
 import torch
 
-from searchr1.config.schema import LocalTrainerConfig
+from searchr1.config.schema import LocalTrainerConfig, TisConfig
+from searchr1.tis import TisResult, compute_tis
+from searchr1.trainers.local.logprobs import score_responses
 
 KL_LOG_RATIO_LIMIT = 20.0
 KL_LIMIT = 10.0
@@ -93,3 +96,127 @@ def _sample_means(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def _batch_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
     """Sample-mean-then-batch-mean of a detached per-token value (what the loss reduction sees)."""
     return float(_sample_means(values.detach(), mask).mean())
+
+
+@dataclass(frozen=True)
+class Group:
+    """The n sampled responses of one prompt, with what the rollout recorded about them."""
+
+    prompt_ids: list[int]
+    responses: list[list[int]]
+    loss_masks: list[list[int]]
+    rollout_logprobs: list[list[float]]
+    advantages: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One micro-batch: some responses of one group (they share the prompt forward)."""
+
+    group: Group
+    rows: range
+
+    @property
+    def responses(self) -> list[list[int]]:
+        return [self.group.responses[i] for i in self.rows]
+
+
+def chunks_of(groups: Sequence[Group], micro_batch_size: int) -> list[Chunk]:
+    return [Chunk(g, range(start, min(start + micro_batch_size, len(g.responses))))
+            for g in groups for start in range(0, len(g.responses), micro_batch_size)]
+
+
+def grpo_update(
+    policy: Any,
+    reference: Optional[Callable[[], ContextManager[Any]]],
+    groups: Sequence[Group],
+    optimizer: torch.optim.Optimizer,
+    cfg: LocalTrainerConfig,
+    tis_cfg: TisConfig,
+    *,
+    temperature: float,
+    pad_token_id: int,
+) -> dict[str, float]:
+    """One optimizer step on a rollout batch; returns train/* and tis/* metrics.
+
+    ``reference()`` enters a context yielding the frozen reference model (None: no KL term).
+    There is one optimizer step per rollout, so the PPO ratio's "old" logprobs are the policy's
+    own detached logprobs in the same pass. Only batch-normalized TIS needs every sample's old
+    logprobs before the first backward; then a no-grad pass computes them first.
+    """
+    chunks = chunks_of(groups, cfg.micro_batch_size)
+    total = sum(len(c.rows) for c in chunks)
+    score = functools.partial(score_responses, temperature=temperature, pad_token_id=pad_token_id)
+    old: dict[int, torch.Tensor] = {}
+    weights: dict[int, list[torch.Tensor]] = {}
+    if tis_cfg.enabled and tis_cfg.batch_normalize:
+        with torch.no_grad():
+            old = {i: score(policy, c.group.prompt_ids, c.responses).logprobs for i, c in enumerate(chunks)}
+        weights = _split(_tis(chunks, old, tis_cfg).weights, chunks)
+    optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, float] = {}
+    loss_total = 0.0
+    for i, chunk in enumerate(chunks):
+        ref_logprobs = None
+        if reference is not None and cfg.kl_loss_coef > 0:
+            with torch.no_grad(), reference() as ref_model:
+                ref_logprobs = score(ref_model, chunk.group.prompt_ids, chunk.responses).logprobs
+        scores = score(policy, chunk.group.prompt_ids, chunk.responses, with_entropy=True)
+        old.setdefault(i, scores.logprobs.detach())
+        length = scores.logprobs.shape[1]
+        tis_weights = None
+        if tis_cfg.enabled:  # token/sequence/geometric weights depend on the sample alone
+            tis_weights = _stack(weights.get(i) or _tis([chunk], {0: old[i]}, tis_cfg).weights, length)
+        loss, metrics = grpo_loss(LossInputs(
+            logprobs=scores.logprobs,
+            old_logprobs=old[i],
+            advantages=chunk.group.advantages[chunk.rows.start : chunk.rows.stop],
+            loss_mask=_padded([chunk.group.loss_masks[r] for r in chunk.rows], length),
+            tis_weights=tis_weights,
+            ref_logprobs=ref_logprobs,
+            entropy=scores.entropy,
+        ), cfg, total)
+        loss.backward()
+        loss_total += float(loss)
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + value * len(chunk.rows)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    optimizer.step()
+    result = {key: value / total for key, value in sums.items()}
+    result.update(_tis(chunks, old, tis_cfg).metrics)
+    result.update({"train/loss": loss_total, "train/grad_norm": float(grad_norm)})
+    return result
+
+
+def _tis(chunks: Sequence[Chunk], old: dict[int, torch.Tensor], tis_cfg: TisConfig) -> TisResult:
+    train, rollout, masks = [], [], []
+    for i, chunk in enumerate(chunks):
+        for j, row in enumerate(chunk.rows):
+            length = len(chunk.group.responses[row])
+            train.append(old[i][j, :length])
+            rollout.append(torch.tensor(chunk.group.rollout_logprobs[row], dtype=torch.float32))
+            masks.append(torch.tensor(chunk.group.loss_masks[row], dtype=torch.float32))
+    return compute_tis(train, rollout, masks, tis_cfg)
+
+
+def _split(weights: list[torch.Tensor], chunks: Sequence[Chunk]) -> dict[int, list[torch.Tensor]]:
+    out, start = {}, 0
+    for i, chunk in enumerate(chunks):
+        out[i] = weights[start : start + len(chunk.rows)]
+        start += len(chunk.rows)
+    return out
+
+
+def _padded(rows: Sequence[Sequence[int]], length: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), length), dtype=torch.float32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(list(row), dtype=torch.float32)
+    return out
+
+
+def _stack(rows: Sequence[torch.Tensor], length: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), length), dtype=torch.float32)
+    for i, row in enumerate(rows):
+        out[i, : row.shape[0]] = row
+    return out

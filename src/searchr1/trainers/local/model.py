@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from searchr1.config.schema import ModelConfig
-from searchr1.rollout.hf_tokenizer import load_tokenizer, resolve_checkpoint, tokenizer_cache_dir
+from searchr1.rollout.hf_tokenizer import load_tokenizer, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,11 @@ def torch_dtype(name: str) -> Any:
     import torch
 
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def model_cache_dir() -> Path:
+    """Dequantized GGUF checkpoints, beside the converted tokenizers (kept across runs and test sessions)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "searchr1" / "models"
 
 
 def gguf_file_of(model_cfg: ModelConfig) -> Optional[str]:
@@ -65,7 +70,7 @@ def _dequantized_checkpoint(gguf_path: Path) -> Path:
 
     stat = gguf_path.stat()
     key = hashlib.sha256(f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = tokenizer_cache_dir().parent / "models" / f"{gguf_path.stem}-{key}"
+    cached = model_cache_dir() / f"{gguf_path.stem}-{key}"
     if (cached / "config.json").exists():
         return cached
     log.info("dequantizing %s once into %s (later runs load the cached copy)", gguf_path.name, cached)
@@ -81,3 +86,24 @@ def _dequantized_checkpoint(gguf_path: Path) -> Path:
     except OSError:  # a concurrent first load won the race; its copy is identical
         shutil.rmtree(partial, ignore_errors=True)
     return cached
+
+
+def with_lora(model: Any, rank: int) -> Any:
+    """Wrap ``model`` with LoRA adapters on every attention and MLP projection (rank 0: unchanged)."""
+    if rank <= 0:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets))
+
+
+def sync_trainable(source: Any, target: Any) -> None:
+    """Copy ``source``'s trainable parameters into ``target`` (a lower-precision engine copy)."""
+    import torch
+
+    targets = dict(target.named_parameters())
+    with torch.no_grad():
+        for name, param in source.named_parameters():
+            if param.requires_grad:
+                targets[name].copy_(param)

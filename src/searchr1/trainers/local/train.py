@@ -1,0 +1,253 @@
+"""The embedded trainer's loop: sample prompts, roll out with search, score, GRPO update, log, checkpoint.
+
+Everything runs in this process except the retriever (a child server on 127.0.0.1): the policy
+model, its in-process engine (sharing the weights, or a lower-precision copy synced after every
+update) and, when KL is on, a frozen reference (the adapter-free model under LoRA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from searchr1.config.schema import SearchR1Config
+from searchr1.data import ensure_data
+from searchr1.data.dataset import QAExample, load_split
+from searchr1.metrics import rollout_metrics
+from searchr1.reward import RewardBreakdown, score_group
+from searchr1.rollout import prompt_ids
+from searchr1.rollout.loop import run_batch
+from searchr1.rollout.trajectory import Trajectory
+from searchr1.run import RunContext
+from searchr1.tracking import Tracker
+from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
+from searchr1.trainers.local.engine import LocalEngine
+from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
+from searchr1.trainers.local.model import load_model, load_policy_tokenizer, sync_trainable, torch_dtype, with_lora
+from searchr1.trainers.local.sampler import PromptSampler
+
+log = logging.getLogger(__name__)
+
+ROLLOUTS_FILE = "rollouts.jsonl"
+
+
+@dataclass
+class Models:
+    policy: Any
+    engine_model: Any
+    """The policy itself in float32, else a lower-precision copy (trainer.engine_dtype)."""
+    reference: Optional[Callable[[], ContextManager[Any]]]
+    """Enters a context yielding the frozen reference model; None when trainer.kl_loss_coef=0."""
+
+
+@dataclass
+class Trainer:
+    """What one run holds between steps."""
+
+    ctx: RunContext
+    examples: list[QAExample]
+    tokenizer: Any
+    models: Models
+    optimizer: torch.optim.Optimizer
+    sampler: PromptSampler
+    checkpoint_dir: Path
+
+
+def train(ctx: RunContext) -> None:
+    cfg, tcfg = ctx.cfg, ctx.cfg.trainer
+    _seed_everything(cfg.seed)
+    if tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
+    trainer = _build(ctx)
+    start = _resume(trainer) if tcfg.resume else 0
+    tracker = Tracker(ctx, total_steps=tcfg.steps, start_step=start)
+    try:
+        if start >= tcfg.steps:
+            log.info("checkpoint is at step %d >= trainer.steps=%d: nothing to train", start, tcfg.steps)
+            return
+        with _search_service(cfg, ctx.run_dir) as urls:
+            asyncio.run(_train_steps(trainer, tracker, start, urls))
+    finally:
+        tracker.finish()
+
+
+def _build(ctx: RunContext) -> Trainer:
+    cfg, tcfg = ctx.cfg, ctx.cfg.trainer
+    ensure_data(cfg.data)
+    examples = load_split(cfg.data.train_path)
+    started = time.perf_counter()
+    tokenizer = load_policy_tokenizer(cfg.model)
+    models = build_models(cfg)
+    log.info("loaded %s in %.1fs (trainer.lora_rank=%d, trainer.engine_dtype=%s)", cfg.model.name,
+             time.perf_counter() - started, tcfg.lora_rank, tcfg.engine_dtype)
+    trainable = [p for p in models.policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    sampler = PromptSampler(len(examples), tcfg.prompts_per_step, cfg.seed, cfg.data.shuffle)
+    checkpoint_dir = Path(tcfg.checkpoint_dir) if tcfg.checkpoint_dir else ctx.run_dir / "checkpoints"
+    return Trainer(ctx, examples, tokenizer, models, optimizer, sampler, checkpoint_dir)
+
+
+def build_models(cfg: SearchR1Config) -> Models:
+    tcfg = cfg.trainer
+    base = load_model(cfg.model)
+    policy = with_lora(base, tcfg.lora_rank)
+    policy.train()
+    reference = None
+    if tcfg.kl_loss_coef > 0:
+        if tcfg.lora_rank > 0:
+            reference = adapters_off_reference(policy)
+        else:
+            frozen = copy.deepcopy(base).eval().requires_grad_(False)
+            reference = lambda: contextlib.nullcontext(frozen)  # noqa: E731
+    engine_model = policy
+    if tcfg.engine_dtype != "float32":
+        engine_model = copy.deepcopy(policy).to(torch_dtype(tcfg.engine_dtype)).eval().requires_grad_(False)
+    return Models(policy=policy, engine_model=engine_model, reference=reference)
+
+
+def adapters_off_reference(policy: Any) -> Callable[[], ContextManager[Any]]:
+    """Under LoRA the reference is the same network with its adapters switched off."""
+
+    @contextlib.contextmanager
+    def adapters_off() -> Iterator[Any]:
+        with policy.disable_adapter():
+            yield policy
+
+    return adapters_off
+
+
+def _resume(trainer: Trainer) -> int:
+    state = load_latest(trainer.checkpoint_dir)
+    if state is None:
+        log.warning("trainer.resume=true but %s holds no checkpoint: starting from step 0", trainer.checkpoint_dir)
+        return 0
+    restore(state, trainer.models.policy, trainer.optimizer)
+    trainer.sampler.restore(state["sampler"])
+    _sync_engine(trainer.models)
+    log.info("resumed from %s at step %d (data epoch %d, position %d)", trainer.checkpoint_dir, state["step"],
+             trainer.sampler.epoch, trainer.sampler.position)
+    return int(state["step"])
+
+
+@contextlib.contextmanager
+def _search_service(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[str]]]:
+    """Start the embedded retriever when the local backend has no URLs; yield the URLs to use."""
+    if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path:
+        yield None
+        return
+    from searchr1.retriever.embedded import EmbeddedRetriever
+
+    log.info("backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind,
+             cfg.data.corpus_path)
+    with EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
+                           log_path=run_dir / "retriever.log") as retriever:
+        yield [retriever.url]
+
+
+async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Optional[list[str]]) -> None:
+    import aiohttp
+
+    from searchr1.search.factory import build_search_backend
+
+    cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
+    async with aiohttp.ClientSession() as session:
+        search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls, run_dir=trainer.ctx.run_dir)
+        engine = LocalEngine(trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch,
+                             seed=cfg.seed)
+        try:
+            for step in range(start + 1, tcfg.steps + 1):
+                metrics = await _train_step(trainer, engine, search, step)
+                if tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
+                    save_checkpoint(trainer.checkpoint_dir, step, trainer.models.policy, trainer.optimizer,
+                                    trainer.sampler.state())
+                tracker.log(metrics, step)
+        finally:
+            await engine.close()
+            await search.close()
+
+
+async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: int) -> dict[str, float]:
+    cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
+    n = cfg.rollout.n_samples_per_prompt
+    started = time.perf_counter()
+    batch = [trainer.examples[i] for i in trainer.sampler.next_batch()]
+    prompts = [prompt_ids(trainer.tokenizer, example.prompt_messages) for example in batch]
+    engine.reseed(cfg.seed * 1_000_003 + step)  # each step's sampling is reproducible after a resume
+    engine.clear_prefix_cache()  # cached KV was computed with last step's weights
+    generated_before = engine.stats.generated_tokens
+    trajectories = await run_batch(
+        [p for p in prompts for _ in range(n)], engine=engine, search=search, tokenizer=trainer.tokenizer,
+        rollout_cfg=cfg.rollout, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
+    )
+    rollout_s = time.perf_counter() - started
+    golds = [example.golden_answers for example in batch for _ in range(n)]
+    rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward,
+                          prompt_texts=[trainer.tokenizer.decode(t.prompt_ids) for t in trajectories])
+    metrics = rollout_metrics(trajectories, rewards, golds, search.stats_and_reset())
+    _write_rollouts(trainer.ctx.run_dir, step, batch, n, trajectories, rewards)
+
+    update_started = time.perf_counter()
+    advantages = group_advantages([r.total for r in rewards], n)
+    groups = [_group(prompts[g], trajectories[g * n : (g + 1) * n], advantages[g * n : (g + 1) * n])
+              for g in range(len(batch))]
+    metrics.update(grpo_update(
+        trainer.models.policy, trainer.models.reference, groups, trainer.optimizer, tcfg, cfg.tis,
+        temperature=cfg.rollout.temperature, pad_token_id=engine.pad_token_id,
+    ))
+    _sync_engine(trainer.models)
+    update_s = time.perf_counter() - update_started
+    train_tokens = sum(len(t.prompt_ids) + len(t.response_ids) for t in trajectories)
+    metrics.update({
+        "perf/rollout_seconds": rollout_s,
+        "perf/update_seconds": update_s,
+        "perf/step_seconds": time.perf_counter() - started,
+        "perf/rollout_tokens_per_s": (engine.stats.generated_tokens - generated_before) / max(rollout_s, 1e-9),
+        "perf/train_tokens_per_s": train_tokens / max(update_s, 1e-9),
+        "train/data_epoch": float(trainer.sampler.epoch),
+    })
+    return metrics
+
+
+def _group(prompt: list[int], trajectories: Sequence[Trajectory], advantages: torch.Tensor) -> Group:
+    # An empty response (aborted before its first token) trains nothing: one masked pad token.
+    responses = [t.response_ids or [0] for t in trajectories]
+    masks = [t.loss_mask if t.response_ids else [0] for t in trajectories]
+    logprobs = [t.rollout_logprobs if t.response_ids else [0.0] for t in trajectories]
+    return Group(prompt_ids=prompt, responses=responses, loss_masks=masks, rollout_logprobs=logprobs,
+                 advantages=advantages)
+
+
+def _sync_engine(models: Models) -> None:
+    if models.engine_model is not models.policy:
+        sync_trainable(models.policy, models.engine_model)
+
+
+def _write_rollouts(run_dir: Path, step: int, batch: Sequence[QAExample], n: int,
+                    trajectories: Sequence[Trajectory], rewards: Sequence[RewardBreakdown]) -> None:
+    """Every sample of the step, readable: where to look first when rewards do not move."""
+    with (run_dir / ROLLOUTS_FILE).open("a", encoding="utf-8") as out:
+        for i, (traj, reward) in enumerate(zip(trajectories, rewards)):
+            example = batch[i // n]
+            out.write(json.dumps({
+                "step": step, "index": example.index, "question": example.question,
+                "golden_answers": list(example.golden_answers), "response": traj.response_text,
+                "reward": reward.total, "exact_match": reward.exact_match, "format": reward.format,
+                "status": traj.status, "turns": traj.turns, "search_calls": traj.search_calls,
+            }) + "\n")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
