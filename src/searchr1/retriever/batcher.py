@@ -53,7 +53,8 @@ class BatchStats:
             "batches": self.batches,
             "mean_size": self.queries / self.batches if self.batches else 0.0,
             "max_size": self.max_size,
-            "histogram": {f"<={k}": v for k, v in sorted(self.histogram.items())},
+            # dict() copies in one step under the GIL while the worker may be adding a bucket.
+            "histogram": {f"<={k}": v for k, v in sorted(dict(self.histogram).items())},
         }
 
 
