@@ -35,6 +35,12 @@ def test_sweep_table_aggregates_seeds_with_mean_and_std(tmp_path):
     assert last.best["reward/exact_match"].n == 2 and last.steps == 3
 
 
+def test_configuration_names_leave_out_overrides_every_run_shares(tmp_path):
+    for t in (1, 2):
+        make_run(tmp_path / f"t{t}", max_turns=t, topk=3, seed=0, em=[0.1], extra_overrides=("data.num_entities=200",))
+    assert [s.name for s in summarize(find_runs(tmp_path))] == ["rollout.max_turns=1", "rollout.max_turns=2"]
+
+
 def test_heatmap_grid_is_em_over_turns_by_topk(tmp_path):
     make_sweep(tmp_path, turns=(1, 2, 4), topks=(1, 3, 5), seeds=(0,))
     rows, cols, grid = heatmap_grid(summarize(find_runs(tmp_path)), "reward/exact_match")

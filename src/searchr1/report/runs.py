@@ -37,10 +37,13 @@ class Run:
             node = node[part]
         return node
 
-    def configuration(self) -> str:
+    def configuration_overrides(self) -> list[str]:
         """What distinguishes this run from its seed siblings: its overrides without the seed."""
-        kept = [o for o in self.overrides if o.split("=", 1)[0].lstrip("+~") not in _NOT_CONFIGURATION]
-        return ",".join(sorted(kept)) or "default"
+        return sorted(o for o in self.overrides if o.split("=", 1)[0].lstrip("+~") not in _NOT_CONFIGURATION)
+
+    def configuration(self, shared: frozenset[str] = frozenset()) -> str:
+        """The configuration's name; ``shared`` overrides (common to every run compared) are left out."""
+        return ",".join(o for o in self.configuration_overrides() if o not in shared) or "default"
 
     def final(self, key: str) -> float | None:
         points = self.history.get(key)

@@ -66,7 +66,7 @@ def summarize(runs: Sequence[Run]) -> list[ConfigSummary]:
     """Group runs that differ only in their seed; order follows the sweep axes, then the name."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(run.configuration(), []).append(run)
+        groups.setdefault(run.configuration(shared_overrides(runs)), []).append(run)
     keys = sorted({key for run in runs for key in run.history})
     summaries = []
     for name, members in groups.items():
@@ -77,6 +77,13 @@ def summarize(runs: Sequence[Run]) -> list[ConfigSummary]:
                 summary.best[key] = stat([r.best(key) for r in members])
         summaries.append(summary)
     return sorted(summaries, key=_order)
+
+
+def shared_overrides(runs: Sequence[Run]) -> frozenset[str]:
+    """Overrides every run has (e.g. a sweep's fixed settings): they name no configuration apart."""
+    if len(runs) < 2:
+        return frozenset()
+    return frozenset.intersection(*(frozenset(run.configuration_overrides()) for run in runs))
 
 
 def _order(summary: ConfigSummary) -> tuple:
