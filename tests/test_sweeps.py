@@ -24,7 +24,7 @@ from hydra_plugins.searchr1_ray_jobs.launcher import (
 from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
 from searchr1.config import register_configs, to_typed
 from tests.support.compose import REPO
-from tests.support.ray_jobs_server import FakeRayJobServer
+from tests.support.ray_jobs_server import FakeJob, FakeRayJobServer
 
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
@@ -166,6 +166,15 @@ def test_run_jobs_waits_for_all_keeps_order_and_saves_logs(tmp_path):
     assert body["metadata"]["searchr1_job_dir"] == str(tmp_path / "seed=0")
     assert "entrypoint_num_gpus" not in body
     assert (tmp_path / "seed=2" / JOB_LOG_FILE).read_text() == "ran: python -m searchr1 seed=2\n"
+
+
+def test_a_point_that_cannot_be_submitted_fails_alone(tmp_path):
+    with FakeRayJobServer() as server:
+        server.jobs["s-0"] = FakeJob(body={"entrypoint": "an older job"}, status="SUCCEEDED")  # id taken
+        settings = RayJobsLauncherConf(address=server.url, poll_s=0.01)
+        statuses = asyncio.run(run_jobs(_specs(tmp_path, 2), settings, {}))
+    assert statuses[0].status == "FAILED" and "already exists" in statuses[0].message
+    assert statuses[1].status == "SUCCEEDED"
 
 
 def test_cancelling_the_launcher_stops_submitted_jobs(tmp_path):

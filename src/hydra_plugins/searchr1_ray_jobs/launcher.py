@@ -79,11 +79,16 @@ async def run_jobs(specs: Sequence[JobSpec], settings: RayJobsLauncherConf,
 
 async def _run_one(client: RayJobsClient, spec: JobSpec, settings: RayJobsLauncherConf,
                    runtime_env: dict[str, Any]) -> JobStatus:
-    await client.submit(
-        submission_id=spec.submission_id, entrypoint=spec.entrypoint, runtime_env=runtime_env,
-        metadata={"searchr1_job_dir": str(spec.job_dir), "searchr1_overrides": " ".join(spec.overrides)},
-        num_cpus=settings.entrypoint_num_cpus, num_gpus=settings.entrypoint_num_gpus,
-    )
+    try:
+        await client.submit(
+            submission_id=spec.submission_id, entrypoint=spec.entrypoint, runtime_env=runtime_env,
+            metadata={"searchr1_job_dir": str(spec.job_dir), "searchr1_overrides": " ".join(spec.overrides)},
+            num_cpus=settings.entrypoint_num_cpus, num_gpus=settings.entrypoint_num_gpus,
+        )
+    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+        # One point that cannot be submitted fails alone; the others still run.
+        log.error("#%d could not be submitted: %s", spec.idx, exc)
+        return JobStatus(status="FAILED", message=f"submission failed: {exc}")
     log.info("#%d submitted as Ray job %s", spec.idx, spec.submission_id)
     try:
         status = await _wait(client, spec.submission_id, settings.poll_s)
