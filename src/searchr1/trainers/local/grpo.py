@@ -177,7 +177,7 @@ def grpo_update(
             entropy=scores.entropy,
         ), cfg, total)
         loss.backward()
-        loss_total += float(loss)
+        loss_total += float(loss.detach())
         for key, value in metrics.items():
             sums[key] = sums.get(key, 0.0) + value * len(chunk.rows)
     params = [p for p in policy.parameters() if p.requires_grad]

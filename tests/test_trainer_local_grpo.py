@@ -1,0 +1,152 @@
+"""GRPO on a tiny real Llama: advantages, masking (observation tokens get no gradient), PPO clipping,
+k3 KL, TIS truncation as configured, and the group-shared prompt forward."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import pytest
+import torch
+
+from searchr1.config.schema import LocalTrainerConfig, TisConfig
+from searchr1.trainers.local.grpo import Group, LossInputs, group_advantages, grpo_loss, grpo_update, low_var_kl
+from searchr1.trainers.local.logprobs import score_responses
+from tests.support.local_trainer import tiny_llama
+
+VOCAB = 512
+PROMPT = [5, 17, 42, 7, 99, 3]
+RESPONSES = [[11, 12, 13, 14, 15, 16, 17, 18], [21, 22, 23, 24, 25, 26]]
+# Observation tokens (0) sit between model tokens, as after a search.
+MASKS = [[1, 1, 0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 1]]
+
+
+def _cfg(**overrides) -> LocalTrainerConfig:
+    # No gradient clipping: the tests compare raw gradients.
+    return LocalTrainerConfig(**{"kl_loss_coef": 0.0, "entropy_coef": 0.0, "micro_batch_size": 8, "grad_clip": 1e9,
+                                 **overrides})
+
+
+def _group(rollout_logprobs=None) -> Group:
+    return Group(prompt_ids=PROMPT, responses=RESPONSES, loss_masks=MASKS,
+                 rollout_logprobs=rollout_logprobs or [[0.0] * len(r) for r in RESPONSES],
+                 advantages=torch.tensor([1.0, -1.0]))
+
+
+def _grads(model, group: Group, cfg: LocalTrainerConfig, tis: TisConfig = TisConfig(), reference=None):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    metrics = grpo_update(model, reference, [group], optimizer, cfg, tis, temperature=1.0, pad_token_id=0)
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, metrics
+
+
+def _perturb_logits(model, positions: dict[int, list[int]]):
+    """Add large noise to the logits that predict the given response positions (response pass only)."""
+
+    def hook(_module, _inputs, output):
+        if output.shape[1] == 1:  # the prompt pass keeps only its last logits (predicting position 0)
+            return output
+        output = output.clone()
+        for row, cols in positions.items():
+            for col in cols:
+                output[row, col - 1] += 50.0 * torch.randn(output.shape[-1])
+        return output
+
+    return model.lm_head.register_forward_hook(hook)
+
+
+def test_group_advantages_are_normalized_within_each_group():
+    adv = group_advantages([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0], group_size=4)
+    std = torch.tensor([1.0, 0.0, 0.0, 0.0]).std()
+    assert adv[:4].tolist() == pytest.approx([0.75 / float(std), -0.25 / float(std), -0.25 / float(std), -0.25 / float(std)], rel=1e-4)
+    assert adv[4:].tolist() == [0.0] * 4  # identical rewards: no signal
+    assert group_advantages([3.0, 1.0], group_size=1).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_observation_tokens_get_no_gradient():
+    """Changing the logits at observation positions changes no parameter gradient (KL and entropy on);
+    changing a model token's logits does (so the comparison is not vacuous)."""
+    cfg = _cfg(kl_loss_coef=0.1, entropy_coef=0.01)
+    reference_model = tiny_llama(seed=1, vocab_size=VOCAB).requires_grad_(False)
+    reference = lambda: contextlib.nullcontext(reference_model)  # noqa: E731
+    observation = {i: [j for j, m in enumerate(mask) if m == 0] for i, mask in enumerate(MASKS)}
+
+    baseline, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(), cfg, reference=reference)
+    model = tiny_llama(vocab_size=VOCAB)
+    handle = _perturb_logits(model, observation)
+    perturbed, _ = _grads(model, _group(), cfg, reference=reference)
+    handle.remove()
+    assert baseline.keys() == perturbed.keys() and baseline
+    for name in baseline:
+        torch.testing.assert_close(perturbed[name], baseline[name], rtol=1e-5, atol=1e-7)
+
+    model = tiny_llama(vocab_size=VOCAB)
+    handle = _perturb_logits(model, {0: [1]})  # a model token
+    changed, _ = _grads(model, _group(), cfg, reference=reference)
+    handle.remove()
+    assert any(not torch.allclose(changed[n], baseline[n]) for n in baseline)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("upper_bound", [2.0, 3.0])
+def test_tis_weights_are_truncated_at_the_configured_bound(upper_bound):
+    """Rollout probabilities 5x below the trainer's: every weight is truncated to ``upper_bound``, so the
+    policy gradient is exactly ``upper_bound`` times the gradient without TIS."""
+    model = tiny_llama(vocab_size=VOCAB)
+    with torch.no_grad():
+        train_logprobs = score_responses(model, PROMPT, RESPONSES).logprobs
+    rollout = [[float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
+               for i, mask in enumerate(MASKS)]
+    plain, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), TisConfig(enabled=False))
+    tis = TisConfig(enabled=True, mode="truncate", upper_bound=upper_bound)
+    weighted, metrics = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), tis)
+    for name in plain:
+        torch.testing.assert_close(weighted[name], upper_bound * plain[name], rtol=1e-4, atol=1e-7)
+    assert metrics["tis/bounded_fraction"] == pytest.approx(1.0)
+    assert metrics["tis/effective_sample_size"] == pytest.approx(2.0)
+    # With TIS off the loss ignores the weights, but their ESS is still reported.
+    _, off_metrics = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), TisConfig(enabled=False))
+    assert "tis/effective_sample_size" in off_metrics
+
+
+def test_batch_normalized_tis_matches_its_weights_mean():
+    """tis.batch_normalize rescales all weights to mean 1: uniformly truncated weights become 1."""
+    model = tiny_llama(vocab_size=VOCAB)
+    with torch.no_grad():
+        train_logprobs = score_responses(model, PROMPT, RESPONSES).logprobs
+    rollout = [[float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
+               for i, mask in enumerate(MASKS)]
+    plain, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), TisConfig(enabled=False))
+    tis = TisConfig(enabled=True, upper_bound=2.0, batch_normalize=True)
+    normalized, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), tis)
+    for name in plain:
+        torch.testing.assert_close(normalized[name], plain[name], rtol=1e-4, atol=1e-7)
+
+
+def test_ppo_clip_stops_the_gradient_beyond_the_upper_range():
+    logprobs = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    old = torch.tensor([[-0.5, -0.1]])  # ratios e^0.5 = 1.65 (beyond 1.28) and e^0.1 = 1.105 (inside)
+    loss, metrics = grpo_loss(LossInputs(logprobs=logprobs, old_logprobs=old, advantages=torch.tensor([1.0]),
+                                         loss_mask=torch.ones(1, 2)), _cfg(eps_clip_high=0.28), total_samples=1)
+    loss.backward()
+    assert logprobs.grad[0, 0] == 0.0
+    assert logprobs.grad[0, 1] == pytest.approx(-math.exp(0.1) / 2, rel=1e-5)
+    assert metrics["train/pg_clipfrac"] == pytest.approx(0.5)
+
+
+def test_low_var_kl_is_zero_at_the_reference_and_positive_elsewhere():
+    logprobs = torch.tensor([-1.0, -2.0, -0.5])
+    assert low_var_kl(logprobs, logprobs).abs().max() == 0.0
+    assert bool((low_var_kl(logprobs, logprobs + torch.tensor([0.3, -0.7, 1.0])) > 0).all())
+
+
+def test_group_shared_prompt_forward_equals_separate_sequences():
+    model = tiny_llama(vocab_size=VOCAB)
+    with torch.no_grad():
+        shared = score_responses(model, PROMPT, RESPONSES, temperature=0.8).logprobs
+        for i, response in enumerate(RESPONSES):
+            ids = torch.tensor([PROMPT + response])
+            logits = model(input_ids=ids).logits[0, len(PROMPT) - 1 : -1] / 0.8
+            expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(response).unsqueeze(-1)).squeeze(-1)
+            torch.testing.assert_close(shared[i, : len(response)], expected, rtol=1e-4, atol=1e-5)
+            assert shared[i, len(response):].abs().sum() == 0
