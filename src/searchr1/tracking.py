@@ -48,7 +48,7 @@ class Tracker:
         self.last: dict[str, Any] = {}
         self._finished = False
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        _drop_steps_after(self.path, start_step)
+        drop_steps_after(self.path, start_step)
         self._file = self.path.open("a", encoding="utf-8")
         self._wandb = _init_wandb(ctx, resume=start_step > 0)
         self._bar = _progress_bar(total_steps, start_step)
@@ -122,8 +122,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _drop_steps_after(path: Path, step: int) -> None:
-    """On resume, forget steps logged after the checkpoint (they are redone)."""
+def drop_steps_after(path: Path, step: int) -> None:
+    """On resume, forget JSONL lines of steps after the checkpoint (they are redone); step 0 starts over."""
     if not path.exists():
         return
     if step <= 0:

@@ -30,7 +30,7 @@ from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.run import RunContext
-from searchr1.tracking import Tracker
+from searchr1.tracking import Tracker, drop_steps_after
 from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
 from searchr1.trainers.local.engine import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
@@ -71,6 +71,7 @@ def train(ctx: RunContext) -> None:
         torch.set_num_threads(tcfg.threads)
     trainer = _build(ctx)
     start = _resume(trainer) if tcfg.resume else 0
+    drop_steps_after(ctx.run_dir / ROLLOUTS_FILE, start)
     tracker = Tracker(ctx, total_steps=tcfg.steps, start_step=start)
     try:
         if start >= tcfg.steps:
@@ -168,10 +169,11 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
         try:
             for step in range(start + 1, tcfg.steps + 1):
                 metrics = await _train_step(trainer, engine, search, step)
+                # Log before saving: a kill in between redoes the step, and resuming drops its lines.
+                tracker.log(metrics, step)
                 if tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
                     save_checkpoint(trainer.checkpoint_dir, step, trainer.models.policy, trainer.optimizer,
                                     trainer.sampler.state())
-                tracker.log(metrics, step)
         finally:
             await engine.close()
             await search.close()
