@@ -105,6 +105,20 @@ def test_run_name_starts_with_the_sweep_and_carries_the_point(tmp_path):
     assert "sweep=" not in name
 
 
+def test_miles_runs_carry_the_sweep_name_into_their_wandb_config(tmp_path):
+    """Miles makes the run name its W&B group, so the sweep travels in the config Miles logs (args)."""
+    from searchr1.trainers.miles.command import wandb_args
+    from searchr1.trainers.miles.custom_config import build_custom_config
+
+    cfg = to_typed(compose_config(["+sweep=turns_topk", "trainer=miles", "rollout.max_turns=4"]))
+    custom = build_custom_config(cfg, run_dir=tmp_path, run_name="turns_topk-miles-t4-k3")
+    assert custom["searchr1"]["sweep_name"] == "turns_topk"
+    assert custom["searchr1"]["rollout"]["max_turns"] == 4
+    args = wandb_args(cfg, run_dir=tmp_path, run_name="turns_topk-miles-t4-k3")
+    assert "--disable-wandb-random-suffix" in args
+    assert args[args.index("--wandb-group") + 1] == "turns_topk-miles-t4-k3"
+
+
 def test_sweep_dir_is_named_after_the_sweep_and_points_get_their_own_subdir():
     hydra = compose_config(["+sweep=turns_topk"], hydra_node=True).hydra
     assert "/turns_topk/" in hydra.sweep.dir

@@ -40,6 +40,7 @@ def build_custom_config(cfg: SearchR1Config, *, run_dir: Path, run_name: str,
     ours = {
         "run_dir": str(run_dir),
         "run_name": run_name,
+        "sweep_name": cfg.sweep_name,  # Miles logs args to W&B: lets dashboards gather a sweep's runs
         "hf_checkpoint": cfg.model.hf_checkpoint,
         "backend": backend,
         "search": dataclasses.asdict(cfg.search),
