@@ -6,7 +6,6 @@ import asyncio
 import json
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 import aiohttp
 import pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Callable
 
 import hydra
 from hydra import compose, initialize_config_module
@@ -31,12 +32,17 @@ _SKIP_PRECHECK = {
 
 
 def main() -> None:
+    start("searchr1", _hydra_main)
+
+
+def start(program: str, hydra_main: Callable[[], None]) -> None:
+    """Register the schemas, reject a bad command line in one line, then hand over to a Hydra main."""
     register_configs()
     error = precheck(sys.argv[1:])
     if error:
-        print(f"searchr1: config error: {error}", file=sys.stderr)
+        print(f"{program}: config error: {error}", file=sys.stderr)
         raise SystemExit(2)
-    _hydra_main()
+    hydra_main()
 
 
 def precheck(argv: list[str]) -> str | None:
@@ -83,13 +89,18 @@ def without_sweep_axes(overrides: list[str]) -> list[str]:
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def _hydra_main(cfg: DictConfig) -> None:
+    run_checked(cfg, run)
+
+
+def run_checked(cfg: DictConfig, body: Callable[[RunContext], object]) -> None:
+    """Type the config and run ``body``; config and data problems end the job in one line (exit 2)."""
     try:
         typed = to_typed(cfg)
     except ConfigError as exc:
         log.error("config error: %s", exc)
         raise SystemExit(2) from None
     try:
-        run(RunContext.from_hydra(cfg, typed))
+        body(RunContext.from_hydra(cfg, typed))
     except (ConfigError, DataError) as exc:  # found after start-up (missing key, missing data file)
         log.error("%s", exc)
         raise SystemExit(2) from None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,7 @@ import aiohttp
 import hydra
 from omegaconf import DictConfig
 
-from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, precheck
-from searchr1.config import ConfigError, register_configs, to_typed
+from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
 from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
 from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
@@ -40,22 +38,12 @@ SGLANG_TIMEOUT_S = 600.0
 
 
 def main() -> None:
-    register_configs()
-    error = precheck(sys.argv[1:])
-    if error:
-        print(f"searchr1-eval: config error: {error}", file=sys.stderr)
-        raise SystemExit(2)
-    _hydra_main()
+    start("searchr1-eval", _hydra_main)
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        typed = to_typed(cfg)
-    except ConfigError as exc:
-        log.error("config error: %s", exc)
-        raise SystemExit(2) from None
-    run_eval(RunContext.from_hydra(cfg, typed))
+    run_checked(cfg, run_eval)
 
 
 def run_eval(ctx: RunContext) -> dict[str, Any]:
