@@ -64,9 +64,10 @@ class ConfigSummary:
 
 def summarize(runs: Sequence[Run]) -> list[ConfigSummary]:
     """Group runs that differ only in their seed; order follows the sweep axes, then the name."""
+    shared = shared_overrides(runs)
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(run.configuration(shared_overrides(runs)), []).append(run)
+        groups.setdefault(run.configuration(shared), []).append(run)
     keys = sorted({key for run in runs for key in run.history})
     summaries = []
     for name, members in groups.items():
