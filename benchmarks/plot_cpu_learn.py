@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from searchr1.report.plots import _pyplot
 from searchr1.report.runs import read_history
 from searchr1.tracking import METRICS_FILE
 
@@ -18,7 +17,11 @@ KEYS = ("reward/exact_match", "reward/format", "reward/total")
 
 def plot(run_dir: Path, out: Path) -> None:
     history = read_history(run_dir / METRICS_FILE)
-    plt = _pyplot()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for key in KEYS:
         points = history.get(key, [])

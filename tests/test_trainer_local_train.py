@@ -56,7 +56,8 @@ def _expected_indices(cfg, steps: int) -> dict[int, list[int]]:
 
 @pytest.mark.slow
 def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, capsys):
-    cfg = compose_config(TINY + ["trainer.steps=2", "logger.mode=offline", "tis=on", "trainer.kl_loss_coef=0.001"])
+    cfg = compose_config(TINY + ["trainer.steps=2", "logger.mode=offline", "tis=on", "trainer.kl_loss_coef=0.001",
+                                 "trainer.eval_every=2", "trainer.eval_prompts=1"])
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
     train(ctx)
     rows = read_metrics(ctx.run_dir)
@@ -67,6 +68,7 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
         assert row["tis/effective_sample_size"] > 0
         assert row["perf/rollout_tokens_per_s"] > 0 and row["perf/train_tokens_per_s"] > 0
         assert "train/kl_loss" in row and "train/loss" in row
+    assert "eval/reward/exact_match" in rows[1] and "eval/reward/exact_match" not in rows[0]
     assert len(list((ctx.run_dir / "wandb").glob("offline-run-*/*.wandb"))) == 1
     assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
     assert _rollout_indices(ctx.run_dir) == _expected_indices(ctx.cfg, 2)

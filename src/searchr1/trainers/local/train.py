@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
+import functools
 import json
 import logging
 import random
@@ -57,6 +59,7 @@ class Trainer:
 
     ctx: RunContext
     examples: list[QAExample]
+    eval_examples: list[QAExample]
     tokenizer: Any
     models: Models
     optimizer: torch.optim.Optimizer
@@ -87,6 +90,7 @@ def _build(ctx: RunContext) -> Trainer:
     cfg, tcfg = ctx.cfg, ctx.cfg.trainer
     ensure_data(cfg.data)
     examples = load_split(cfg.data.train_path)
+    eval_examples = load_split(cfg.data.test_path)[: tcfg.eval_prompts] if tcfg.eval_every else []
     started = time.perf_counter()
     tokenizer = load_policy_tokenizer(cfg.model)
     models = build_models(cfg)
@@ -96,7 +100,7 @@ def _build(ctx: RunContext) -> Trainer:
     optimizer = torch.optim.AdamW(trainable, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     sampler = PromptSampler(len(examples), tcfg.prompts_per_step, cfg.seed, cfg.data.shuffle)
     checkpoint_dir = Path(tcfg.checkpoint_dir) if tcfg.checkpoint_dir else ctx.run_dir / "checkpoints"
-    return Trainer(ctx, examples, tokenizer, models, optimizer, sampler, checkpoint_dir)
+    return Trainer(ctx, examples, eval_examples, tokenizer, models, optimizer, sampler, checkpoint_dir)
 
 
 def build_models(cfg: SearchR1Config) -> Models:
@@ -110,7 +114,7 @@ def build_models(cfg: SearchR1Config) -> Models:
             reference = adapters_off_reference(policy)
         else:
             frozen = copy.deepcopy(base).eval().requires_grad_(False)
-            reference = lambda: contextlib.nullcontext(frozen)  # noqa: E731
+            reference = functools.partial(contextlib.nullcontext, frozen)
     engine_model = policy
     if tcfg.engine_dtype != "float32":
         engine_model = copy.deepcopy(policy).to(torch_dtype(tcfg.engine_dtype)).eval().requires_grad_(False)
@@ -169,6 +173,8 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
         try:
             for step in range(start + 1, tcfg.steps + 1):
                 metrics = await _train_step(trainer, engine, search, step)
+                if tcfg.eval_every and step % tcfg.eval_every == 0:
+                    metrics.update(await _evaluate(trainer, engine, search))
                 # Log before saving: a kill in between redoes the step, and resuming drops its lines.
                 tracker.log(metrics, step)
                 if tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
@@ -219,6 +225,23 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
         "train/data_epoch": float(trainer.sampler.epoch),
     })
     return metrics
+
+
+async def _evaluate(trainer: Trainer, engine: LocalEngine, search: Any) -> dict[str, float]:
+    """One sample per test prompt at eval.temperature (0: greedy, the paper's protocol), as eval/* keys."""
+    cfg = trainer.ctx.cfg
+    examples = trainer.eval_examples
+    engine.clear_prefix_cache()
+    trajectories = await run_batch(
+        [prompt_ids(trainer.tokenizer, example.prompt_messages) for example in examples], engine=engine,
+        search=search, tokenizer=trainer.tokenizer, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
+        rollout_cfg=dataclasses.replace(cfg.rollout, temperature=cfg.eval.temperature, top_p=1.0),
+    )
+    golds = [example.golden_answers for example in examples]
+    rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward,
+                          prompt_texts=[trainer.tokenizer.decode(t.prompt_ids) for t in trajectories])
+    metrics = rollout_metrics(trajectories, rewards, golds, search.stats_and_reset())
+    return {f"eval/{key}": value for key, value in metrics.items()}
 
 
 def _group(prompt: list[int], trajectories: Sequence[Trajectory], advantages: torch.Tensor) -> Group:
