@@ -87,16 +87,20 @@ def test_observation_tokens_get_no_gradient():
     assert any(not torch.allclose(changed[n], baseline[n]) for n in baseline)
 
 
+def _rollout_logprobs_5x_below_trainer() -> list[list[float]]:
+    """Rollout logprobs of RESPONSES that make every model token 5x less likely than the trainer does."""
+    with torch.no_grad():
+        train_logprobs = score_responses(tiny_llama(vocab_size=VOCAB), PROMPT, RESPONSES).logprobs
+    return [[float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
+            for i, mask in enumerate(MASKS)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("upper_bound", [2.0, 3.0])
 def test_tis_weights_are_truncated_at_the_configured_bound(upper_bound):
     """Rollout probabilities 5x below the trainer's: every weight is truncated to ``upper_bound``, so the
     policy gradient is exactly ``upper_bound`` times the gradient without TIS."""
-    model = tiny_llama(vocab_size=VOCAB)
-    with torch.no_grad():
-        train_logprobs = score_responses(model, PROMPT, RESPONSES).logprobs
-    rollout = [[float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
-               for i, mask in enumerate(MASKS)]
+    rollout = _rollout_logprobs_5x_below_trainer()
     plain, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), TisConfig(enabled=False))
     tis = TisConfig(enabled=True, mode="truncate", upper_bound=upper_bound)
     weighted, metrics = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), tis)
@@ -111,11 +115,7 @@ def test_tis_weights_are_truncated_at_the_configured_bound(upper_bound):
 
 def test_batch_normalized_tis_matches_its_weights_mean():
     """tis.batch_normalize rescales all weights to mean 1: uniformly truncated weights become 1."""
-    model = tiny_llama(vocab_size=VOCAB)
-    with torch.no_grad():
-        train_logprobs = score_responses(model, PROMPT, RESPONSES).logprobs
-    rollout = [[float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
-               for i, mask in enumerate(MASKS)]
+    rollout = _rollout_logprobs_5x_below_trainer()
     plain, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), TisConfig(enabled=False))
     tis = TisConfig(enabled=True, upper_bound=2.0, batch_normalize=True)
     normalized, _ = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), tis)
