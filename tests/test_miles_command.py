@@ -165,7 +165,7 @@ def test_batch_sizes_must_give_whole_optimizer_steps():
 
 
 def test_kl_off_drops_the_reference_flags():
-    args = parse(argv([f"+experiment={PAPER}", "trainer.kl_loss_coef=0"]))
+    args = parse(argv([f"+experiment={PAPER}", "grpo.kl_loss_coef=0"]))
     assert "--use-kl-loss" not in args and "--kl-loss-type" not in args
 
 
@@ -183,7 +183,7 @@ VARIANTS = (
     ["trainer.rollout_num_gpus=4", "trainer.node_gpus=4", "trainer.gpus_per_node=4", "trainer.group_rm=true",
      "rollout.top_p=0.9", "logger.entity=team", "trainer.recompute=false", "trainer.tensor_model_parallel_size=1"],
     ["trainer.eval_interval=10", "logger.mode=disabled", "tis.level=sequence", "tis.batch_normalize=true"],
-    ["trainer.kl_loss_coef=0", "model.save=null", "model.load=null", "data.shuffle=false", "trainer.balance_data=false"],
+    ["grpo.kl_loss_coef=0", "model.save=null", "model.load=null", "data.shuffle=false", "trainer.balance_data=false"],
 )
 
 

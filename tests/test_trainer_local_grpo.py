@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from searchr1.config.schema import LocalTrainerConfig, TisConfig
+from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
 from searchr1.trainers.local.grpo import Group, LossInputs, group_advantages, grpo_loss, grpo_update, low_var_kl
 from searchr1.trainers.local.logprobs import score_responses
 from tests.support.local_trainer import tiny_llama
@@ -21,10 +21,12 @@ RESPONSES = [[11, 12, 13, 14, 15, 16, 17, 18], [21, 22, 23, 24, 25, 26]]
 MASKS = [[1, 1, 0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 1]]
 
 
-def _cfg(**overrides) -> LocalTrainerConfig:
-    # No gradient clipping: the tests compare raw gradients.
-    return LocalTrainerConfig(**{"kl_loss_coef": 0.0, "entropy_coef": 0.0, "micro_batch_size": 8, "grad_clip": 1e9,
-                                 **overrides})
+# No gradient clipping: the tests compare raw gradients.
+TRAINER = LocalTrainerConfig(micro_batch_size=8, grad_clip=1e9)
+
+
+def _cfg(**overrides) -> GrpoConfig:
+    return GrpoConfig(**{"kl_loss_coef": 0.0, "entropy_coef": 0.0, **overrides})
 
 
 def _group(rollout_logprobs=None) -> Group:
@@ -33,9 +35,9 @@ def _group(rollout_logprobs=None) -> Group:
                  advantages=torch.tensor([1.0, -1.0]))
 
 
-def _grads(model, group: Group, cfg: LocalTrainerConfig, tis: TisConfig = TisConfig(), reference=None):
+def _grads(model, group: Group, cfg: GrpoConfig, tis: TisConfig = TisConfig(), reference=None):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    metrics = grpo_update(model, reference, [group], optimizer, cfg, tis, temperature=1.0, pad_token_id=0)
+    metrics = grpo_update(model, reference, [group], optimizer, TRAINER, cfg, tis, temperature=1.0, pad_token_id=0)
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, metrics
 
 

@@ -56,7 +56,7 @@ def _expected_indices(cfg, steps: int) -> dict[int, list[int]]:
 
 @pytest.mark.slow
 def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, capsys):
-    cfg = compose_config(TINY + ["trainer.steps=2", "logger.mode=offline", "tis=on", "trainer.kl_loss_coef=0.001",
+    cfg = compose_config(TINY + ["trainer.steps=2", "logger.mode=offline", "tis=on", "grpo.kl_loss_coef=0.001",
                                  "trainer.eval_every=2", "trainer.eval_prompts=1"])
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
     train(ctx)

@@ -287,6 +287,27 @@ class DataConfig:
         check_range("data.num_entities", self.num_entities, low=10)
 
 
+# --------------------------------------------------------------------------- grpo
+@dataclass(kw_only=True)
+class GrpoConfig:
+    """The GRPO objective; both trainers optimise exactly this."""
+
+    eps_clip: float = 0.2
+    """PPO lower clip range."""
+    eps_clip_high: float = 0.28
+    """PPO upper clip range (clip-higher)."""
+    kl_loss_coef: float = 0.001
+    """Low-variance KL (k3) to the frozen reference; 0 drops the reference model."""
+    entropy_coef: float = 0.0
+    """Entropy bonus coefficient."""
+
+    def __post_init__(self) -> None:
+        check_range("grpo.eps_clip", self.eps_clip, low=0.0, high=1.0)
+        check_range("grpo.eps_clip_high", self.eps_clip_high, low=0.0, high=1.0)
+        check_range("grpo.kl_loss_coef", self.kl_loss_coef, low=0.0)
+        check_range("grpo.entropy_coef", self.entropy_coef, low=0.0)
+
+
 # --------------------------------------------------------------------------- trainers
 @dataclass(kw_only=True)
 class LocalTrainerConfig:
@@ -303,14 +324,6 @@ class LocalTrainerConfig:
     """AdamW weight decay."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
-    eps_clip: float = 0.2
-    """PPO lower clip range."""
-    eps_clip_high: float = 0.28
-    """PPO upper clip range."""
-    kl_loss_coef: float = 0.001
-    """Low-variance KL (k3) to the frozen reference; 0 drops the reference model."""
-    entropy_coef: float = 0.0
-    """Entropy bonus coefficient."""
     micro_batch_size: int = 4
     """Sequences per forward/backward pass."""
     engine_dtype: str = "float32"
@@ -337,9 +350,6 @@ class LocalTrainerConfig:
         check_range("trainer.steps", self.steps, low=1)
         check_range("trainer.prompts_per_step", self.prompts_per_step, low=1)
         check_range("trainer.lr", self.lr, low=0.0)
-        check_range("trainer.eps_clip", self.eps_clip, low=0.0, high=1.0)
-        check_range("trainer.eps_clip_high", self.eps_clip_high, low=0.0, high=1.0)
-        check_range("trainer.kl_loss_coef", self.kl_loss_coef, low=0.0)
         check_range("trainer.micro_batch_size", self.micro_batch_size, low=1)
         check_choice("trainer.engine_dtype", self.engine_dtype, ("float32", "bfloat16", "float16"))
         check_range("trainer.engine_max_batch", self.engine_max_batch, low=1)
@@ -393,16 +403,8 @@ class MilesTrainerConfig:
     """Adam beta1."""
     adam_beta2: float = 0.98
     """Adam beta2."""
-    eps_clip: float = 0.2
-    """PPO lower clip range."""
-    eps_clip_high: float = 0.28
-    """PPO upper clip range."""
-    kl_loss_coef: float = 0.001
-    """KL-to-reference loss coefficient; 0 turns the KL loss off."""
     kl_loss_type: str = "low_var_kl"
     """KL estimator: k1, k2, k3 or low_var_kl."""
-    entropy_coef: float = 0.0
-    """Entropy coefficient."""
     tensor_model_parallel_size: int = 2
     """Megatron TP (sequence parallelism is switched on when > 1)."""
     pipeline_model_parallel_size: int = 1
@@ -439,9 +441,6 @@ class MilesTrainerConfig:
         check_range("trainer.global_batch_size", self.global_batch_size, low=1)
         check_range("trainer.lr", self.lr, low=0.0)
         check_choice("trainer.lr_decay_style", self.lr_decay_style, ("constant", "linear", "cosine"))
-        check_range("trainer.eps_clip", self.eps_clip, low=0.0, high=1.0)
-        check_range("trainer.eps_clip_high", self.eps_clip_high, low=0.0, high=1.0)
-        check_range("trainer.kl_loss_coef", self.kl_loss_coef, low=0.0)
         check_choice("trainer.kl_loss_type", self.kl_loss_type, ("k1", "k2", "k3", "low_var_kl"))
         check_range("trainer.tensor_model_parallel_size", self.tensor_model_parallel_size, low=1)
         check_range("trainer.pipeline_model_parallel_size", self.pipeline_model_parallel_size, low=1)
@@ -520,6 +519,7 @@ class SearchR1Config:
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     model: ModelConfig = MISSING
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
     reward: RewardConfig = MISSING
     tis: TisConfig = MISSING
     data: DataConfig = MISSING

@@ -14,7 +14,7 @@ from typing import Any, Callable, ContextManager, Optional, Sequence
 
 import torch
 
-from searchr1.config.schema import LocalTrainerConfig, TisConfig
+from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
 from searchr1.tis import TisResult, compute_tis
 from searchr1.trainers.local.logprobs import score_responses
 
@@ -56,7 +56,7 @@ def low_var_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tens
     return (log_ratio.exp() - log_ratio - 1).clamp(-KL_LIMIT, KL_LIMIT)
 
 
-def grpo_loss(inputs: LossInputs, cfg: LocalTrainerConfig, total_samples: int) -> tuple[torch.Tensor, dict[str, float]]:
+def grpo_loss(inputs: LossInputs, cfg: GrpoConfig, total_samples: int) -> tuple[torch.Tensor, dict[str, float]]:
     """This micro-batch's share of the step loss (sum of per-sample means / ``total_samples``).
 
     Summing the returned losses over a step's micro-batches gives the mean over all its samples, so
@@ -132,6 +132,7 @@ def grpo_update(
     groups: Sequence[Group],
     optimizer: torch.optim.Optimizer,
     cfg: LocalTrainerConfig,
+    grpo_cfg: GrpoConfig,
     tis_cfg: TisConfig,
     *,
     temperature: float,
@@ -158,7 +159,7 @@ def grpo_update(
     loss_total = 0.0
     for i, chunk in enumerate(chunks):
         ref_logprobs = None
-        if reference is not None and cfg.kl_loss_coef > 0:
+        if reference is not None and grpo_cfg.kl_loss_coef > 0:
             with torch.no_grad(), reference() as ref_model:
                 ref_logprobs = score(ref_model, chunk.group.prompt_ids, chunk.responses).logprobs
         scores = score(policy, chunk.group.prompt_ids, chunk.responses, with_entropy=True)
@@ -175,7 +176,7 @@ def grpo_update(
             tis_weights=tis_weights,
             ref_logprobs=ref_logprobs,
             entropy=scores.entropy,
-        ), cfg, total)
+        ), grpo_cfg, total)
         loss.backward()
         loss_total += float(loss.detach())
         for key, value in metrics.items():

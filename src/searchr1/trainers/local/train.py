@@ -50,7 +50,7 @@ class Models:
     engine_model: Any
     """The policy itself in float32, else a lower-precision copy (trainer.engine_dtype)."""
     reference: Optional[Callable[[], ContextManager[Any]]]
-    """Enters a context yielding the frozen reference model; None when trainer.kl_loss_coef=0."""
+    """Enters a context yielding the frozen reference model; None when grpo.kl_loss_coef=0."""
 
 
 @dataclass
@@ -109,7 +109,7 @@ def build_models(cfg: SearchR1Config) -> Models:
     policy = with_lora(base, tcfg.lora_rank)
     policy.train()
     reference = None
-    if tcfg.kl_loss_coef > 0:
+    if cfg.grpo.kl_loss_coef > 0:
         if tcfg.lora_rank > 0:
             reference = adapters_off_reference(policy)
         else:
@@ -210,7 +210,7 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
     groups = [_group(prompts[g], trajectories[g * n : (g + 1) * n], advantages[g * n : (g + 1) * n])
               for g in range(len(batch))]
     metrics.update(grpo_update(
-        trainer.models.policy, trainer.models.reference, groups, trainer.optimizer, tcfg, cfg.tis,
+        trainer.models.policy, trainer.models.reference, groups, trainer.optimizer, tcfg, cfg.grpo, cfg.tis,
         temperature=cfg.rollout.temperature, pad_token_id=engine.pad_token_id,
     ))
     _sync_engine(trainer.models)

@@ -185,10 +185,10 @@ def optimizer_args(t: MilesTrainerConfig) -> list[str]:
 
 
 def grpo_args(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
-    args = flag("advantage-estimator", "grpo")
-    if t.kl_loss_coef > 0:
-        args += flag("use-kl-loss") + flag("kl-loss-coef", t.kl_loss_coef) + flag("kl-loss-type", t.kl_loss_type)
-    args += flag("entropy-coef", t.entropy_coef) + flag("eps-clip", t.eps_clip) + flag("eps-clip-high", t.eps_clip_high)
+    args, g = flag("advantage-estimator", "grpo"), cfg.grpo
+    if g.kl_loss_coef > 0:
+        args += flag("use-kl-loss") + flag("kl-loss-coef", g.kl_loss_coef) + flag("kl-loss-type", t.kl_loss_type)
+    args += flag("entropy-coef", g.entropy_coef) + flag("eps-clip", g.eps_clip) + flag("eps-clip-high", g.eps_clip_high)
     if cfg.tis.enabled:
         args += flag("use-tis")
     return args

@@ -92,7 +92,7 @@ def _torch_dist(cfg: SearchR1Config, t: MilesTrainerConfig) -> Optional[str]:
     # Miles reads the iteration marker at parse time when the KL loss is on.
     if (Path(ref) / "latest_checkpointed_iteration.txt").is_file():
         return None
-    kl = " (needed by the KL loss: trainer.kl_loss_coef > 0)" if t.kl_loss_coef > 0 else ""
+    kl = " (needed by the KL loss: grpo.kl_loss_coef > 0)" if cfg.grpo.kl_loss_coef > 0 else ""
     return (f"model.ref_load={ref}: no torch_dist checkpoint there (latest_checkpointed_iteration.txt missing){kl}; "
             "convert the HF checkpoint with Miles' tools/convert_hf_to_torch_dist.py")
 
