@@ -107,3 +107,9 @@ def test_every_shipped_yaml_field_has_a_comment(path):
             assert "#" in line, f"{path.relative_to(REPO)}:{number} has no comment: {stripped}"
             if stripped.split("#")[0].rstrip().endswith(("|", "|-", ">")):
                 in_block_scalar = indent
+
+
+def test_grpo_objective_is_one_node_and_the_cpu_trainer_drops_the_kl_term():
+    assert to_typed(compose_config(["trainer=miles"])).grpo.kl_loss_coef == 0.001
+    assert to_typed(compose_config()).grpo.kl_loss_coef == 0.0
+    assert to_typed(compose_config(["grpo.kl_loss_coef=0.01"])).grpo.kl_loss_coef == 0.01
