@@ -284,3 +284,44 @@ def test_config_refuses_a_format_score_that_would_be_ignored(kind):
     with pytest.raises(ConfigError, match="reward.format_score=0.2 has no effect"):
         RewardConfig(kind=kind, format_score=0.2)
     assert RewardConfig(kind="em_format", format_score=0.2).format_score == 0.2
+
+
+# --------------------------------------------------------------------------- answer_tag_score (shaping)
+SHAPED = RewardConfig(kind="em_format", format_score=FMT, answer_tag_score=0.05)
+
+
+@pytest.mark.parametrize(
+    ("response", "golds", "expected"),
+    [
+        # malformed (no think) but ends with an answer: partial credit, plus EM when right
+        ("I guess <answer> London </answer>", ["Paris"], RewardBreakdown(total=0.05, exact_match=0.0, format=0.05)),
+        ("<answer>Paris</answer><|im_end|>", ["Paris"], RewardBreakdown(total=1.05, exact_match=1.0, format=0.05)),
+        # the full grammar still earns format_score, never both
+        (good("London"), ["Paris"], RewardBreakdown(total=FMT, exact_match=0.0, format=FMT)),
+        # no final answer block: nothing
+        ("<answer> London </answer> and then more text", ["Paris"], RewardBreakdown(0.0, 0.0, 0.0)),
+        ("<answer>   </answer>", ["Paris"], RewardBreakdown(0.0, 0.0, 0.0)),
+        ("<answer> London", ["Paris"], RewardBreakdown(0.0, 0.0, 0.0)),
+    ],
+)
+def test_answer_tag_score_credits_a_final_answer_block_only(response, golds, expected):
+    assert score_response(response, golds, SHAPED) == expected
+
+
+def test_answer_tag_score_never_pays_for_the_rollouts_invalid_action_text():
+    from searchr1.config.schema import RolloutConfig
+
+    correction = RolloutConfig().invalid_action_text  # names "<answer> and </answer>" mid-response
+    reward = score_response("blah" + correction + "still no answer<|im_end|>", ["Paris"], SHAPED)
+    assert reward == RewardBreakdown(total=0.0, exact_match=0.0, format=0.0)
+
+
+def test_answer_tag_score_default_keeps_the_recipe():
+    assert RewardConfig().answer_tag_score == 0.0
+    assert score_response("I guess <answer> London </answer>", ["Paris"], EM_FORMAT).format == 0.0
+
+
+@pytest.mark.parametrize("kind", ["em", "searchr1_qa_em_format"])
+def test_answer_tag_score_outside_em_format_is_refused(kind):
+    with pytest.raises(ConfigError, match="answer_tag_score"):
+        RewardConfig(kind=kind, answer_tag_score=0.1)

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 from searchr1.config.schema import RewardConfig
 from searchr1.reward.answers import GoldAnswers, exact_match, extract_answer
 from searchr1.reward.reference import em_format_score, em_score
-from searchr1.reward.structure import is_valid_format
+from searchr1.reward.structure import ends_with_answer, is_valid_format
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,24 @@ def score_response(
     - ``searchr1_qa_em_format``: Search-R1's ``qa_em_format.compute_score_em`` over
       ``prompt_text + response_text``, quirks included; ``exact_match`` is its EM over the same
       text (two ``<answer>`` blocks needed) and ``format`` is the rest of its score.
+
+    With ``em_format``, ``answer_tag_score`` (default 0) is the format credit of a response whose
+    grammar is invalid but which ends with a non-empty ``<answer>…</answer>`` block: the model's
+    last action was a well-formed answer. The rollout's invalid-action correction (which names
+    ``<answer> and </answer>`` mid-response) is always followed by more text, so it never earns it.
     """
     if cfg.kind == "searchr1_qa_em_format":
         return _score_original(prompt_text + response_text, golden_answers, cfg)
     answer = extract_answer(response_text)
     em = 0.0 if answer is None else exact_match(answer, golden_answers)
-    fmt = cfg.format_score if cfg.kind == "em_format" and is_valid_format(response_text) else 0.0
+    fmt = _format_credit(response_text, cfg) if cfg.kind == "em_format" else 0.0
     return RewardBreakdown(total=em + fmt, exact_match=em, format=fmt)
+
+
+def _format_credit(response_text: str, cfg: RewardConfig) -> float:
+    if is_valid_format(response_text):
+        return cfg.format_score
+    return cfg.answer_tag_score if ends_with_answer(response_text) else 0.0
 
 
 def _score_original(text: str, golden_answers: GoldAnswers, cfg: RewardConfig) -> RewardBreakdown:

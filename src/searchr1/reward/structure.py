@@ -10,6 +10,7 @@ from searchr1.reward.answers import GoldAnswers, as_answer_list, normalize_answe
 _TAG = re.compile(r"(</?(?:think|search|information|answer)>)")
 _ASSISTANT_MARKER = re.compile(r"<\|im_start\|>assistant\s*")
 _INFORMATION_BLOCK = re.compile(r"<information>(.*?)</information>", re.DOTALL)
+_FINAL_ANSWER = re.compile(r"<answer>((?:(?!<answer>).)*)</answer>\Z", re.DOTALL)
 _SPECIAL_TOKEN = re.compile(r"<\|[\w.\-]+\|>|</s>")
 
 # (state, tag) -> next state. The grammar is
@@ -71,6 +72,13 @@ def is_valid_format(response_text: str) -> bool:
     """Our check over the response alone: the grammar over the response, after dropping trailing
     EOS/special tokens (which a decode with special tokens kept leaves after ``</answer>``)."""
     return follows_grammar(strip_special_tail(response_text))
+
+
+def ends_with_answer(response_text: str) -> bool:
+    """True when the response, trailing special tokens dropped, ends with a non-empty
+    ``<answer>…</answer>`` block (whatever precedes it)."""
+    match = _FINAL_ANSWER.search(strip_special_tail(response_text))
+    return match is not None and bool(match.group(1).strip())
 
 
 def gold_in_information(text: str, golds: Iterable[str]) -> bool:
