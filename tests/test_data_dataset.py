@@ -4,7 +4,7 @@ import pytest
 
 from searchr1.data import DataError, ensure_data
 from searchr1.data.dataset import SCHEMA, load_split, make_row, write_split
-from searchr1.data.prompt import make_prompt
+from searchr1.data.prompt import make_prompt, styled_messages
 from searchr1.data.synthetic import generate
 from tests.support.data import SMALL_ENTITIES, synthetic_data_config
 
@@ -56,3 +56,13 @@ def test_unreadable_or_foreign_files_give_one_line_errors(tmp_path):
         with pytest.raises(DataError) as info:
             load_split(path)
         assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_load_split_applies_the_prompt_style(tmp_path):
+    path = tmp_path / "one.parquet"
+    write_split([make_row(row_id="0", question="who?", golden_answers=["a"], data_source="nq", split="train",
+                          index=0)], path)
+    (plain,) = load_split(path)
+    (demo,) = load_split(path, "demo")
+    assert demo.prompt_messages == styled_messages(plain.prompt_messages, "demo") != plain.prompt_messages
+    assert (demo.question, demo.golden_answers) == (plain.question, plain.golden_answers)

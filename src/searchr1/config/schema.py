@@ -222,16 +222,25 @@ class RewardConfig:
     """searchr1_qa_em_format only: the original's final-format score."""
     retrieval_score: float = 0.0
     """searchr1_qa_em_format only: bonus when a gold answer was retrieved."""
+    answer_tag_score: float = 0.0
+    """em_format only: partial format credit when the response ends with a non-empty <answer>…</answer>
+    block but the full grammar does not hold (shaping for small models; 0 keeps the recipe)."""
 
     def __post_init__(self) -> None:
         check_choice("reward.kind", self.kind, ("em", "em_format", "searchr1_qa_em_format"))
-        for key in ("format_score", "structure_format_score", "final_format_score", "retrieval_score"):
+        for key in ("format_score", "structure_format_score", "final_format_score", "retrieval_score",
+                    "answer_tag_score"):
             check_range(f"reward.{key}", getattr(self, key), low=0.0, high=1.0)
         # A format_score that silently does nothing is the bug in Miles' example; refuse it.
         if self.format_score and self.kind != "em_format":
             raise ConfigError(
                 f"reward.format_score={self.format_score!r} has no effect with reward.kind={self.kind!r}; "
                 "use reward=em+format (kind em_format) or set reward.format_score=0"
+            )
+        if self.answer_tag_score and self.kind != "em_format":
+            raise ConfigError(
+                f"reward.answer_tag_score={self.answer_tag_score!r} has no effect with reward.kind={self.kind!r}; "
+                "use reward=em+format (kind em_format) or set reward.answer_tag_score=0"
             )
 
 
@@ -281,9 +290,13 @@ class DataConfig:
     """Entities in the generated encyclopedia (synthetic only)."""
     shuffle: bool = True
     """Shuffle training prompts each epoch (seeded)."""
+    prompt_style: str = "searchr1"
+    """searchr1: the stored prompt as is (Search-R1's template); demo: one worked search-then-answer
+    exchange is put before it as earlier chat turns, so small models see the tag format used once."""
 
     def __post_init__(self) -> None:
         check_choice("data.name", self.name, ("synthetic", "nq_hotpotqa"))
+        check_choice("data.prompt_style", self.prompt_style, ("searchr1", "demo"))
         check_range("data.num_entities", self.num_entities, low=10)
 
 

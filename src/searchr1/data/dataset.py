@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from searchr1.data.errors import DataError
 from searchr1.data.files import atomic_path
-from searchr1.data.prompt import normalize_question, prompt_messages
+from searchr1.data.prompt import normalize_question, prompt_messages, styled_messages
 
 ABILITY = "fact-reasoning"
 
@@ -87,8 +87,9 @@ def write_split(rows: Sequence[dict[str, Any]], path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def load_split(path: str | Path) -> list[QAExample]:
-    """Read a Search-R1 parquet into examples, in file order."""
+def load_split(path: str | Path, prompt_style: str = "searchr1") -> list[QAExample]:
+    """Read a Search-R1 parquet into examples, in file order, prompts in ``prompt_style``
+    (see :func:`searchr1.data.prompt.styled_messages`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
@@ -99,15 +100,15 @@ def load_split(path: str | Path) -> list[QAExample]:
     missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
     if missing:
         raise DataError(f"data file {path} lacks column(s) {', '.join(missing)} of Search-R1's schema")
-    return [_example(row) for row in table.to_pylist()]
+    return [_example(row, prompt_style) for row in table.to_pylist()]
 
 
-def _example(row: dict[str, Any]) -> QAExample:
+def _example(row: dict[str, Any], prompt_style: str) -> QAExample:
     messages = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
     answers = [str(a) for a in row["reward_model"]["ground_truth"]["target"]]
     return QAExample(
         question=row.get("question") or _question_from_prompt(messages),
-        prompt_messages=messages,
+        prompt_messages=styled_messages(messages, prompt_style),
         golden_answers=answers,
         data_source=row["data_source"],
         index=int(row["extra_info"]["index"]),

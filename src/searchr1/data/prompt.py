@@ -36,3 +36,29 @@ def make_prompt(question: str) -> str:
 def prompt_messages(question: str) -> list[dict[str, str]]:
     """The chat messages stored in the parquet ``prompt`` column (a single user turn)."""
     return [{"role": "user", "content": make_prompt(question)}]
+
+
+# A made-up worked exchange for prompt_style=demo: the search, the retriever's reply in the rendered
+# <information> form, then a short think and the answer. Its entity is invented, so it leaks no fact
+# of any dataset; it only shows a small model the tags in use once (SmolLM2-135M copies the format
+# from one demonstration far more often than from the template's instructions alone).
+DEMO_QUESTION = "Who invented the Vokraigar rangefinder?"
+DEMO_RESPONSE = (
+    "<think> I do not know this, so I will search for it. </think>\n"
+    "<search> Vokraigar rangefinder </search>\n\n"
+    '<information>Doc 1(Title: "Vokraigar rangefinder") The Vokraigar rangefinder is a device invented by '
+    "Bailix Stalalos in 1825.\n</information>\n\n"
+    "<think> The information says it was invented by Bailix Stalalos. </think>\n"
+    "<answer> Bailix Stalalos </answer>"
+)
+PROMPT_STYLES = ("searchr1", "demo")
+
+
+def styled_messages(messages: list[dict[str, str]], style: str) -> list[dict[str, str]]:
+    """The chat messages a policy sees for stored ``messages`` under ``data.prompt_style``."""
+    if style == "searchr1":
+        return messages
+    if style != "demo":
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {PROMPT_STYLES}")
+    demo = [{"role": "user", "content": make_prompt(DEMO_QUESTION)}, {"role": "assistant", "content": DEMO_RESPONSE}]
+    return demo + messages

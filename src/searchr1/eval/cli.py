@@ -55,7 +55,7 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     save_resolved_config(ctx)
     ensure_data(cfg.data)
     split_path = cfg.data.test_path if cfg.eval.split == "test" else cfg.data.train_path
-    examples = load_split(split_path)
+    examples = load_split(split_path, cfg.data.prompt_style)
     chosen = select_examples(examples, cfg.eval.max_prompts)
     log.info("evaluating %d of %d %s prompts (eval.max_prompts=%s)", len(chosen), len(examples), cfg.eval.split,
              cfg.eval.max_prompts)

@@ -89,8 +89,10 @@ def train(ctx: RunContext) -> None:
 def _build(ctx: RunContext) -> Trainer:
     cfg, tcfg = ctx.cfg, ctx.cfg.trainer
     ensure_data(cfg.data)
-    examples = load_split(cfg.data.train_path)
-    eval_examples = load_split(cfg.data.test_path)[: tcfg.eval_prompts] if tcfg.eval_every else []
+    examples = load_split(cfg.data.train_path, cfg.data.prompt_style)
+    eval_examples = []
+    if tcfg.eval_every:
+        eval_examples = load_split(cfg.data.test_path, cfg.data.prompt_style)[: tcfg.eval_prompts]
     started = time.perf_counter()
     tokenizer = load_policy_tokenizer(cfg.model)
     models = build_models(cfg)
