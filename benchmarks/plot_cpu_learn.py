@@ -12,7 +12,8 @@ from pathlib import Path
 from searchr1.report.runs import read_history
 from searchr1.tracking import METRICS_FILE
 
-KEYS = ("reward/exact_match", "reward/format", "reward/total")
+# total = exact_match + format: drawn dashed so that it does not hide format while EM is still 0.
+STYLES = {"reward/exact_match": "-", "reward/format": "-", "reward/total": "--"}
 
 
 def plot(run_dir: Path, out: Path) -> None:
@@ -23,9 +24,9 @@ def plot(run_dir: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key in KEYS:
+    for key, style in STYLES.items():
         points = history.get(key, [])
-        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=3, label=key)
+        ax.plot([s for s, _ in points], [v for _, v in points], style, marker="o", markersize=3, label=key)
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean over the step's samples")
     ax.set_title(f"cpu_learn: SmolLM2-135M + LoRA on synthetic data ({run_dir.name})")

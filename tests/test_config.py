@@ -113,3 +113,9 @@ def test_grpo_objective_is_one_node_and_the_cpu_trainer_drops_the_kl_term():
     assert to_typed(compose_config(["trainer=miles"])).grpo.kl_loss_coef == 0.001
     assert to_typed(compose_config()).grpo.kl_loss_coef == 0.0
     assert to_typed(compose_config(["grpo.kl_loss_coef=0.01"])).grpo.kl_loss_coef == 0.01
+
+
+def test_demo_prompts_are_refused_with_miles():
+    with pytest.raises(ConfigError, match="data.prompt_style='demo' is not supported with trainer=miles"):
+        to_typed(compose_config(["trainer=miles", "data.prompt_style=demo"]))
+    assert to_typed(compose_config(["data.prompt_style=demo"])).data.prompt_style == "demo"

@@ -539,3 +539,9 @@ class SearchR1Config:
     trainer: Any = MISSING
     logger: LoggerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        # Miles reads the data files as they are; the demo turns exist only in our reader.
+        if getattr(self.trainer, "name", None) == "miles" and self.data.prompt_style != "searchr1":
+            raise ConfigError(f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
+                              "(Miles reads the data files as they are); allowed: searchr1")
