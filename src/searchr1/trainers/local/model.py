@@ -6,15 +6,12 @@ ordinary Hugging Face checkpoint under the user cache, so later runs load it in 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 from searchr1.config.schema import ModelConfig
-from searchr1.rollout.hf_tokenizer import load_tokenizer, resolve_checkpoint
+from searchr1.rollout.hf_tokenizer import converted_once, load_tokenizer, resolve_checkpoint, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +25,8 @@ def torch_dtype(name: str) -> Any:
 
 
 def model_cache_dir() -> Path:
-    """Dequantized GGUF checkpoints, beside the converted tokenizers (kept across runs and test sessions)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "searchr1" / "models"
+    """Dequantized GGUF checkpoints, beside the converted tokenizers."""
+    return user_cache_dir("models")
 
 
 def gguf_file_of(model_cfg: ModelConfig) -> Optional[str]:
@@ -68,24 +65,16 @@ def _dequantized_checkpoint(gguf_path: Path) -> Path:
     """Path of an HF checkpoint holding the GGUF's dequantized weights, making it on first use."""
     from transformers import AutoModelForCausalLM
 
-    stat = gguf_path.stat()
-    key = hashlib.sha256(f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = model_cache_dir() / f"{gguf_path.stem}-{key}"
-    if (cached / "config.json").exists():
-        return cached
-    log.info("dequantizing %s once into %s (later runs load the cached copy)", gguf_path.name, cached)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                 dtype=torch_dtype("float32"))
-    # The weights are plain float32 now; dropping the GGUF marker makes the model serializable.
-    model.hf_quantizer = None
-    model.config.__dict__.pop("quantization_config", None)
-    partial = cached.with_name(cached.name + f".tmp{os.getpid()}")
-    model.save_pretrained(partial)
-    try:
-        partial.rename(cached)
-    except OSError:  # a concurrent first load won the race; its copy is identical
-        shutil.rmtree(partial, ignore_errors=True)
-    return cached
+    def dequantize(dest: Path) -> None:
+        log.info("dequantizing %s once into %s (later runs load the cached copy)", gguf_path.name, model_cache_dir())
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                     dtype=torch_dtype("float32"))
+        # The weights are plain float32 now; dropping the GGUF marker makes the model serializable.
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(dest)
+
+    return converted_once(gguf_path, model_cache_dir(), "config.json", dequantize)
 
 
 def with_lora(model: Any, rank: int) -> Any:
