@@ -95,3 +95,14 @@ def test_server_stops_when_its_parent_is_killed(tmp_path):
     while _port_open(url) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _port_open(url)
+
+
+def test_run_retriever_starts_one_only_when_the_run_needs_it(tmp_path):
+    from searchr1.config import to_typed
+    from searchr1.retriever.embedded import run_retriever
+    from tests.support.compose import compose_config
+
+    for overrides in (["backend=google"], ["backend.urls=[http://127.0.0.1:9]"],
+                      ["search.replay_path=/tmp/none.jsonl"]):
+        with run_retriever(to_typed(compose_config(overrides)), tmp_path) as urls:
+            assert urls is None, overrides

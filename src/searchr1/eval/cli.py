@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
 from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
 from searchr1.eval.table import markdown
+from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext, save_resolved_config
 
 log = logging.getLogger("searchr1.eval")
@@ -59,8 +59,8 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     chosen = select_examples(examples, cfg.eval.max_prompts)
     log.info("evaluating %d of %d %s prompts (eval.max_prompts=%s)", len(chosen), len(examples), cfg.eval.split,
              cfg.eval.max_prompts)
-    with ExitStack() as stack:
-        urls = _retriever_urls(cfg, ctx.run_dir, stack)
+    with run_retriever(cfg, ctx.run_dir) as embedded:
+        urls = embedded or (list(cfg.backend.urls) if cfg.backend.name == "local" else [])
         result = asyncio.run(_evaluate(cfg, chosen, urls, ctx.run_dir))
     engine = f"sglang:{cfg.eval.sglang_url}" if cfg.eval.sglang_url else "embedded"
     payload = {
@@ -72,19 +72,6 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     }
     _write_results(ctx, cfg, result, payload)
     return payload
-
-
-def _retriever_urls(cfg: SearchR1Config, run_dir: Path, stack: ExitStack) -> list[str]:
-    """The retriever to search: configured URLs, or an embedded one over the data's corpus."""
-    if cfg.backend.name != "local" or cfg.search.replay_path:
-        return []
-    if cfg.backend.urls:
-        return list(cfg.backend.urls)
-    from searchr1.retriever.embedded import EmbeddedRetriever
-
-    retriever = stack.enter_context(EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
-                                                      log_path=run_dir / "retriever.log"))
-    return [retriever.url]
 
 
 async def _evaluate(cfg: SearchR1Config, examples, urls: list[str], run_dir: Path) -> EvalResult:

@@ -6,6 +6,8 @@ Trainers use it when ``backend.urls`` is empty. The index is cached on disk next
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -14,12 +16,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, NoReturn, Optional
+from typing import IO, Iterator, NoReturn, Optional
 
-from searchr1.config.schema import RetrieverConfig
+from searchr1.config.schema import RetrieverConfig, SearchR1Config
 from searchr1.retriever.cli import config_to_args
 
 _LOG_TAIL_LINES = 30
+
+log = logging.getLogger(__name__)
 
 
 class RetrieverStartError(RuntimeError):
@@ -148,3 +152,20 @@ def _client_host(bind_host: str) -> str:
 def _child_env() -> dict[str, str]:
     # Offline: the encoder comes from a local dir or the local HF cache, never from a hub.
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@contextlib.contextmanager
+def run_retriever(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[str]]]:
+    """Start an embedded retriever for a run that needs one and yield its URL; else yield None.
+
+    A run needs one when it searches the local backend, names no ``backend.urls`` and does not replay
+    recorded searches. None tells the search stack to use ``backend.urls`` (or the google backend).
+    """
+    if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path:
+        yield None
+        return
+    log.info("backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind,
+             cfg.data.corpus_path)
+    with EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
+                           log_path=run_dir / "retriever.log") as retriever:
+        yield [retriever.url]

@@ -27,6 +27,7 @@ from searchr1.config.schema import SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split
 from searchr1.metrics import rollout_metrics
+from searchr1.retriever.embedded import run_retriever
 from searchr1.reward import RewardBreakdown, score_group
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
@@ -80,7 +81,7 @@ def train(ctx: RunContext) -> None:
         if start >= tcfg.steps:
             log.info("checkpoint is at step %d >= trainer.steps=%d: nothing to train", start, tcfg.steps)
             return
-        with _search_service(cfg, ctx.run_dir) as urls:
+        with run_retriever(cfg, ctx.run_dir) as urls:
             asyncio.run(_train_steps(trainer, tracker, start, urls))
     finally:
         tracker.finish()
@@ -145,21 +146,6 @@ def _resume(trainer: Trainer) -> int:
     log.info("resumed from %s at step %d (data epoch %d, position %d)", trainer.checkpoint_dir, state["step"],
              trainer.sampler.epoch, trainer.sampler.position)
     return int(state["step"])
-
-
-@contextlib.contextmanager
-def _search_service(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[str]]]:
-    """Start the embedded retriever when the local backend has no URLs; yield the URLs to use."""
-    if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path:
-        yield None
-        return
-    from searchr1.retriever.embedded import EmbeddedRetriever
-
-    log.info("backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind,
-             cfg.data.corpus_path)
-    with EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
-                           log_path=run_dir / "retriever.log") as retriever:
-        yield [retriever.url]
 
 
 async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Optional[list[str]]) -> None:

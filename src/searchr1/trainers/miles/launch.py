@@ -23,6 +23,7 @@ import yaml
 
 import searchr1
 from searchr1.config.secrets import redact, secret_env_names
+from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext
 from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
@@ -48,7 +49,8 @@ def launch(ctx: RunContext) -> None:
     flags = miles_flags()
     for unknown in flags.unknown(trainer.extra_args):  # a newer Miles may have it: warn, don't refuse
         log.warning("trainer.extra_args: %s is not a flag of Miles at %s", unknown, flags.commits.get("miles"))
-    with _retriever_urls(ctx) as urls:
+    # A dry run starts nothing, an embedded retriever included.
+    with contextlib.nullcontext() if trainer.dry_run else run_retriever(cfg, ctx.run_dir) as urls:
         custom = write_custom_config(
             build_custom_config(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, retriever_urls=urls),
             ctx.run_dir / CUSTOM_CONFIG_FILE)
@@ -100,21 +102,6 @@ def save_command(ctx: RunContext, argv: list[str], runtime_env: dict) -> None:
 def job_secrets(ctx: RunContext, env: Mapping[str, str]) -> dict[str, str]:
     """The secret environment variables our config names (serper, W&B) that are set here."""
     return {name: env[name] for name in secret_env_names(ctx.cfg) if env.get(name)}
-
-
-@contextlib.contextmanager
-def _retriever_urls(ctx: RunContext) -> Iterator[Optional[list[str]]]:
-    """The retriever URLs the job uses: configured ones, or an embedded retriever for a local run."""
-    cfg = ctx.cfg
-    if cfg.backend.name != "local" or cfg.backend.urls or ctx.cfg.trainer.dry_run:
-        yield None
-        return
-    from searchr1.retriever.embedded import EmbeddedRetriever
-
-    with EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
-                           log_path=ctx.run_dir / "retriever.log") as retriever:
-        log.info("embedded retriever for the Miles job at %s", retriever.url)
-        yield [retriever.url]
 
 
 def _run(ctx: RunContext, command: MilesCommand, address: str, runtime_env: dict) -> int:
