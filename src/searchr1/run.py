@@ -15,7 +15,9 @@ from searchr1.config.secrets import install_log_redaction, redact, secret_env_na
 
 log = logging.getLogger(__name__)
 
+# The run-dir files reports read (and nothing else): written by every trainer.
 RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from searchr1.run import RunContext
+from searchr1.run import METRICS_FILE, RunContext
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 WANDB_ID_FILE = "wandb_run_id"
 
 # What the one-line console summary shows, in order: (metric key, short label, format).

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "resolved_config.yaml"
+from searchr1.run import METRICS_FILE, RESOLVED_CONFIG_FILE
+
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 # Overrides that do not change what a run is: the seed (aggregated over) and the sweep selector.
 _NOT_CONFIGURATION = ("seed", "sweep", "sweep_name")
@@ -55,7 +55,7 @@ class Run:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / METRICS_FILE).is_file() and (path / CONFIG_FILE).is_file()
+    return (path / METRICS_FILE).is_file() and (path / RESOLVED_CONFIG_FILE).is_file()
 
 
 def find_runs(root: Path) -> list[Run]:
@@ -67,7 +67,7 @@ def find_runs(root: Path) -> list[Run]:
 
 
 def load_run(run_dir: Path) -> Run:
-    config = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}
+    config = yaml.safe_load((run_dir / RESOLVED_CONFIG_FILE).read_text()) or {}
     overrides_path = run_dir / OVERRIDES_FILE
     overrides = [str(o) for o in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
     return Run(run_dir=run_dir, config=config, overrides=overrides, history=read_history(run_dir / METRICS_FILE))

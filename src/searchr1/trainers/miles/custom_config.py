@@ -25,10 +25,10 @@ from searchr1.config.schema import (
     SearchR1Config,
     TisConfig,
 )
+from searchr1.run import METRICS_FILE
 
 NAMESPACE = "searchr1"
 CUSTOM_CONFIG_FILE = "miles_custom_config.yaml"
-METRICS_FILE = "metrics.jsonl"
 
 
 def build_custom_config(cfg: SearchR1Config, *, run_dir: Path, run_name: str,
