@@ -68,7 +68,7 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
         assert row["tis/effective_sample_size"] > 0
         assert row["perf/rollout_tokens_per_s"] > 0 and row["perf/train_tokens_per_s"] > 0
         assert "train/kl_loss" in row and "train/loss" in row
-    assert "eval/reward/exact_match" in rows[1] and "eval/reward/exact_match" not in rows[0]
+    assert "eval/exact_match" in rows[1] and "eval/exact_match" not in rows[0]  # the key reports read
     assert len(list((ctx.run_dir / "wandb").glob("offline-run-*/*.wandb"))) == 1
     assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
     assert _rollout_indices(ctx.run_dir) == _expected_indices(ctx.cfg, 2)

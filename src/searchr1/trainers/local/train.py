@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import functools
 import json
 import logging
@@ -26,6 +25,7 @@ import torch
 from searchr1.config.schema import SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split
+from searchr1.eval import evaluate
 from searchr1.metrics import rollout_metrics
 from searchr1.retriever.embedded import run_retriever
 from searchr1.reward import RewardBreakdown, score_group
@@ -93,7 +93,7 @@ def _build(ctx: RunContext) -> Trainer:
     examples = load_split(cfg.data.train_path, cfg.data.prompt_style)
     eval_examples = []
     if tcfg.eval_every:
-        eval_examples = load_split(cfg.data.test_path, cfg.data.prompt_style)[: tcfg.eval_prompts]
+        eval_examples = load_split(cfg.data.test_path, cfg.data.prompt_style)
     started = time.perf_counter()
     tokenizer = load_policy_tokenizer(cfg.model)
     models = build_models(cfg)
@@ -216,20 +216,12 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
 
 
 async def _evaluate(trainer: Trainer, engine: LocalEngine, search: Any) -> dict[str, float]:
-    """One sample per test prompt at eval.temperature (0: greedy, the paper's protocol), as eval/* keys."""
-    cfg = trainer.ctx.cfg
-    examples = trainer.eval_examples
-    engine.clear_prefix_cache()
-    trajectories = await run_batch(
-        [prompt_ids(trainer.tokenizer, example.prompt_messages) for example in examples], engine=engine,
-        search=search, tokenizer=trainer.tokenizer, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
-        rollout_cfg=dataclasses.replace(cfg.rollout, temperature=cfg.eval.temperature, top_p=1.0),
-    )
-    golds = [example.golden_answers for example in examples]
-    rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward,
-                          prompt_texts=[trainer.tokenizer.decode(t.prompt_ids) for t in trajectories])
-    metrics = rollout_metrics(trajectories, rewards, golds, search.stats_and_reset())
-    return {f"eval/{key}": value for key, value in metrics.items()}
+    """The shared periodic eval (eval/exact_match, per data source, F1, ...) on trainer.eval_prompts prompts."""
+    engine.clear_prefix_cache()  # the cached KV predates this step's update
+    metrics = await evaluate(trainer.eval_examples, engine=engine, search=search, tokenizer=trainer.tokenizer,
+                             cfg=trainer.ctx.cfg, max_prompts=trainer.ctx.cfg.trainer.eval_prompts)
+    search.stats_and_reset()  # eval's searches stay out of the next step's search/* metrics
+    return metrics
 
 
 def _group(prompt: list[int], trajectories: Sequence[Trajectory], advantages: torch.Tensor) -> Group:
