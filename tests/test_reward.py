@@ -325,3 +325,11 @@ def test_answer_tag_score_default_keeps_the_recipe():
 def test_answer_tag_score_outside_em_format_is_refused(kind):
     with pytest.raises(ConfigError, match="answer_tag_score"):
         RewardConfig(kind=kind, answer_tag_score=0.1)
+
+
+def test_only_the_original_scoring_reads_the_prompt():
+    from searchr1.reward import reads_prompt
+
+    assert reads_prompt(RewardConfig(kind="searchr1_qa_em_format"))
+    assert not reads_prompt(RewardConfig(kind="em"))
+    assert not reads_prompt(RewardConfig(kind="em_format", format_score=0.2))

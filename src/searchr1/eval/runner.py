@@ -11,6 +11,7 @@ from searchr1.config.schema import SearchR1Config
 from searchr1.data.dataset import QAExample
 from searchr1.eval.scoring import SampleScore, score_sample
 from searchr1.eval.table import EvalTable, build_table, flat_metrics
+from searchr1.reward import reads_prompt
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.engine import Engine, Tokenizer
 from searchr1.rollout.loop import run_batch
@@ -76,9 +77,7 @@ async def evaluate_examples(examples: Sequence[QAExample], *, engine: Engine, se
     scores = []
     for i, traj in enumerate(trajectories):
         example = examples[i // k]
-        # Only the original reward reads the prompt (its quirks need it); skip the decode otherwise.
-        prompt_text = tokenizer.decode(prompts[i // k], skip_special_tokens=False) \
-            if cfg.reward.kind == "searchr1_qa_em_format" else ""
+        prompt_text = tokenizer.decode(prompts[i // k], skip_special_tokens=False) if reads_prompt(cfg.reward) else ""
         scores.append(score_sample(traj, example.golden_answers, example.data_source, i // k, cfg.reward, prompt_text))
     return EvalResult(table=build_table(scores, k), scores=scores, responses=[t.response_text for t in trajectories])
 

@@ -12,7 +12,7 @@ from searchr1.reward.answers import (
     substring_exact_match,
 )
 from searchr1.reward.reference import em_format_score, em_score, subem_score
-from searchr1.reward.score import RewardBreakdown, score_group, score_response
+from searchr1.reward.score import RewardBreakdown, reads_prompt, score_group, score_response
 from searchr1.reward.structure import (
     follows_grammar,
     is_valid_format,
@@ -34,6 +34,7 @@ __all__ = [
     "normalize_answer",
     "retrieval_hit",
     "score_group",
+    "reads_prompt",
     "score_response",
     "strip_special_tail",
     "subem_score",

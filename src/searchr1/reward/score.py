@@ -23,6 +23,12 @@ class RewardBreakdown:
     ``score - structure_format_score`` case."""
 
 
+def reads_prompt(cfg: RewardConfig) -> bool:
+    """Only the original Search-R1 scoring reads the prompt (its quirks need it); callers can skip
+    decoding prompts for every other kind."""
+    return cfg.kind == "searchr1_qa_em_format"
+
+
 def score_response(
     response_text: str, golden_answers: GoldAnswers, cfg: RewardConfig, prompt_text: str = ""
 ) -> RewardBreakdown:

@@ -28,7 +28,7 @@ from searchr1.data.dataset import QAExample, load_split
 from searchr1.eval import evaluate
 from searchr1.metrics import rollout_metrics
 from searchr1.retriever.embedded import run_retriever
-from searchr1.reward import RewardBreakdown, score_group
+from searchr1.reward import RewardBreakdown, reads_prompt, score_group
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
@@ -188,8 +188,11 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
     )
     rollout_s = time.perf_counter() - started
     golds = [example.golden_answers for example in batch for _ in range(n)]
-    rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward,
-                          prompt_texts=[trainer.tokenizer.decode(t.prompt_ids) for t in trajectories])
+    prompt_texts = None
+    if reads_prompt(cfg.reward):
+        decoded = [trainer.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts]
+        prompt_texts = [text for text in decoded for _ in range(n)]
+    rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward, prompt_texts=prompt_texts)
     metrics = rollout_metrics(trajectories, rewards, golds, search.stats_and_reset())
     _write_rollouts(trainer.ctx.run_dir, step, batch, n, trajectories, rewards)
 
