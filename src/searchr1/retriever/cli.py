@@ -7,7 +7,6 @@ embedded retriever and a hand-started server take the same settings as the Hydra
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import sys
@@ -88,6 +87,8 @@ def run_serve(
     exit_with_parent: bool = False,
     show_progress: bool = True,
 ) -> None:
+    import uvloop
+
     from searchr1.retriever.batcher import MicroBatcher
     from searchr1.retriever.corpus import Corpus
     from searchr1.retriever.index import open_index, resolve_index_dir
@@ -110,7 +111,8 @@ def run_serve(
     sys.setswitchinterval(_GIL_SWITCH_S)
     batcher.start()
     try:
-        asyncio.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file, exit_with_parent=exit_with_parent))
+        # uvloop: with hundreds of requests in flight the asyncio loop itself was the bottleneck.
+        uvloop.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file, exit_with_parent=exit_with_parent))
     finally:
         batcher.stop()
         corpus.close()

