@@ -69,6 +69,21 @@ async def test_batch_size_one_switches_batching_off(make_batcher):
     assert [len(c) for c in search.calls] == [1] * 20
 
 
+async def test_workers_search_separate_batches_at_the_same_time(make_batcher):
+    search = RecordingSearch()
+    both_inside = threading.Barrier(2, timeout=5)
+
+    def meeting_search(queries, topk):
+        both_inside.wait()  # breaks, failing both requests, unless two searches overlap
+        return search(queries, topk)
+
+    batcher = make_batcher(meeting_search, max_batch_size=1, max_wait_ms=0, workers=2)
+    results = await asyncio.gather(batcher.submit(["a"], 1), batcher.submit(["b"], 1))
+    assert [r[0][0][0]["id"] for r in results] == ["a#0", "b#0"]
+    assert batcher.workers == 2 and len(search.threads) == 2
+    assert batcher.stats.batches == 2 and batcher.queue_depth == 0
+
+
 async def test_mixed_topk_is_searched_once_and_cut_per_request(make_batcher):
     search = RecordingSearch()
     batcher = make_batcher(search, max_batch_size=64, max_wait_ms=50)

@@ -1,10 +1,11 @@
 """``searchr1-retriever``: every RetrieverConfig field is a flag, and errors are one line."""
 
+from types import SimpleNamespace
 
 import pytest
 
 from searchr1.config.schema import RetrieverConfig
-from searchr1.retriever.cli import _config_from, _parser, config_to_args, main
+from searchr1.retriever.cli import _config_from, _parser, config_to_args, main, search_workers
 from tests.support.retriever import write_corpus
 
 
@@ -13,7 +14,8 @@ from tests.support.retriever import write_corpus
     [
         RetrieverConfig(),
         RetrieverConfig(kind="dense", encoder="intfloat/e5-base-v2", query_prefix="query: ", passage_prefix="passage: ",
-                        faiss_gpu=False, index_dir="/data/e5_Flat.index", max_wait_ms=0.5, max_batch_size=1),
+                        faiss_gpu=False, index_dir="/data/e5_Flat.index", max_wait_ms=0.5, max_batch_size=1,
+                        search_workers=3),
     ],
 )
 def test_config_round_trips_through_flags(cfg):
@@ -37,6 +39,14 @@ def test_serve_without_an_index_says_how_to_build_it(tmp_path):
 def test_bad_config_value_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match=r"retriever.max_wait_ms=-1.0 is out of range"):
         main(["build", f"--corpus={tmp_path / 'c.jsonl'}", "--max-wait-ms=-1"])
+    with pytest.raises(SystemExit, match=r"retriever.search_workers=0 is out of range"):
+        main(["build", f"--corpus={tmp_path / 'c.jsonl'}", "--search-workers=0"])
+
+
+def test_an_index_only_one_thread_may_search_gets_one_worker():
+    cfg = RetrieverConfig(kind="dense", search_workers=3)
+    assert search_workers(cfg, SimpleNamespace(thread_safe=True)) == 3
+    assert search_workers(cfg, SimpleNamespace(thread_safe=False)) == 1  # FAISS on GPU
 
 
 def test_index_with_a_different_row_count_is_refused(tmp_path):

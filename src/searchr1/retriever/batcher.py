@@ -1,10 +1,11 @@
-"""Cross-request micro-batching in front of one worker thread that owns the index.
+"""Cross-request micro-batching in front of the worker threads that search the index.
 
 Miles sends one query per request with hundreds in flight; encoding and searching them one by
-one wastes the encoder and the BLAS search. Requests queue here; the worker takes the first,
+one wastes the encoder and the BLAS search. Requests queue here; a worker takes the first,
 keeps taking more until ``max_batch_size`` queries or ``max_wait_ms`` have passed, runs a single
-vectorised search and hands each request its slice. Only the worker touches the index, which is
-what FAISS GPU indexes need (they are not thread-safe, not even for search).
+vectorised search and hands each request its slice. With one worker (the default) only that
+thread touches the index, which is what FAISS GPU indexes need (they are not thread-safe, not
+even for search); more workers search separate batches at once.
 ``max_batch_size=1`` switches batching off: every request is searched on its own.
 """
 
@@ -41,36 +42,44 @@ class BatchStats:
     max_size: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
     def record(self, size: int) -> None:
-        self.batches += 1
-        self.queries += size
-        self.max_size = max(self.max_size, size)
-        bucket = 1 << max(size - 1, 0).bit_length()
-        self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
+        with self._lock:  # several workers may finish a batch at once
+            self.batches += 1
+            self.queries += size
+            self.max_size = max(self.max_size, size)
+            bucket = 1 << max(size - 1, 0).bit_length()
+            self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
 
     def as_dict(self) -> dict:
         return {
             "batches": self.batches,
             "mean_size": self.queries / self.batches if self.batches else 0.0,
             "max_size": self.max_size,
-            # dict() copies in one step under the GIL while the worker may be adding a bucket.
+            # dict() copies in one step under the GIL while a worker may be adding a bucket.
             "histogram": {f"<={k}": v for k, v in sorted(dict(self.histogram).items())},
         }
 
 
 class MicroBatcher:
-    """``await submit(queries, topk)`` from the event loop; ``search`` runs only in the worker."""
+    """``await submit(queries, topk)`` from the event loop; ``search`` runs only in the workers."""
 
-    def __init__(self, search: SearchFn, *, max_batch_size: int, max_wait_ms: float) -> None:
+    def __init__(self, search: SearchFn, *, max_batch_size: int, max_wait_ms: float, workers: int = 1) -> None:
         self._search = search
         self._max_batch = max_batch_size
         self._max_wait_s = max_wait_ms / 1000.0
         self._queue: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
-        self._carry: Optional[_Job] = None
         self._pending = 0
         self._pending_lock = threading.Lock()
         self.stats = BatchStats()
-        self._thread = threading.Thread(target=self._run, name="retriever-index", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"retriever-index-{i}", daemon=True) for i in range(workers)
+        ]
+
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
 
     @property
     def queue_depth(self) -> int:
@@ -78,11 +87,14 @@ class MicroBatcher:
         return self._pending
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     async def submit(self, queries: list[str], topk: int) -> list[list[Hit]]:
         if not queries:
@@ -98,13 +110,18 @@ class MicroBatcher:
             self._pending += n
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
+        carry: Optional[_Job] = None
+        while True:
+            batch, carry = self._next_batch(carry)
+            if batch is None:
+                return
             self._serve(batch)
 
-    def _next_batch(self) -> Optional[list[_Job]]:
-        first, self._carry = self._carry or self._live_job(), None
+    def _next_batch(self, carry: Optional[_Job]) -> tuple[Optional[list[_Job]], Optional[_Job]]:
+        """A batch and the job that did not fit in it (it starts this worker's next batch)."""
+        first = carry or self._live_job()
         if first is None:
-            return None
+            return None, None
         batch, size = [first], len(first.queries)
         deadline = time.monotonic() + self._max_wait_s
         while size < self._max_batch:
@@ -112,11 +129,10 @@ class MicroBatcher:
             if job is None:
                 break
             if size + len(job.queries) > self._max_batch:
-                self._carry = job  # starts the next batch; never split a request
-                break
+                return batch, job  # never split a request
             batch.append(job)
             size += len(job.queries)
-        return batch
+        return batch, None
 
     def _live_job(self) -> Optional[_Job]:
         """Block for the next job whose client still waits; None is the stop signal."""

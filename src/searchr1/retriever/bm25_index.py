@@ -44,6 +44,8 @@ class BM25Index:
     Scores equal bm25s' own ``retrieve`` (the Lucene variant, which has no non-occurrence term).
     """
 
+    thread_safe = True  # read-only arrays and vocabulary
+
     def __init__(self, index_dir: Path) -> None:
         import bm25s
         import scipy.sparse

@@ -99,13 +99,16 @@ def run_serve(
     corpus = Corpus(corpus_path, show_progress=show_progress)
     if index.size != len(corpus):
         raise ConfigError(f"index {index_dir} holds {index.size} passages but corpus {corpus_path} has {len(corpus)}")
-    batcher = MicroBatcher(make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms)
+    workers = search_workers(cfg, index)
+    batcher = MicroBatcher(make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size,
+                           max_wait_ms=cfg.max_wait_ms, workers=workers)
     info = {"kind": cfg.kind, "num_docs": len(corpus), "index": str(index_dir), "corpus": str(corpus_path)}
     if cfg.kind == "dense":
         info["encoder"] = cfg.encoder
     batching = "off" if cfg.max_batch_size == 1 else f"up to {cfg.max_batch_size} queries, {cfg.max_wait_ms} ms wait"
-    log.info("serving %s index %s over %d passages; batching %s (retriever.max_batch_size, retriever.max_wait_ms)",
-             cfg.kind, index_dir, len(corpus), batching)
+    log.info("serving %s index %s over %d passages; batching %s, %d search worker(s) "
+             "(retriever.max_batch_size, retriever.max_wait_ms, retriever.search_workers)",
+             cfg.kind, index_dir, len(corpus), batching, workers)
     # The event loop and the index worker hand the GIL back and forth around every syscall and
     # numpy call; the default 5 ms switch interval turns that into a convoy (~25% fewer QPS).
     sys.setswitchinterval(_GIL_SWITCH_S)
@@ -116,6 +119,15 @@ def run_serve(
     finally:
         batcher.stop()
         corpus.close()
+
+
+def search_workers(cfg: RetrieverConfig, index) -> int:
+    """``retriever.search_workers``, or 1 for an index that one thread at a time may search."""
+    if index.thread_safe or cfg.search_workers == 1:
+        return cfg.search_workers
+    log.info("the index is on GPU and not thread-safe: 1 search worker, not %d (retriever.search_workers)",
+             cfg.search_workers)
+    return 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

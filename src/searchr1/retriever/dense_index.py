@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -42,8 +42,11 @@ def build_dense(
 class DenseIndex:
     """``search`` encodes the whole batch of queries at once and searches the index once."""
 
-    def __init__(self, index_path: Path, encoder: Encoder, *, query_prefix: str, use_gpu: bool) -> None:
+    def __init__(
+        self, index_path: Path, encoder: Encoder, *, query_prefix: str, use_gpu: bool, threads: Optional[int] = None
+    ) -> None:
         import faiss
+        import torch
 
         self._encoder = encoder
         self._query_prefix = query_prefix
@@ -54,12 +57,19 @@ class DenseIndex:
         # faiss-cpu only switches to BLAS (one GEMM for the batch) above this many queries; its
         # default (128k in recent releases) would leave micro-batches on the per-query scan.
         faiss.cvar.distance_compute_blas_threshold = _BLAS_MIN_QUERIES
-        if use_gpu and faiss.get_num_gpus() > 0:
+        if threads is not None:
+            # Several search workers each get their share of the cores (OpenMP teams are per
+            # calling thread), so that they do not oversubscribe them.
+            torch.set_num_threads(threads)
+            faiss.omp_set_num_threads(threads)
+        on_gpu = use_gpu and faiss.get_num_gpus() > 0
+        if on_gpu:
             options = faiss.GpuMultipleClonerOptions()
             options.useFloat16 = True
             options.shard = True
             index = faiss.index_cpu_to_all_gpus(index, co=options)
             log.info("FAISS index on %d GPU(s) (retriever.faiss_gpu=true)", faiss.get_num_gpus())
+        self.thread_safe = not on_gpu
         self._index = index
         self.size = int(index.ntotal)
 

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -27,6 +27,8 @@ class Index(Protocol):
     """A batch of queries in, (scores, row ids) of shape [n, k] out; id -1 marks an empty slot."""
 
     size: int
+    thread_safe: bool
+    """Whether several threads may search at once (not so for FAISS GPU indexes)."""
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -114,4 +116,11 @@ def open_index(index_dir: Path, cfg: RetrieverConfig) -> Index:
         return BM25Index(index_dir)
     from searchr1.retriever.dense_index import DenseIndex
 
-    return DenseIndex(index_dir, make_encoder(cfg), query_prefix=cfg.query_prefix, use_gpu=cfg.faiss_gpu)
+    return DenseIndex(index_dir, make_encoder(cfg), query_prefix=cfg.query_prefix, use_gpu=cfg.faiss_gpu,
+                      threads=threads_per_worker(cfg.search_workers))
+
+
+def threads_per_worker(workers: int) -> Optional[int]:
+    """Each search worker's share of this process's cores, for the encoder's and FAISS's threads;
+    None (the libraries' own defaults) for a single worker."""
+    return max(1, len(os.sched_getaffinity(0)) // workers) if workers > 1 else None

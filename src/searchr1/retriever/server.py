@@ -163,7 +163,8 @@ async def metrics(request: web.Request) -> web.Response:
             "latency_ms": {"p50": state.latency_ms(50), "p99": state.latency_ms(99), "window": len(state.latencies_s)},
             "queue_depth": batcher.queue_depth,
             "batch": batcher.stats.as_dict(),
-            "batching": {"max_batch_size": state.cfg.max_batch_size, "max_wait_ms": state.cfg.max_wait_ms},
+            "batching": {"max_batch_size": state.cfg.max_batch_size, "max_wait_ms": state.cfg.max_wait_ms,
+                         "workers": batcher.workers},
             "uptime_s": time.monotonic() - state.started,
         }
     )
