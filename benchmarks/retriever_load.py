@@ -30,9 +30,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import orjson
+import uvloop
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 
+from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
+from searchr1.config import register_configs
 from searchr1.config.resolvers import cache_root
 from searchr1.config.schema import RetrieverConfig
+from searchr1.config.validate import to_typed
 from searchr1.retriever.embedded import EmbeddedRetriever
 from searchr1.retriever.encoder import resolve_encoder
 
@@ -149,7 +156,7 @@ async def drive(url: str, queries: list[str], concurrency: int, warmup_s: float,
                 sent = time.perf_counter()
                 try:
                     status, body = await conn.post("/retrieve", bodies[i % len(bodies)])
-                    ok = status == 200 and len(json.loads(body)["result"]) == 1
+                    ok = status == 200 and len(orjson.loads(body)["result"]) == 1
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     ok, conn = False, RawClient(host, int(port))
                 done = time.perf_counter()
@@ -188,7 +195,8 @@ def run_kind(corpus: Path, cfg: RetrieverConfig, args, queries: list[str], log_d
             server.start()
         for _ in range(args.rounds):
             for mode, server in servers.items():
-                got, failed = asyncio.run(drive(server.url, queries, args.concurrency, args.warmup, slice_s))
+                # uvloop on the load side as on the server: the generator shares the two cores.
+                got, failed = uvloop.run(drive(server.url, queries, args.concurrency, args.warmup, slice_s))
                 latencies[mode] += got
                 errors[mode] += failed
                 wait_drained(server.url)
@@ -218,8 +226,21 @@ def get_json(url: str) -> dict:
         return json.loads(resp.read())
 
 
+def shipped_retriever_config(kind: str) -> RetrieverConfig:
+    """The retriever group option a user gets with ``retriever=<kind>``, batching knobs included."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base=VERSION_BASE):
+            return to_typed(compose(config_name=CONFIG_NAME, overrides=[f"retriever={kind}"])).retriever
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def configs(kind: str, corpus: Path, args) -> RetrieverConfig:
-    base = RetrieverConfig(kind=kind, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, faiss_gpu=True)
+    base = shipped_retriever_config(kind)
+    overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
+    base = replace(base, index_dir=None, **{key: value for key, value in overrides.items() if value is not None})
     if kind == "dense" and args.corpus is None and args.dense_vectors == "random":
         base = replace(base, index_dir=str(random_dense_index(corpus, 384, args.seed)))
     return base
@@ -234,23 +255,24 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per server, over all rounds")
     parser.add_argument("--rounds", type=int, default=3, help="alternating on/off measurement slices per server")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds at the start of each slice")
-    parser.add_argument("--max-batch-size", type=int, default=256)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-batch-size", type=int, default=None, help="default: conf/retriever/<kind>.yaml")
+    parser.add_argument("--max-wait-ms", type=float, default=None, help="default: conf/retriever/<kind>.yaml")
     parser.add_argument("--dense-vectors", choices=("random", "encode"), default="random")
-    parser.add_argument("--torch-threads", type=int, default=1, help="OMP threads of the server (CPU encoder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.torch_threads))
     corpus = args.corpus or synthetic_corpus(cache_root() / "bench" / f"synthetic-{args.num_docs}.jsonl", args.num_docs, args.seed)
     queries = sample_queries(4096, args.seed + 1)
     log_dir = cache_root() / "bench" / "logs"
     print(f"corpus {corpus}; {args.concurrency} clients in flight, one query per request; {args.duration:.0f} s "
           f"measured per server in {args.rounds} alternating on/off slices, each after {args.warmup:.0f} s warm-up; "
-          f"server threads {os.environ['OMP_NUM_THREADS']}; logs in {log_dir}")
+          f"{len(os.sched_getaffinity(0))} cores shared by the servers and the clients; logs in {log_dir}")
     results = []
     for kind in args.kinds.split(","):
-        for result in run_kind(corpus, configs(kind, corpus, args), args, queries, log_dir):
+        cfg = configs(kind, corpus, args)
+        print(f"{kind:5s} retriever={kind}: max_batch_size {cfg.max_batch_size} (off: 1), max_wait_ms {cfg.max_wait_ms}, "
+              f"search_workers {cfg.search_workers}")
+        for result in run_kind(corpus, cfg, args, queries, log_dir):
             results.append(result)
             print(f"{kind:5s} batching {result.mode:3s}: {result.qps:8.1f} QPS  p50 {result.p50_ms:8.1f} ms  "
                   f"p99 {result.p99_ms:8.1f} ms  mean batch {result.mean_batch:6.1f}  "
