@@ -1,4 +1,4 @@
-"""BM25 over the corpus with bm25s: built from chunked tokenisation, memory-mapped on load."""
+"""BM25 search over an index in bm25s' layout (see bm25_build), memory-mapped on load."""
 
 from __future__ import annotations
 
@@ -7,32 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from searchr1.retriever.corpus import Corpus
-
-_TOKENIZE_CHUNK = 50_000
-_STOPWORDS = "en"
-
-
-def _tokenizer():
-    from bm25s.tokenization import Tokenizer
-
-    return Tokenizer(stopwords=_STOPWORDS)
-
-
-def build_bm25(corpus: Corpus, out_dir: Path, show_progress: bool = True) -> None:
-    """Tokenise in chunks (token ids as int32 arrays, not Python lists) and index once."""
-    import bm25s
-
-    tokenizer = _tokenizer()
-    doc_ids: list[np.ndarray] = []
-    for chunk in corpus.iter_contents(_TOKENIZE_CHUNK, show_progress, desc="bm25 tokenize"):
-        ids = tokenizer.tokenize(chunk, update_vocab=True, return_as="ids", show_progress=False)
-        doc_ids.extend(np.asarray(d, dtype=np.int32) for d in ids)
-    model = bm25s.BM25()
-    model.index((doc_ids, tokenizer.get_vocab_dict()), show_progress=show_progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(str(out_dir), show_progress=False)
-    tokenizer.save_vocab(str(out_dir))
+from searchr1.retriever.bm25_build import bm25_tokenizer
 
 
 class BM25Index:
@@ -53,7 +28,7 @@ class BM25Index:
         model = bm25s.BM25.load(str(index_dir), mmap=True, show_progress=False)
         if model.nonoccurrence_array is not None:
             raise ValueError(f"BM25 index {index_dir} uses method {model.method!r}; only lucene-style indexes are supported")
-        self._tokenizer = _tokenizer()
+        self._tokenizer = bm25_tokenizer()
         self._tokenizer.load_vocab(str(index_dir))
         weights = model.scores
         self.size = int(weights["num_docs"])

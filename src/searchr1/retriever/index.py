@@ -90,7 +90,7 @@ def build_index(corpus_path: Path, cfg: RetrieverConfig, *, show_progress: bool 
 
 def _build_into(out_dir: Path, corpus: Corpus, cfg: RetrieverConfig, show_progress: bool) -> None:
     if cfg.kind == "bm25":
-        from searchr1.retriever.bm25_index import build_bm25
+        from searchr1.retriever.bm25_build import build_bm25
 
         build_bm25(corpus, out_dir, show_progress)
         return
