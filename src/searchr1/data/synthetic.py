@@ -95,7 +95,9 @@ class _Namer:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.used: set[str] = set()  # membership only; never iterated, so hash order cannot leak
+        # Membership only; never iterated, so hash order cannot leak.
+        self.used: set[str] = set()
+        self.prefixes: set[str] = set()  # every leading part of a used word
 
     def word(self, suffix: str = "", syllables: tuple[int, int] = (2, 3)) -> str:
         while True:
@@ -103,9 +105,17 @@ class _Namer:
             stem = "".join(self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(count))
             stem += self.rng.choice(_CODAS)
             word = (stem + suffix).capitalize()
-            if word.lower() not in self.used and 4 <= len(word) <= 14:
+            if 4 <= len(word) <= 14 and self._fresh(word.lower()):
                 self.used.add(word.lower())
+                self.prefixes.update(word.lower()[:i] for i in range(1, len(word)))
                 return word
+
+    def _fresh(self, word: str) -> bool:
+        # No name may start another ("Thoul" and "Thoulex"): a question naming one would hold the
+        # other, and so could hand the model its answer.
+        return word not in self.used and word not in self.prefixes and not any(
+            word[:i] in self.used for i in range(1, len(word))
+        )
 
 
 def _counts(n: int) -> dict[str, int]:
