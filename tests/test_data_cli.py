@@ -12,7 +12,7 @@ from tests.support.compose import compose_config
 def test_default_config_data_is_generated_into_the_cache_by_seed_and_size(tmp_path, monkeypatch):
     monkeypatch.setenv("SEARCHR1_CACHE", str(tmp_path))
     cfg = to_typed(compose_config(["data.seed=5", "data.num_entities=100"])).data
-    assert cfg.train_path == str(tmp_path / "synthetic-v1-s5-n100" / "train.parquet")
+    assert cfg.train_path == str(tmp_path / "synthetic-v2-s5-n100" / "train.parquet")
     ensure_data(cfg)
     assert len(load_split(cfg.test_path)) > 0
 
