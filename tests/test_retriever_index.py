@@ -1,6 +1,7 @@
 """Index building and loading: BM25 (bm25s) and dense (FAISS IP, Search-R1's e5_Flat.index layout)."""
 
 import threading
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,3 +115,31 @@ def test_encoder_batches_of_mixed_lengths_equal_one_text_at_a_time():
     alone = np.concatenate([encoder.encode([t], prefix="query: ") for t in texts])
     batched = encoder.encode(texts, prefix="query: ")
     np.testing.assert_allclose(batched, alone, atol=1e-5)
+
+
+class _SeededEncoder:
+    """Deterministic unit vectors per text: the file layout is under test here, not the encoder."""
+
+    dim = 8
+
+    def encode(self, texts, prefix=""):
+        rows = [np.random.default_rng(zlib.crc32((prefix + t).encode())).standard_normal(self.dim) for t in texts]
+        vectors = np.asarray(rows, dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_streamed_dense_build_writes_faiss_own_index_file(tmp_path):
+    import faiss
+
+    from searchr1.retriever.dense_index import INDEX_FILE, build_dense
+
+    corpus = Corpus(write_corpus(tmp_path / "c.jsonl"))
+    encoder = _SeededEncoder()
+    build_dense(corpus, encoder, tmp_path / "ours", passage_prefix="passage: ", batch_size=3, show_progress=False)
+    contents = [corpus.row(i)["contents"] for i in range(len(corpus))]
+    reference = faiss.IndexFlatIP(encoder.dim)
+    reference.add(encoder.encode(contents, "passage: "))
+    faiss.write_index(reference, str(tmp_path / "ref.index"))
+    assert (tmp_path / "ours" / INDEX_FILE).read_bytes() == (tmp_path / "ref.index").read_bytes()
+    loaded = faiss.read_index(str(tmp_path / "ours" / INDEX_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    assert loaded.ntotal == len(corpus) and loaded.search(encoder.encode([contents[6]], "passage: "), 1)[1][0, 0] == 6
