@@ -266,7 +266,7 @@ def main() -> None:
     log_dir = cache_root() / "bench" / "logs"
     print(f"corpus {corpus}; {args.concurrency} clients in flight, one query per request; {args.duration:.0f} s "
           f"measured per server in {args.rounds} alternating on/off slices, each after {args.warmup:.0f} s warm-up; "
-          f"{len(os.sched_getaffinity(0))} cores shared by the servers and the clients; logs in {log_dir}")
+          f"{os.cpu_count()} cores shared by the servers and the clients; logs in {log_dir}")
     results = []
     for kind in args.kinds.split(","):
         cfg = configs(kind, corpus, args)

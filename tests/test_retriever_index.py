@@ -143,3 +143,15 @@ def test_streamed_dense_build_writes_faiss_own_index_file(tmp_path):
     assert (tmp_path / "ours" / INDEX_FILE).read_bytes() == (tmp_path / "ref.index").read_bytes()
     loaded = faiss.read_index(str(tmp_path / "ours" / INDEX_FILE), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     assert loaded.ntotal == len(corpus) and loaded.search(encoder.encode([contents[6]], "passage: "), 1)[1][0, 0] == 6
+
+
+def test_search_workers_split_the_cores_and_one_worker_keeps_library_defaults(monkeypatch):
+    from searchr1.retriever import index as index_module
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "_usable_cores", lambda: 8)
+        assert index_module.threads_per_worker(1) is None
+        assert index_module.threads_per_worker(2) == 4 and index_module.threads_per_worker(3) == 2
+        assert index_module.threads_per_worker(16) == 1
+    monkeypatch.delattr(index_module.os, "sched_getaffinity", raising=False)  # as on macOS
+    assert index_module._usable_cores() == (index_module.os.cpu_count() or 1)

@@ -123,4 +123,9 @@ def open_index(index_dir: Path, cfg: RetrieverConfig) -> Index:
 def threads_per_worker(workers: int) -> Optional[int]:
     """Each search worker's share of this process's cores, for the encoder's and FAISS's threads;
     None (the libraries' own defaults) for a single worker."""
-    return max(1, len(os.sched_getaffinity(0)) // workers) if workers > 1 else None
+    return max(1, _usable_cores() // workers) if workers > 1 else None
+
+
+def _usable_cores() -> int:
+    # sched_getaffinity honours taskset and container CPU sets; macOS has no such call.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
