@@ -110,8 +110,8 @@ def test_encoder_batches_of_mixed_lengths_equal_one_text_at_a_time():
     in the caller's order, whatever the batch around it."""
     from searchr1.retriever.encoder import _LENGTH_RUN, Encoder
 
-    encoder = Encoder("all-MiniLM-L6-v2", max_length=64)
-    texts = [" ".join(["word"] * (1 + (i * 7) % 40)) + f" item {i}" for i in range(_LENGTH_RUN * 2 + 5)]
+    encoder = Encoder("all-MiniLM-L6-v2", max_length=64, device="cpu")
+    texts = [" ".join(["word"] * (1 + (i * 7) % 40)) + f" item {i}" for i in range(_LENGTH_RUN["cpu"] * 2 + 5)]
     alone = np.concatenate([encoder.encode([t], prefix="query: ") for t in texts])
     batched = encoder.encode(texts, prefix="query: ")
     np.testing.assert_allclose(batched, alone, atol=1e-5)

