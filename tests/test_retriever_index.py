@@ -155,3 +155,22 @@ def test_search_workers_split_the_cores_and_one_worker_keeps_library_defaults(mo
         assert index_module.threads_per_worker(16) == 1
     monkeypatch.delattr(index_module.os, "sched_getaffinity", raising=False)  # as on macOS
     assert index_module._usable_cores() == (index_module.os.cpu_count() or 1)
+
+
+def test_a_failed_or_killed_build_leaves_no_temp_dir_behind(tmp_path, monkeypatch):
+    from searchr1.retriever import bm25_build
+
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    killed = tmp_path / "c.bm25.tmp-999999"  # a builder killed mid-spill
+    killed.mkdir()
+    (killed / "pairs-terms.tmp").write_bytes(b"x" * 1000)
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(bm25_build, "_write_weights", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            build_index(corpus, BM25, show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp-" in p.name) == []
+    assert open_index(build_index(corpus, BM25, show_progress=False), BM25).size == len(PASSAGES)

@@ -71,11 +71,17 @@ def build_index(corpus_path: Path, cfg: RetrieverConfig, *, show_progress: bool 
         if index_ready(index_dir, cfg) and not force:
             log.info("index %s exists; not rebuilding", index_dir)
             return index_dir
+        for stale in index_dir.parent.glob(f"{index_dir.name}.tmp-*"):
+            # Left by a builder that was killed (we hold the lock, so none is running): a BM25
+            # build's spill alone can be gigabytes.
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = index_dir.with_name(f"{index_dir.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         corpus = Corpus(corpus_path, show_progress=show_progress)
         try:
             _build_into(tmp, corpus, cfg, show_progress)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         finally:
             corpus.close()
         meta = {"kind": cfg.kind, "num_docs": len(corpus), "corpus": str(corpus_path.resolve())}
