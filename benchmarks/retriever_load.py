@@ -32,11 +32,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import uvloop
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 
-from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
-from searchr1.config import register_configs
+from searchr1.cli import compose_config
 from searchr1.config.resolvers import cache_root
 from searchr1.config.schema import RetrieverConfig
 from searchr1.config.validate import to_typed
@@ -228,13 +225,7 @@ def get_json(url: str) -> dict:
 
 def shipped_retriever_config(kind: str) -> RetrieverConfig:
     """The retriever group option a user gets with ``retriever=<kind>``, batching knobs included."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=VERSION_BASE):
-            return to_typed(compose(config_name=CONFIG_NAME, overrides=[f"retriever={kind}"])).retriever
-    finally:
-        GlobalHydra.instance().clear()
+    return to_typed(compose_config([f"retriever={kind}"])).retriever
 
 
 def configs(kind: str, corpus: Path, args) -> RetrieverConfig:

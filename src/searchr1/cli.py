@@ -49,18 +49,24 @@ def precheck(argv: list[str]) -> str | None:
     """Compose and validate once before Hydra starts anything, so a typo costs one line, not a run."""
     if any(arg.split("=")[0] in _SKIP_PRECHECK for arg in argv):
         return None
-    overrides = without_sweep_axes(overrides_in(argv))
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=VERSION_BASE):
-            to_typed(compose(config_name=CONFIG_NAME, overrides=overrides))
+        to_typed(compose_config(without_sweep_axes(overrides_in(argv))))
     except ConfigError as exc:
         return str(exc)
     except Exception as exc:  # Hydra's composition errors come in many classes, all user-facing
         return one_line_error(exc)
+    return None
+
+
+def compose_config(overrides: list[str], *, return_hydra_config: bool = False) -> DictConfig:
+    """Compose the primary config as the CLI does, outside any Hydra run (tests, benchmarks)."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base=VERSION_BASE):
+            return compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=return_hydra_config)
     finally:
         GlobalHydra.instance().clear()
-    return None
 
 
 def overrides_in(argv: list[str]) -> list[str]:
