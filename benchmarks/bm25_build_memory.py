@@ -20,7 +20,7 @@ from pathlib import Path
 
 from retriever_load import synthetic_corpus
 
-from searchr1.config.resolvers import cache_root
+from searchr1.paths import cache_root
 
 # Run in a child: import bm25s (the baseline), build, report the peak of anonymous memory (sampled;
 # memory-mapped index files are page cache the kernel can drop, so they are not counted) and seconds.

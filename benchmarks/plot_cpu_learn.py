@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from searchr1.report.runs import read_history
-from searchr1.run import METRICS_FILE
+from searchr1.paths import METRICS_FILE
 
 # total = exact_match + format: drawn dashed so that it does not hide format while EM is still 0.
 STYLES = {"reward/exact_match": "-", "reward/format": "-", "reward/total": "--"}

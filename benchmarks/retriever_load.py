@@ -33,8 +33,8 @@ import numpy as np
 import orjson
 import uvloop
 
-from searchr1.cli import compose_config
-from searchr1.config.resolvers import cache_root
+from searchr1.entry import compose_config
+from searchr1.paths import cache_root
 from searchr1.config.schema import RetrieverConfig
 from searchr1.config.validate import to_typed
 from searchr1.retriever.embedded import EmbeddedRetriever

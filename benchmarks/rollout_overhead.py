@@ -18,8 +18,8 @@ from typing import Sequence
 
 from searchr1.config.schema import RolloutConfig
 from searchr1.rollout import prompt_ids
-from searchr1.rollout.engine import EngineOutput, SamplingParams
-from searchr1.rollout.hf_tokenizer import load_tokenizer
+from searchr1.engines.base import EngineOutput, SamplingParams
+from searchr1.models.tokenizer import load_tokenizer
 from searchr1.rollout.loop import run_batch
 from searchr1.search.base import Passage, SearchResult
 

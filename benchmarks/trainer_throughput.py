@@ -20,10 +20,11 @@ import torch
 from searchr1.config.schema import ModelConfig
 from searchr1.data.prompt import make_prompt
 from searchr1.rollout import prompt_ids
-from searchr1.rollout.engine import SamplingParams
-from searchr1.trainers.local.engine import LocalEngine
+from searchr1.engines.base import SamplingParams
+from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.logprobs import score_responses
-from searchr1.trainers.local.model import load_model, load_policy_tokenizer, with_lora
+from searchr1.models.loading import load_model, load_policy_tokenizer
+from searchr1.models.lora import with_lora
 
 QUESTIONS = ["In which country is the city of Zonburg?", "Who founded Touve Holdings?",
              "In what year was Thuvu Steben born?", "What is the capital of Krestamere?"]

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 
 from searchr1.config.schema import RetrieverConfig
-from searchr1.retriever.cli import _config_from, _parser, config_to_args, main, search_workers
+from searchr1.retriever.cli import _parser, main, search_workers
+from searchr1.retriever.flags import config_from, config_to_args
 from tests.support.retriever import write_corpus
 
 
@@ -20,7 +21,7 @@ from tests.support.retriever import write_corpus
 )
 def test_config_round_trips_through_flags(cfg):
     ns = _parser().parse_args(["serve", "--corpus=c.jsonl", *config_to_args(cfg)])
-    assert _config_from(ns) == cfg
+    assert config_from(ns) == cfg
 
 
 def test_build_prints_the_index_dir_and_is_idempotent(tmp_path, capsys):

@@ -8,7 +8,7 @@ from searchr1.data.prompt import prompt_messages
 from searchr1.retriever.embedded import EmbeddedRetriever
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
-from searchr1.rollout.sglang_engine import SGLangEngine
+from searchr1.engines.sglang import SGLangEngine
 from searchr1.search.factory import build_search_backend
 from tests.support.retriever import TEST_CFG, write_corpus
 from tests.support.scripted import ScriptedSearch, search_then_answer_policy, smollm2_tokenizer

@@ -8,7 +8,8 @@ import yaml
 
 from searchr1.config import to_typed
 from searchr1.config.secrets import RedactingFilter
-from searchr1.run import RESOLVED_CONFIG_FILE, RunContext, save_resolved_config
+from searchr1.paths import RESOLVED_CONFIG_FILE
+from searchr1.run import RunContext, save_resolved_config
 from tests.support.compose import compose_config
 
 

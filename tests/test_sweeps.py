@@ -21,7 +21,7 @@ from hydra_plugins.searchr1_ray_jobs.config import RayJobsLauncherConf
 from hydra_plugins.searchr1_ray_jobs.launcher import (
     JOB_LOG_FILE, JobSpec, RayJobsLauncher, build_entrypoint, job_runtime_env, run_jobs,
 )
-from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
+from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
 from searchr1.config import register_configs, to_typed
 from tests.support.compose import REPO
 from tests.support.ray_jobs_server import FakeJob, FakeRayJobServer

@@ -1,4 +1,6 @@
-"""One run's lifecycle: run dir, redaction, resolved config, then the chosen trainer."""
+"""One run's context: the typed config, its run dir and name, the resolved config it saves, its secrets.
+
+Everything that runs a job (the CLI, both trainers, eval) imports this; it imports none of them."""
 
 from __future__ import annotations
 
@@ -11,14 +13,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from searchr1.config.schema import SearchR1Config
-from searchr1.config.secrets import install_log_redaction, redact, secret_env_names, secret_values
+from searchr1.config.secrets import redact, secret_env_names, secret_values
+from searchr1.paths import RESOLVED_CONFIG_FILE
 
 log = logging.getLogger(__name__)
-
-# The run-dir files reports read (and nothing else): written by every trainer.
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
-METRICS_FILE = "metrics.jsonl"
-
 
 @dataclass(frozen=True)
 class RunContext:
@@ -91,20 +89,3 @@ def save_resolved_config(ctx: RunContext) -> Path:
     path = ctx.run_dir / RESOLVED_CONFIG_FILE
     path.write_text(redact(yaml.safe_dump(ctx.resolved, sort_keys=False), ctx.secrets))
     return path
-
-
-def run(ctx: RunContext) -> None:
-    install_log_redaction(ctx.secrets)
-    save_resolved_config(ctx)
-    log.info("run %s in %s", ctx.run_name, ctx.run_dir)
-    try:
-        if ctx.cfg.trainer.name == "miles":
-            from searchr1.trainers.miles.launch import launch
-
-            launch(ctx)
-        else:
-            from searchr1.trainers.local.train import train
-
-            train(ctx)
-    finally:
-        log.info("run dir: %s", ctx.run_dir)

@@ -18,7 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from searchr1.run import METRICS_FILE, RunContext
+from searchr1.paths import METRICS_FILE
+from searchr1.run import RunContext
 
 log = logging.getLogger(__name__)
 

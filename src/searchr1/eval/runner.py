@@ -13,7 +13,7 @@ from searchr1.eval.scoring import SampleScore, score_sample
 from searchr1.eval.table import EvalTable, build_table, flat_metrics
 from searchr1.reward import reads_prompt
 from searchr1.rollout import prompt_ids
-from searchr1.rollout.engine import Engine, Tokenizer
+from searchr1.engines.base import Engine, Tokenizer
 from searchr1.rollout.loop import run_batch
 from searchr1.search.base import SearchBackend
 

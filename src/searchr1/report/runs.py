@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from searchr1.run import METRICS_FILE, RESOLVED_CONFIG_FILE
+from searchr1.paths import METRICS_FILE, RESOLVED_CONFIG_FILE
 
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 # Overrides that do not change what a run is: the seed (aggregated over) and the sweep selector.

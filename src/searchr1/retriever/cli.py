@@ -7,7 +7,6 @@ embedded retriever and a hand-started server take the same settings as the Hydra
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -15,42 +14,11 @@ from typing import Optional, Sequence
 
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import RetrieverConfig
+from searchr1.retriever.flags import add_config_flags, config_from
 
 log = logging.getLogger("searchr1.retriever")
 
 _GIL_SWITCH_S = 0.0002
-
-
-def config_to_args(cfg: RetrieverConfig) -> list[str]:
-    """The flags that reproduce ``cfg`` on our command line."""
-    args = []
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        flag = f.name.replace("_", "-")
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            args.append(f"--{flag}" if value else f"--no-{flag}")
-        else:
-            args.append(f"--{flag}={value}")
-    return args
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = RetrieverConfig()
-    for f in dataclasses.fields(RetrieverConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            kind = type(default) if default is not None else str
-            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=f"default: {default!r}")
-
-
-def _config_from(ns: argparse.Namespace) -> RetrieverConfig:
-    names = {f.name for f in dataclasses.fields(RetrieverConfig)}
-    return RetrieverConfig(**{k: v for k, v in vars(ns).items() if k in names})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     for p in (build, serve):
         p.add_argument("--corpus", type=Path, required=True, help="Search-R1 JSONL corpus")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
-        _add_config_flags(p)
+        add_config_flags(p)
     return parser
 
 
@@ -134,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ns = _parser().parse_args(argv)
     try:
-        cfg = _config_from(ns)
+        cfg = config_from(ns)
         if ns.command == "build":
             print(run_build(ns.corpus, cfg, force=ns.force, show_progress=not ns.quiet))
         else:

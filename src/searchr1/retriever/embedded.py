@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Iterator, NoReturn, Optional
 
 from searchr1.config.schema import RetrieverConfig, SearchR1Config
-from searchr1.retriever.cli import config_to_args
+from searchr1.retriever.flags import config_to_args
 
 _LOG_TAIL_LINES = 30
 

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from searchr1.config.schema import RolloutConfig
 from searchr1.rollout.actions import STOP_TAGS, Action, parse_action
-from searchr1.rollout.engine import Engine, EngineOutput, SamplingParams, Tokenizer
+from searchr1.engines.base import Engine, EngineOutput, SamplingParams, Tokenizer
 from searchr1.rollout.tokens import SegmentEncoder, keep_through_stop_tag
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.search.base import SearchBackend

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 from searchr1.config.schema import RolloutConfig, SearchConfig
 from searchr1.data.prompt import prompt_messages
-from searchr1.rollout.hf_tokenizer import load_tokenizer
+from searchr1.models.tokenizer import load_tokenizer
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
 from searchr1.search.base import Passage, SearchResult
 from searchr1.search.render import render_observation

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from searchr1.rollout.actions import first_stop_tag_end
-from searchr1.rollout.engine import Tokenizer
+from searchr1.engines.base import Tokenizer
 
 RIGHT_CONTEXT = "<"
 """What we assume follows an inserted segment: the model's next tag (``<think>``, ``<search>``…)."""

@@ -35,9 +35,10 @@ from searchr1.rollout.trajectory import Trajectory
 from searchr1.run import RunContext
 from searchr1.tracking import Tracker, drop_steps_after
 from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
-from searchr1.trainers.local.engine import LocalEngine
+from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
-from searchr1.trainers.local.model import load_model, load_policy_tokenizer, sync_trainable, torch_dtype, with_lora
+from searchr1.models.loading import load_model, load_policy_tokenizer, torch_dtype
+from searchr1.models.lora import sync_trainable, with_lora
 from searchr1.trainers.local.sampler import PromptSampler
 
 log = logging.getLogger(__name__)

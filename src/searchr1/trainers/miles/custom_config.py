@@ -25,7 +25,7 @@ from searchr1.config.schema import (
     SearchR1Config,
     TisConfig,
 )
-from searchr1.run import METRICS_FILE
+from searchr1.paths import METRICS_FILE
 
 NAMESPACE = "searchr1"
 CUSTOM_CONFIG_FILE = "miles_custom_config.yaml"

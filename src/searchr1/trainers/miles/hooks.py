@@ -28,7 +28,7 @@ import aiohttp
 from searchr1.config.schema import RewardConfig, RolloutConfig
 from searchr1.reward import RewardBreakdown, score_response
 from searchr1.rollout.loop import run_trajectory
-from searchr1.rollout.sglang_engine import SGLangEngine
+from searchr1.engines.sglang import SGLangEngine
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.search.factory import SearchStack, build_search_backend

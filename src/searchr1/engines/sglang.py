@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import aiohttp
 
-from searchr1.rollout.engine import EngineOutput, FinishReason, SamplingParams
+from searchr1.engines.base import EngineOutput, FinishReason, SamplingParams
 
 log = logging.getLogger(__name__)
 

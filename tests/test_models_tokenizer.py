@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from searchr1.rollout.hf_tokenizer import load_tokenizer, resolve_checkpoint, tokenizer_cache_dir
+from searchr1.models.cache import tokenizer_cache_dir
+from searchr1.models.tokenizer import load_tokenizer, resolve_checkpoint
 from tests.support.scripted import SMOLLM2
 
 
@@ -29,5 +30,5 @@ def test_gguf_tokenizer_is_loaded_from_the_conversion_cache():
 
 
 def test_cache_dir_can_be_overridden(monkeypatch, tmp_path):
-    monkeypatch.setenv("SEARCHR1_TOKENIZER_CACHE", str(tmp_path))
-    assert tokenizer_cache_dir() == tmp_path
+    monkeypatch.setenv("SEARCHR1_CACHE", str(tmp_path))
+    assert tokenizer_cache_dir() == tmp_path / "tokenizers"

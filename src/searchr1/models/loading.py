@@ -1,7 +1,7 @@
 """Load the policy model (and its tokenizer) offline, dequantizing a GGUF file once.
 
 Dequantizing SmolLM2's GGUF takes a minute on a busy CPU; the float32 result is saved once as an
-ordinary Hugging Face checkpoint under the user cache, so later runs load it in under a second.
+ordinary Hugging Face checkpoint under the cache root, so later runs load it in under a second.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from searchr1.config.schema import ModelConfig
-from searchr1.rollout.hf_tokenizer import converted_once, load_tokenizer, resolve_checkpoint, user_cache_dir
+from searchr1.models.cache import converted_once, model_cache_dir
+from searchr1.models.tokenizer import load_tokenizer, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,6 @@ def torch_dtype(name: str) -> Any:
     import torch
 
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def model_cache_dir() -> Path:
-    """Dequantized GGUF checkpoints, beside the converted tokenizers."""
-    return user_cache_dir("models")
 
 
 def gguf_file_of(model_cfg: ModelConfig) -> Optional[str]:
@@ -75,24 +71,3 @@ def _dequantized_checkpoint(gguf_path: Path) -> Path:
         model.save_pretrained(dest)
 
     return converted_once(gguf_path, model_cache_dir(), "config.json", dequantize)
-
-
-def with_lora(model: Any, rank: int) -> Any:
-    """Wrap ``model`` with LoRA adapters on every attention and MLP projection (rank 0: unchanged)."""
-    if rank <= 0:
-        return model
-    from peft import LoraConfig, get_peft_model
-
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets))
-
-
-def sync_trainable(source: Any, target: Any) -> None:
-    """Copy ``source``'s trainable parameters into ``target`` (a lower-precision engine copy)."""
-    import torch
-
-    targets = dict(target.named_parameters())
-    with torch.no_grad():
-        for name, param in source.named_parameters():
-            if param.requires_grad:
-                targets[name].copy_(param)

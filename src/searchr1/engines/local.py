@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from searchr1.rollout.engine import EngineOutput, FinishReason, SamplingParams
+from searchr1.engines.base import EngineOutput, FinishReason, SamplingParams
 
 log = logging.getLogger(__name__)
 

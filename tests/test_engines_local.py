@@ -8,8 +8,8 @@ import asyncio
 import pytest
 import torch
 
-from searchr1.rollout.engine import SamplingParams
-from searchr1.trainers.local.engine import LocalEngine
+from searchr1.engines.base import SamplingParams
+from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.logprobs import score_responses
 from tests.support.local_trainer import smollm2_tokenizer, tiny_llama
 

@@ -3,8 +3,8 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from searchr1.rollout.engine import SamplingParams
-from searchr1.rollout.sglang_engine import SGLangEngine, parse_response
+from searchr1.engines.base import SamplingParams
+from searchr1.engines.sglang import SGLangEngine, parse_response
 from tests.support.scripted import fake_logprob, smollm2_tokenizer
 from tests.support.search_servers import http_session, refused_url, serve  # noqa: F401  (http_session: fixture)
 from tests.support.sglang_server import serve_fake_sglang
