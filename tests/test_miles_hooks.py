@@ -103,6 +103,26 @@ async def test_engine_failure_gives_a_failed_not_aborted_sample(tmp_path, tokeni
     assert (await hooks.reward(args, sample))["total"] == 0.0
 
 
+@pytest.mark.slow
+async def test_engine_failure_after_the_first_turn_trains_nothing_of_the_partial_response(
+        tmp_path, tokenizer, retriever, runtime_cleanup):
+    # The first /generate answers (a search call), the retriever answers, the second /generate gets HTTP 500.
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        fake.fail_status, fake.answer_first = 500, 1
+        args = write_args(tmp_path, retriever.url, fake.url)
+        sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+    assert len(fake.requests) == 2  # the failure came after a real turn and a real search
+    assert sample.status is FakeSample.Status.FAILED
+    sample.validate()
+    assert sample.effective_response_length == 0  # nothing of this sample is trained on
+    assert (sample.response_length, sample.loss_mask, sample.rollout_log_probs) == (1, [0], [0.0])
+    prompt = tokenizer.encode(chat_prompt(tokenizer), add_special_tokens=False)
+    assert sample.tokens == prompt + [tokenizer.eos_token_id]
+    counts = sample.metadata[hooks.METADATA_KEY]
+    assert counts["status"] == "failed" and counts["search_calls"] == 1 and "engine" in counts["error"]
+    assert (await hooks.reward(args, sample)) == {"total": 0.0, "exact_match": 0.0, "format": 0.0}
+
+
 async def test_abort_by_miles_before_any_token_is_aborted(tmp_path, tokenizer, runtime_cleanup):
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status = 503  # what an aborted request looks like to the engine client: no tokens
@@ -145,6 +165,8 @@ def test_status_is_aborted_only_for_a_real_abort(ours, engine_aborted, expected)
     hooks.fill_sample(sample, trajectory(ours), engine_aborted=engine_aborted)
     assert sample.status is FakeSample.Status[expected]
     assert sample.non_generation_time == 0.25
+    if expected == "FAILED":  # a failed trajectory's partial response is never trained on
+        assert (sample.loss_mask, sample.response) == ([0], "")
     hooks.check_sample(sample, prompt_len=2)
 
 

@@ -26,12 +26,14 @@ class FakeSGLang:
     requests: list[dict] = field(default_factory=list)
     fail_status: Optional[int] = None
     """Answer every /generate with this HTTP status (error injection)."""
+    answer_first: int = 0
+    """With ``fail_status``: answer this many /generate calls normally before failing (a mid-trajectory failure)."""
     url: str = ""
 
     async def generate(self, request: web.Request) -> web.Response:
         payload = await request.json()
         self.requests.append(payload)
-        if self.fail_status is not None:
+        if self.fail_status is not None and len(self.requests) > self.answer_first:
             return web.json_response({"error": {"message": "injected"}}, status=self.fail_status)
         return web.json_response(self.respond(payload))
 

@@ -141,15 +141,20 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
         )
         if not traj.response_ids:
             if engine_aborted():  # Miles ended the rollout first; it discards this group anyway
-                fail_sample(sample, ids, tokenizer, "aborted by Miles before any token", aborted=True)
+                fail_sample(sample, ids, eos_token(tokenizer), "aborted by Miles before any token", aborted=True)
                 return sample
             raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
-        fill_sample(sample, traj, engine_aborted=engine_aborted())
+        fill_sample(sample, traj, engine_aborted=engine_aborted(), filler_token=eos_token(tokenizer))
         check_sample(sample, len(ids))
     except Exception as exc:  # noqa: BLE001 — see the docstring: an escaping error loses the group
         log.exception("searchr1 generate failed for sample %s; returning it as FAILED", getattr(sample, "index", None))
-        fail_sample(sample, ids, tokenizer, f"{type(exc).__name__}: {exc}")
+        fail_sample(sample, ids, eos_token(tokenizer), f"{type(exc).__name__}: {exc}")
     return sample
+
+
+def eos_token(tokenizer: Any) -> int:
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return 0 if eos is None else int(eos)
 
 
 def sample_prompt_ids(prompt: Any, tokenizer: Any) -> list[int]:
@@ -167,8 +172,14 @@ def rollout_config(base: RolloutConfig, sampling_params: Optional[Mapping]) -> R
                                top_p=float(sampling_params.get("top_p", base.top_p)))
 
 
-def fill_sample(sample: Any, traj: Trajectory, *, engine_aborted: bool) -> None:
+def fill_sample(sample: Any, traj: Trajectory, *, engine_aborted: bool, filler_token: int = 0) -> None:
+    """Our trajectory into Miles' fields. A FAILED trajectory (the engine failed mid-way) keeps none of
+    its partial response: Miles would train those tokens with the group's advantage of a 0 reward."""
     status = type(sample).Status
+    if _status(traj.status, engine_aborted, status) is status.FAILED:
+        reason = f"the engine failed after {len(traj.response_ids)} response tokens ({traj.turns} turns)"
+        fail_sample(sample, traj.prompt_ids, filler_token, reason, counts=trajectory_counts(traj))
+        return
     sample.tokens = list(traj.prompt_ids) + list(traj.response_ids)
     sample.response = traj.response_text
     sample.response_length = len(traj.response_ids)
@@ -203,18 +214,19 @@ def trajectory_counts(traj: Trajectory) -> dict[str, Any]:
     }
 
 
-def fail_sample(sample: Any, prompt: Sequence[int], tokenizer: Any, reason: str, *, aborted: bool = False) -> None:
-    """One masked EOS token: a valid, zero-length-in-effect response Miles can score and train past."""
-    eos = getattr(tokenizer, "eos_token_id", None)
-    sample.tokens = list(prompt) + [0 if eos is None else int(eos)]
+def fail_sample(sample: Any, prompt: Sequence[int], filler_token: int, reason: str, *, aborted: bool = False,
+                counts: Optional[dict[str, Any]] = None) -> None:
+    """One masked filler (EOS) token: a valid, zero-length-in-effect response Miles can score (reward 0:
+    the response is empty) and train past. ``counts`` keeps what the trajectory did before it failed."""
+    sample.tokens = list(prompt) + [filler_token]
     sample.response = ""
     sample.response_length = 1
     sample.loss_mask = [0]
     sample.rollout_log_probs = [0.0]
     sample.status = type(sample).Status.ABORTED if aborted else type(sample).Status.FAILED
-    sample.non_generation_time = 0.0
+    sample.non_generation_time = float((counts or {}).get("search_seconds", 0.0))
     status = "aborted" if aborted else "failed"
-    sample.metadata = {**(sample.metadata or {}), METADATA_KEY: {"error": reason, "status": status}}
+    sample.metadata = {**(sample.metadata or {}), METADATA_KEY: {**(counts or {}), "error": reason, "status": status}}
 
 
 def check_sample(sample: Any, prompt_len: int) -> None:
