@@ -249,6 +249,69 @@ def test_tis_hook_emits_the_same_keys_for_an_all_masked_micro_batch():
     assert set(full) == set(empty)
 
 
+def miles_reduced_tis_metrics(args, micro_batches, *, per_token: bool) -> dict[str, float]:
+    """What Miles logs as ``train/<key>`` for our TIS hook's metrics over one optimizer step, mirroring
+    its reduction at radixark/miles@31f1ca9 (CP=1, one sample per rollout, one DP rank):
+
+    - loss_hub/losses.py:239,379-386: each hook metric goes through ``sum_of_sample_mean`` built from the
+      pre-rejection ``batch["loss_masks"]`` (loss.py:163-170, ``denominators=rollout_mask_sums``);
+    - train_data_conversion.py:82,101,162-167: rollout id = sample index, so ``rollout_mask_sums[i]`` is
+      ``loss_masks[i].sum()``;
+    - cp_utils.py:118-134: per sample ``(x_i * mask_i).sum() / clamp_min(denominator, 1)``, summed (or, with
+      ``--calculate-per-token-loss``, ``(x_i * mask_i).sum()`` summed);
+    - loss.py:160-161,221: each micro-batch also reports ``num_samples`` (or ``num_tokens``, the sum of
+      ``clamp_min(mask.sum(), 1)``) as ``values[0]``;
+    - log_utils.py:470-488 + megatron_utils/model.py:583: values are summed over micro-batches and divided by
+      the step's rollout count (dp_schedule.py:69: ``global_batch_size``), or by the summed ``values[0]``
+      for per-token loss.
+    """
+    sums: dict[str, float] = {}
+    count = 0.0
+    for train, masks in micro_batches:
+        _, _, metrics = call_tis(args, train, masks)
+        mask_tensors = [torch.tensor(m, dtype=torch.float32) for m in masks]
+        lengths = [len(m) for m in masks]
+        for key, value in metrics.items():
+            parts = value.split(lengths)
+            if per_token:
+                reduced = sum(float((x * m).sum()) for x, m in zip(parts, mask_tensors))
+            else:
+                reduced = sum(float((x * m).sum() / torch.clamp_min(m.sum(), 1)) for x, m in zip(parts, mask_tensors))
+            sums[key] = sums.get(key, 0.0) + reduced
+        count += sum(float(torch.clamp_min(m.sum(), 1)) for m in mask_tensors) if per_token else len(masks)
+    num_rollouts = sum(len(masks) for _, masks in micro_batches)  # one step = global_batch_size samples
+    return {key: value / (count if per_token else num_rollouts) for key, value in sums.items()}
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_tis_ess_reported_by_miles_is_right_whatever_share_of_samples_is_masked(per_token):
+    # Identical policies: every TIS weight is 1 and the ESS fraction is exactly 1, however many
+    # samples are fully masked (FAILED samples, one masked token each). 8 samples in 2 micro-batches.
+    args = tis_args(global_batch_size=8, calculate_per_token_loss=per_token)
+    live, failed = [1.0, 1.0, 1.0], [1.0]
+    micro_batches = [
+        ([live, live, failed, live], [[1, 0, 1], [1, 1, 1], [0], [1, 1, 0]]),
+        ([live, failed, live, live], [[1, 1, 1], [0], [0, 1, 1], [1, 1, 1]]),
+    ]
+    reported = miles_reduced_tis_metrics(args, micro_batches, per_token=per_token)
+    assert reported[ESS_FRACTION_KEY] == pytest.approx(1.0)
+    assert reported[ESS_KEY] == pytest.approx(8.0)  # in samples of the optimizer batch
+    assert reported["tis/weight_mean"] == pytest.approx(1.0)
+    assert reported["tis/ratio_mean"] == pytest.approx(1.0)
+
+
+def test_tis_ess_with_masked_samples_equals_the_ess_of_the_live_samples():
+    # Different policies: the reported fraction is the micro-batch fraction over its live samples,
+    # weighted by micro-batch size, exactly as it would be with no masked sample at all.
+    args = tis_args(global_batch_size=4)
+    with_failed = [([[1.0, 3.0], [0.25], [1.0]], [[1, 1], [1], [0]])]
+    alone = [([[1.0, 3.0], [0.25]], [[1, 1], [1]])]
+    reported = miles_reduced_tis_metrics(args, with_failed, per_token=False)
+    fraction = 1.75**2 / (1.5**2 + 0.25**2) / 2
+    assert reported[ESS_FRACTION_KEY] == pytest.approx(fraction)
+    assert miles_reduced_tis_metrics(args, alone, per_token=False)[ESS_FRACTION_KEY] == pytest.approx(fraction)
+
+
 def test_tis_hook_rejects_rejection_sampling():
     with pytest.raises(RuntimeError, match="use_rs"):
         call_tis(tis_args(use_rs=True), [[1.0]], [[1]])

@@ -285,8 +285,9 @@ def tis_weights(args: Any, *, pg_loss: Any, train_log_probs: list, rollout_log_p
     if cfg.enabled:
         pg_loss = pg_loss * cp.local(result.weights).to(pg_loss.dtype)
     local_lengths = [int(t.numel()) for t in train_log_probs]
+    scale = masked_share_correction(loss_masks, per_token=bool(getattr(args, "calculate_per_token_loss", False)))
     metrics = {
-        key: torch.cat([torch.full((n,), float(value), device=pg_loss.device) for n in local_lengths])
+        key: torch.cat([torch.full((n,), float(value) * scale, device=pg_loss.device) for n in local_lengths])
         for key, value in miles_tis_metrics(result.metrics, args).items()
     }
     return pg_loss, result.masks, metrics
@@ -298,6 +299,22 @@ def miles_tis_metrics(metrics: dict[str, float], args: Any) -> dict[str, float]:
     out = dict(metrics)
     out[ESS_KEY] = metrics[ESS_FRACTION_KEY] * float(getattr(args, "global_batch_size", 1) or 1)
     return out
+
+
+def masked_share_correction(loss_masks: list, *, per_token: bool) -> float:
+    """Undo the weight Miles' metric reduction gives fully masked samples.
+
+    Miles reduces a hook metric as a masked mean per sample (a per-token sum with
+    ``--calculate-per-token-loss``) and divides by the step's sample (token) count, in which a fully
+    masked sample (a FAILED one) counts 1 but contributes 0: our statistics of the live samples would
+    read live/N of their value. Scaling by count/live makes the micro-batch report its own value.
+    A micro-batch with no trainable token at all still reads 0 (no weights exist to report)."""
+    sums = [float(m.sum()) for m in loss_masks]
+    if per_token:
+        live, count = sum(sums), sum(max(s, 1.0) for s in sums)
+    else:
+        live, count = sum(1.0 for s in sums if s > 0), float(len(sums))
+    return count / live if live else 0.0
 
 
 @dataclass
