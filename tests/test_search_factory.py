@@ -52,3 +52,19 @@ async def test_stats_and_reset_reports_every_key_and_starts_over(http_session):
     assert first["search/calls"] == 2 and first["search/cache_hit_rate"] == 0.5 and first["search/latency_max_s"] > 0
     second = stack.stats_and_reset()
     assert second["search/calls"] == 0 and second["search/latency_max_s"] == 0 and stack.stats == SearchStats()
+
+
+async def test_search_switched_off_returns_no_passages_and_never_calls_the_backend(http_session):
+    import dataclasses
+
+    from searchr1.search.render import render_observation
+
+    stub = RetrieverStub()
+    async with serve(stub.app()) as url:
+        cfg = dataclasses.replace(fast_search_cfg(), enabled=False)
+        stack = build_search_backend(LocalBackendConfig(urls=[url]), cfg, session=http_session)
+        result = await stack.search("Zeso Memen", 3)
+        await stack.close()
+    assert not result.failed and result.passages == ()
+    assert render_observation(result, cfg.failure_text) == "\n\n<information></information>\n\n"
+    assert stub.requests == []

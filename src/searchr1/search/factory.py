@@ -17,7 +17,7 @@ import aiohttp
 
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import SearchConfig
-from searchr1.search.base import SearchResult, SearchStats
+from searchr1.search.base import Passage, SearchResult, SearchStats
 from searchr1.search.cache import ResultCache
 from searchr1.search.fetcher import Fetcher, SearchError
 from searchr1.search.google import SerperClient, read_api_key
@@ -124,6 +124,9 @@ def build_search_backend(
     """The stack for ``backend``/``search`` config. Config problems (no key, no URL) raise ConfigError here,
     before any rollout starts; ``urls`` (e.g. the embedded retriever's) override ``backend.urls``."""
     stats = SearchStats()
+    if not search_cfg.enabled:
+        log.info("search.enabled=false: every search returns no passages; backend %s is not contacted", backend_cfg.name)
+        return SearchStack("disabled", NoPassages(), stats)
     recorder = _recorder(search_cfg, run_dir, backend_cfg.name)
     if search_cfg.replay_path:
         log.info("search replays %s (search.replay_path); backend %s is not contacted", search_cfg.replay_path, backend_cfg.name)
@@ -136,6 +139,13 @@ def build_search_backend(
     return SearchStack(
         backend_cfg.name, BreakerGuard(retrying, breaker, stats), stats, cache=cache, recorder=recorder, breaker=breaker
     )
+
+
+class NoPassages:
+    """The fetcher behind search.enabled=false: a successful search that found nothing."""
+
+    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
+        return ()
 
 
 def _client(

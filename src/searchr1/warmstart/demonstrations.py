@@ -1,0 +1,111 @@
+"""Demonstrations for a warm start: what a searching policy would write, rolled out by the real loop.
+
+An oracle knows, for each synthetic question, which entity to search at each hop and the answer.
+It plays the policy's part through ``run_trajectory`` (the same loop, token accounting and masks as
+an RL rollout) against the real search backend, so every ``<information>`` block is what the
+retriever returns for that query, never the gold passage pasted in. A demonstration is kept only
+when the retriever really surfaced what the next step needs (the bridge name, then the answer):
+a demonstration that answers from nothing would teach the policy to invent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+from searchr1.config.schema import SearchR1Config
+from searchr1.data.prompt import prompt_messages, styled_messages
+from searchr1.data.synthetic import Question
+from searchr1.engines.base import EngineOutput, SamplingParams, Tokenizer
+from searchr1.rollout.loop import run_trajectory
+from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
+from searchr1.rollout.trajectory import Trajectory
+from searchr1.search.base import SearchBackend
+
+
+def search_turn(query: str, previous: str | None) -> str:
+    """A turn that searches ``query``; after a first search it says which name it read."""
+    thought = f"I need to search for {query}." if previous is None else (
+        f"The information about {previous} names {query}. Now I need to search for {query}.")
+    return f"<think> {thought} </think>\n<search> {query} </search>"
+
+
+def answer_turn(answer: str) -> str:
+    return f"<think> The information says the answer is {answer}. </think>\n<answer> {answer} </answer>"
+
+
+def planned_turns(question: Question) -> list[str]:
+    """Search each hop's entity in order, then answer with the first gold answer."""
+    turns, previous = [], None
+    for query in question.hop_queries:
+        turns.append(search_turn(query, previous))
+        previous = query
+    return turns + [answer_turn(question.answers[0])]
+
+
+class ScriptedPolicy:
+    """An engine that writes planned turns, one per call, as a sampling engine would return them.
+
+    Output is cut at ``max_new_tokens`` like any engine's, so a turn that does not fit the budget
+    shows up as a broken demonstration (and is dropped) instead of being trained on.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, turns: Sequence[str]) -> None:
+        self._tokenizer = tokenizer
+        self._turns = list(turns)
+
+    async def generate(self, input_ids: Sequence[int], params: SamplingParams) -> EngineOutput:
+        if not self._turns:
+            return EngineOutput(token_ids=[], logprobs=[], finish_reason="stop")
+        ids = list(self._tokenizer.encode(self._turns.pop(0), add_special_tokens=False))
+        finish = "stop" if len(ids) <= params.max_new_tokens else "length"
+        ids = ids[: params.max_new_tokens]
+        return EngineOutput(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason=finish)
+
+
+@dataclass(frozen=True)
+class DemonstrationSet:
+    trajectories: list[Trajectory]
+    questions: list[Question]
+    """The question of each kept trajectory, in the same order."""
+    dropped: int
+    """Planned demonstrations left out: the retriever missed a hop, or a turn overran its budget."""
+
+
+async def build_demonstrations(questions: Sequence[Question], *, search: SearchBackend, tokenizer: Tokenizer,
+                               cfg: SearchR1Config) -> DemonstrationSet:
+    """Roll out each question's planned turns with ``cfg``'s rollout settings (as many search turns as it has hops)."""
+    rollout_cfg = dataclasses.replace(
+        cfg.rollout, max_turns=max([len(q.hop_queries) for q in questions], default=1), final_turn=True)
+    encoder = SegmentEncoder(tokenizer)
+    rollouts = [
+        run_trajectory(prompt_ids(tokenizer, styled_messages(prompt_messages(q.text), cfg.data.prompt_style)),
+                       engine=ScriptedPolicy(tokenizer, planned_turns(q)), search=search, tokenizer=tokenizer,
+                       rollout_cfg=rollout_cfg, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
+                       encoder=encoder)
+        for q in questions
+    ]
+    trajectories = await asyncio.gather(*rollouts)
+    kept = [(t, q) for t, q in zip(trajectories, questions) if is_faithful(t, q, tokenizer)]
+    return DemonstrationSet(trajectories=[t for t, _ in kept], questions=[q for _, q in kept],
+                            dropped=len(questions) - len(kept))
+
+
+def is_faithful(traj: Trajectory, question: Question, tokenizer: Tokenizer) -> bool:
+    """The plan ran to its end, and each observation held what the following turn relies on."""
+    if traj.status != "completed" or traj.final_answer is None or traj.search_failures:
+        return False
+    if traj.final_answer.strip() != question.answers[0] or traj.search_calls != len(question.hop_queries):
+        return False
+    observations = _observations(traj, tokenizer)
+    needed = list(question.hop_queries[1:]) + [question.answers[0]]
+    return len(observations) == len(needed) and all(n in o for n, o in zip(needed, observations))
+
+
+def _observations(traj: Trajectory, tokenizer: Tokenizer) -> list[str]:
+    """The text of each masked run of the response (observations; a demonstration has no corrections)."""
+    runs = itertools.groupby(zip(traj.response_ids, traj.loss_mask), key=lambda pair: pair[1])
+    return [tokenizer.decode([token for token, _ in run], skip_special_tokens=False) for mask, run in runs if not mask]

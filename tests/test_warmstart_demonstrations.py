@@ -1,0 +1,130 @@
+"""Warm-start demonstrations: the oracle's turns rolled out by the real loop against a real BM25 retriever."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+
+import aiohttp
+import pytest
+
+from searchr1.config import to_typed
+from searchr1.data import ensure_data
+from searchr1.data.errors import DataError
+from searchr1.data.synthetic import Question
+from searchr1.retriever.embedded import run_retriever
+from searchr1.search.factory import build_search_backend
+from searchr1.warmstart.cli import demonstration_questions
+from searchr1.warmstart.demonstrations import build_demonstrations, planned_turns
+from searchr1.warmstart.samples import rewarded_trajectories
+from tests.support.compose import compose_config
+from tests.support.data import SMALL_ENTITIES
+from tests.support.scripted import smollm2_tokenizer
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demos")
+    cfg = to_typed(compose_config([
+        f"data.num_entities={SMALL_ENTITIES}", f"data.train_path={root}/train.parquet",
+        f"data.test_path={root}/test.parquet", f"data.corpus_path={root}/corpus.jsonl", "rollout.max_turn_tokens=64",
+        "sft.num_examples=40",
+    ]))
+    ensure_data(cfg.data)
+    return cfg
+
+
+def _build(cfg, questions, tmp_path):
+    async def build(urls):
+        async with aiohttp.ClientSession() as session:
+            search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls)
+            try:
+                return await build_demonstrations(questions, search=search, tokenizer=smollm2_tokenizer(), cfg=cfg)
+            finally:
+                await search.close()
+
+    with run_retriever(cfg, tmp_path) as urls:
+        return asyncio.run(build(urls))
+
+
+def _runs(traj, tok):
+    """(mask, decoded text) of each run of equally masked response tokens."""
+    grouped = itertools.groupby(zip(traj.response_ids, traj.loss_mask), key=lambda pair: pair[1])
+    return [(mask, tok.decode([t for t, _ in run], skip_special_tokens=False)) for mask, run in grouped]
+
+
+def test_demonstrations_train_the_planned_turns_and_mask_the_real_observations(cfg, tmp_path):
+    questions = demonstration_questions(cfg)
+    assert {len(q.hop_queries) for q in questions} == {1, 2}
+    demos = _build(cfg, questions, tmp_path)
+    assert len(demos.trajectories) + demos.dropped == len(questions)
+    assert len(demos.trajectories) >= 0.9 * len(questions)  # BM25 finds an entity by its name
+    tok = smollm2_tokenizer()
+    for traj, question in zip(demos.trajectories, demos.questions):
+        runs = _runs(traj, tok)
+        assert [text for mask, text in runs if mask] == planned_turns(question)
+        observations = [text for mask, text in runs if not mask]
+        assert len(observations) == traj.search_calls == len(question.hop_queries)
+        assert all(o.startswith("\n\n<information>Doc 1(Title: ") for o in observations)
+        assert question.answers[0] in observations[-1]
+        if len(question.hop_queries) == 2:
+            assert question.hop_queries[1] in observations[0]
+        assert traj.final_answer.strip() == question.answers[0]
+
+
+def test_a_demonstration_whose_search_finds_nothing_useful_is_dropped(cfg, tmp_path):
+    real = demonstration_questions(cfg)[0]
+    wrong = dataclasses.replace(real, answers=["Zzyzx Qwerty"])  # not in any passage the search returns
+    demos = _build(cfg, [real, wrong], tmp_path)
+    assert demos.questions == [real] and demos.dropped == 1
+
+
+def test_a_turn_longer_than_the_turn_budget_is_dropped_not_cut(cfg, tmp_path):
+    short = dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, max_turn_tokens=12))
+    demos = _build(short, demonstration_questions(cfg)[:4], tmp_path)
+    assert demos.trajectories == [] and demos.dropped == 4
+
+
+def test_demonstrations_come_from_the_train_split_only(cfg):
+    from searchr1.data.synthetic import generate
+
+    test_texts = {q.text for q in generate(cfg.data.seed, cfg.data.num_entities).test}
+    assert not test_texts & {q.text for q in demonstration_questions(cfg)}
+
+
+def test_rewarded_samples_keep_ids_and_masks_as_written(tmp_path):
+    rows = [
+        {"exact_match": 1.0, "prompt_ids": [1, 2], "response_ids": [3, 4, 5], "loss_mask": [1, 0, 1], "response": "a"},
+        {"exact_match": 0.0, "prompt_ids": [1, 2], "response_ids": [6], "loss_mask": [1]},
+        {"exact_match": 1.0, "prompt_ids": [1], "response_ids": [7], "loss_mask": [0]},  # nothing to train
+    ]
+    path = tmp_path / "rollouts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept = rewarded_trajectories([path], 1.0)
+    assert [(t.prompt_ids, t.response_ids, t.loss_mask) for t in kept] == [([1, 2], [3, 4, 5], [1, 0, 1])]
+    assert len(rewarded_trajectories([path], 0.0)) == 2
+
+
+def test_samples_without_token_records_fail_in_one_line(tmp_path):
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps({"exact_match": 1.0, "response": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"old.jsonl:1 has no prompt_ids, response_ids, loss_mask"):
+        rewarded_trajectories([path], 1.0)
+    with pytest.raises(DataError, match="does not exist"):
+        rewarded_trajectories([tmp_path / "missing.jsonl"], 1.0)
+
+
+def test_demonstrations_need_synthetic_data(cfg):
+    from searchr1.config.checks import ConfigError
+
+    other = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="nq_hotpotqa"))
+    with pytest.raises(ConfigError, match="sft.source=demonstrations needs data=synthetic"):
+        demonstration_questions(other)
+
+
+def test_questions_pick_the_configured_hops(cfg):
+    one_hop = dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, hops=[1]))
+    assert {len(q.hop_queries) for q in demonstration_questions(one_hop)} == {1}
+    assert isinstance(demonstration_questions(one_hop)[0], Question)
