@@ -51,15 +51,43 @@ async def test_concurrent_requests_are_batched_and_answered_in_order(make_batche
     assert batcher.queue_depth == 0
 
 
-async def test_batch_size_is_bounded_and_requests_are_never_split(make_batcher):
+async def test_batch_size_is_bounded_and_small_requests_are_never_split(make_batcher):
     search = RecordingSearch()
     batcher = make_batcher(search, max_batch_size=5, max_wait_ms=50)
-    sizes = [3, 3, 1, 2, 4, 7]  # the 7-query request is alone in a batch above the bound
+    sizes = [3, 3, 1, 2, 4, 5]
     results = await asyncio.gather(*(batcher.submit([f"r{i}q{j}" for j in range(n)], 1) for i, n in enumerate(sizes)))
     assert [len(r) for r in results] == sizes
-    assert all(len(c) <= 5 for c in search.calls if len(c) != 7)
+    assert all(len(c) <= 5 for c in search.calls)
     for i, n in enumerate(sizes):  # each request's queries sit together in one call
         assert sum(any(q.startswith(f"r{i}q") for q in c) for c in search.calls) == 1
+
+
+async def test_a_request_above_the_batch_size_is_split_and_answered_in_order(make_batcher):
+    search = RecordingSearch()
+    batcher = make_batcher(search, max_batch_size=4, max_wait_ms=0)
+    result = await batcher.submit([f"q{i}" for i in range(10)], 2)
+    assert [row[0][0]["id"] for row in result] == [f"q{i}#0" for i in range(10)]
+    assert [len(c) for c in search.calls] == [4, 4, 2] and batcher.queue_depth == 0
+
+
+async def test_a_huge_request_does_not_starve_a_small_one(make_batcher):
+    """The pieces of a 2560-query request are queued one at a time, so a request that arrives
+    while it is being searched waits for one piece, not for the whole request."""
+    search = RecordingSearch()
+
+    def slow_search(queries, topk):
+        threading.Event().wait(0.02)  # each batch takes a while, like a real index
+        return search(queries, topk)
+
+    batcher = make_batcher(slow_search, max_batch_size=256, max_wait_ms=0)
+    huge = asyncio.create_task(batcher.submit([f"big{i}" for i in range(2560)], 3))
+    await asyncio.sleep(0.005)  # the first piece is being searched
+    small = await batcher.submit(["small"], 3)
+    assert small[0][0][0]["id"] == "small#0"
+    assert not huge.done()
+    assert len(await huge) == 2560
+    batch_of_small = next(i for i, call in enumerate(search.calls) if "small" in call)
+    assert batch_of_small <= 2 and len(search.calls) == 11
 
 
 async def test_batch_size_one_switches_batching_off(make_batcher):

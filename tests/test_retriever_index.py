@@ -174,3 +174,50 @@ def test_a_failed_or_killed_build_leaves_no_temp_dir_behind(tmp_path, monkeypatc
             build_index(corpus, BM25, show_progress=False)
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp-" in p.name) == []
     assert open_index(build_index(corpus, BM25, show_progress=False), BM25).size == len(PASSAGES)
+
+
+@pytest.fixture(scope="module")
+def synthetic_bm25(tmp_path_factory):
+    """BM25 over the synthetic encyclopedia: short same-shape passages, so many equal scores."""
+    from searchr1.data.synthetic import generate
+
+    book = generate(0, 2000)
+    corpus = tmp_path_factory.mktemp("synthetic") / "corpus.jsonl"
+    corpus.write_text("\n".join(book.corpus_lines()) + "\n")
+    index = open_index(build_index(corpus, BM25, show_progress=False), BM25)
+    queries = ["poet", "river", "capital city"] + [q.text for q in book.train[:200]]
+    return index, queries
+
+
+def test_bm25_top_k_is_a_total_order_so_k_and_batch_never_change_an_answer(synthetic_bm25):
+    """The issue's case: "poet" at topk=3 gave other passages than the first 3 of a topk=100 search."""
+    index, queries = synthetic_bm25
+    scores100, rows100 = index.search(queries, 100)
+    for k in (1, 3, 5):
+        _, rows = index.search(queries, k)
+        np.testing.assert_array_equal(rows, rows100[:, :k])
+        for i in (0, 1, 2, 7):  # alone, as an unbatched request would be searched
+            np.testing.assert_array_equal(index.search([queries[i]], k)[1][0], rows100[i, :k])
+    hits = rows100 >= 0
+    ties = hits[:, 1:] & hits[:, :-1] & (scores100[:, 1:] == scores100[:, :-1])
+    assert ties.any()  # the corpus has ties to break...
+    assert (rows100[:, 1:] > rows100[:, :-1])[ties].all()  # ...and equal scores go by row id
+
+
+def test_dense_ties_are_ranked_by_row_id_whatever_k(tmp_path):
+    """Equal vectors score equally: the k-th place among them must go to the lowest row ids."""
+    import faiss
+
+    from searchr1.retriever.dense_index import DenseIndex
+
+    encoder = _SeededEncoder()
+    base = encoder.encode(["a", "b", "c"])
+    vectors = np.concatenate([base[[1]], np.repeat(base[[0]], 20, axis=0), base[[2]]])  # rows 1..20 tie
+    flat = faiss.IndexFlatIP(encoder.dim)
+    flat.add(vectors[::-1].copy())  # FAISS sees the tied rows in reverse order
+    faiss.write_index(flat, str(tmp_path / "flat.index"))
+    index = DenseIndex(tmp_path / "flat.index", encoder, query_prefix="", use_gpu=False)
+    tied = list(range(1, 21))  # labels of the equal vectors (the reversed rows 1..20)
+    for k in (1, 3, 5, 15, 22):
+        _, rows = index.search(["a", "a"], k)
+        assert rows[0].tolist() == rows[1].tolist() and rows[0].tolist()[:20] == tied[:k]

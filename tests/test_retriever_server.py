@@ -84,6 +84,8 @@ def test_empty_query_list(bm25_server):
         ({"queries": ["q"], "topk": 11}, 422, "limit 10"),
         ({"queries": ["q"], "topk": -1}, 422, "'topk'"),
         ({"queries": ["q"], "topk": "3"}, 422, "'topk'"),
+        ({"queries": ["q"], "topk": False}, 422, "got false"),  # not the default topk
+        ({"queries": ["q"], "topk": True}, 422, "got true"),
         ({"queries": ["q"], "return_scores": "yes"}, 422, "'return_scores'"),
         ({"queries": ["y" * 150] * 8, "topk": 1}, 413, "limit"),  # > 1024 bytes
     ],

@@ -50,7 +50,7 @@ class GoogleBackendConfig:
     def __post_init__(self) -> None:
         check_choice("backend.name", self.name, ("google",))
         if not self.api_key_env:
-            raise ValueError("backend.api_key_env='' is invalid; allowed: the name of an environment variable")
+            raise ConfigError("backend.api_key_env='' is invalid; allowed: the name of an environment variable")
 
 
 @dataclass(kw_only=True)
@@ -276,7 +276,7 @@ class TisConfig:
         check_range("tis.upper_bound", self.upper_bound, low=1.0)
         check_range("tis.lower_bound", self.lower_bound, low=0.0, high=1.0)
         if self.batch_normalize and self.level == "geometric":
-            raise ValueError("tis.batch_normalize=true needs tis.level token or sequence, not geometric")
+            raise ConfigError("tis.batch_normalize=true needs tis.level token or sequence, not geometric")
 
 
 # --------------------------------------------------------------------------- data
@@ -482,7 +482,7 @@ class MilesTrainerConfig:
         check_range("trainer.save_interval", self.save_interval, low=1)
         check_range("trainer.eval_interval", self.eval_interval, low=0)
         if self.group_rm and self.eval_interval:
-            raise ValueError("trainer.group_rm=true cannot be combined with trainer.eval_interval>0 (Miles' eval rejects --group-rm)")
+            raise ConfigError("trainer.group_rm=true cannot be combined with trainer.eval_interval>0 (Miles' eval rejects --group-rm)")
 
 
 # --------------------------------------------------------------------------- logger
@@ -536,7 +536,7 @@ class EvalConfig:
         check_range("eval.pass_k", self.pass_k, low=1)
         check_range("eval.temperature", self.temperature, low=0.0)
         if self.pass_k > 1 and self.temperature == 0.0:
-            raise ValueError("eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)")
+            raise ConfigError("eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)")
 
 
 # --------------------------------------------------------------------------- sft

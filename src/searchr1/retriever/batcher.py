@@ -7,6 +7,12 @@ vectorised search and hands each request its slice. With one worker (the default
 thread touches the index, which is what FAISS GPU indexes need (they are not thread-safe, not
 even for search); more workers search separate batches at once.
 ``max_batch_size=1`` switches batching off: every request is searched on its own.
+
+A request above ``max_batch_size`` queries (Search-R1's trainer sends up to 2560 in one POST) is
+split into pieces of that size, and at most one piece per worker is queued at a time: requests
+that arrive meanwhile queue between its pieces, so one huge request cannot starve the others.
+Batching never changes an answer: the index ranks by a total order (see ``Index``), so the first
+k hits of a search at the batch's largest topk are what a search at k alone returns.
 """
 
 from __future__ import annotations
@@ -97,6 +103,21 @@ class MicroBatcher:
             thread.join(timeout=10)
 
     async def submit(self, queries: list[str], topk: int) -> list[list[Hit]]:
+        if len(queries) <= self._max_batch:
+            return await self._submit_piece(queries, topk)
+        pieces = [queries[i : i + self._max_batch] for i in range(0, len(queries), self._max_batch)]
+        # A waiting piece holds no place in the queue: each goes behind what arrived before it
+        # (asyncio semaphores wake waiters in order, so the pieces still go in order).
+        queued = asyncio.Semaphore(self.workers)
+
+        async def piece(chunk: list[str]) -> list[list[Hit]]:
+            async with queued:
+                return await self._submit_piece(chunk, topk)
+
+        answers = await asyncio.gather(*(piece(chunk) for chunk in pieces))
+        return [row for answer in answers for row in answer]
+
+    async def _submit_piece(self, queries: list[str], topk: int) -> list[list[Hit]]:
         if not queries:
             return []
         loop = asyncio.get_running_loop()
@@ -129,7 +150,7 @@ class MicroBatcher:
             if job is None:
                 break
             if size + len(job.queries) > self._max_batch:
-                return batch, job  # never split a request
+                return batch, job  # submit() split the request into pieces that fit on their own
             batch.append(job)
             size += len(job.queries)
         return batch, None

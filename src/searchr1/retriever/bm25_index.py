@@ -16,7 +16,8 @@ class BM25Index:
     bm25s stores BM25 term weights as a (term x document) sparse matrix. We score a whole batch
     of queries with one sparse product (query-term counts @ weights) instead of bm25s' per-query
     loop, so a batch costs about the postings it touches and not one full score array per query.
-    Scores equal bm25s' own ``retrieve`` (the Lucene variant, which has no non-occurrence term).
+    Scores equal bm25s' own ``retrieve`` (the Lucene variant, which has no non-occurrence term);
+    ties are ranked by row id, so the top k is a function of (query, k, index) alone.
     """
 
     thread_safe = True  # read-only arrays and vocabulary
@@ -45,11 +46,13 @@ class BM25Index:
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         for q in range(len(queries)):
             lo, hi = scored.indptr[q], scored.indptr[q + 1]
-            top = _top_k(scored.data[lo:hi], k)
+            values, ids = scored.data[lo:hi], scored.indices[lo:hi]
             # Like Lucene, a document that shares no term with the query is not a hit.
-            top = top[scored.data[lo:hi][top] > 0]
-            scores[q, : len(top)] = scored.data[lo:hi][top]
-            rows[q, : len(top)] = scored.indices[lo:hi][top]
+            positive = values > 0
+            values, ids = values[positive], ids[positive]
+            top = top_k_ranked(values, ids, k)
+            scores[q, : len(top)] = values[top]
+            rows[q, : len(top)] = ids[top]
         return scores, rows
 
     def _query_counts(self, queries: Sequence[str]):
@@ -65,10 +68,17 @@ class BM25Index:
         return scipy.sparse.csr_matrix((data, (qrows[keep], cols[keep])), shape=(len(queries), self._vocab_size))
 
 
-def _top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k largest values, best first."""
+def top_k_ranked(values: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k best hits in a total order: score descending, then row id ascending.
+
+    Equal scores are common in BM25 (short queries, same-length passages); without the id order the
+    k-th place among ties depended on k and on the partition, so a query's answer changed with the
+    other queries batched beside it.
+    """
     if len(values) > k:
-        part = np.argpartition(-values, k - 1)[:k]
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        candidates = np.flatnonzero(values >= kth)  # every hit tied with the k-th is a candidate
     else:
-        part = np.arange(len(values))
-    return part[np.argsort(-values[part], kind="stable")]
+        candidates = np.arange(len(values))
+    order = np.lexsort((ids[candidates], -values[candidates]))[:k]
+    return candidates[order]

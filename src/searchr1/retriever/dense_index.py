@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "faiss.index"
 _BLAS_MIN_QUERIES = 8
 _FLAT_HEADER_BYTES = 45
+_TIE_MARGIN = 8
+"""Hits fetched beyond k so that ties at the k-th place can be ranked by row id."""
 
 
 def index_file(index_path: Path) -> Path:
@@ -95,6 +97,17 @@ class DenseIndex:
         self.size = int(index.ntotal)
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top k in a total order: score descending, then row id ascending (FAISS breaks ties
+        arbitrarily, so its k-th hit among equals could change with k and with the batch)."""
+        k = min(k, self.size)
         vectors = self._encoder.encode(queries, self._query_prefix)
-        scores, rows = self._index.search(vectors, min(k, self.size))
+        fetch = min(k + _TIE_MARGIN, self.size)
+        while True:
+            scores, rows = self._index.search(vectors, fetch)
+            # When the last fetched hit ties with the k-th, more equal hits may lie beyond it.
+            if fetch == self.size or not np.any((scores[:, k - 1] == scores[:, -1]) & (rows[:, -1] >= 0)):
+                break
+            fetch = min(fetch * 2, self.size)
+        order = np.lexsort((rows, -scores))[:, :k]  # sorts each row along the last axis
+        scores, rows = np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
         return scores.astype(np.float32, copy=False), rows.astype(np.int64, copy=False)

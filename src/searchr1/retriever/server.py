@@ -99,10 +99,13 @@ def parse_request(body: bytes, cfg: RetrieverConfig) -> RetrieveRequest:
 
 
 def _parse_topk(topk: Any, cfg: RetrieverConfig) -> int:
-    # Search-R1 falls back to the server default for a missing, null or 0 topk.
+    # Search-R1 falls back to the server default for a missing, null or 0 topk. A JSON bool is
+    # no number (in Python False == 0, so it must be turned away before that test).
+    if isinstance(topk, bool):
+        raise RequestError(422, f"'topk' must be a positive integer, got {str(topk).lower()}")
     if topk is None or topk == 0:
         return cfg.default_topk
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 0:
+    if not isinstance(topk, int) or topk < 0:
         raise RequestError(422, f"'topk' must be a positive integer, got {topk!r}")
     if topk > cfg.max_topk:
         raise RequestError(422, f"'topk'={topk} is above the limit {cfg.max_topk}")
