@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from searchr1.config import to_typed
-from searchr1.run import RunContext
+from searchr1.run import RunContext, save_resolved_config
 from searchr1.trainers.miles.launch import COMMAND_FILE, LOG_FILE, RUNTIME_ENV_FILE, launch
 from searchr1.trainers.miles.preflight import PreflightError
 from tests.support.compose import compose_config
@@ -55,6 +56,28 @@ def test_dry_run_writes_and_prints_the_command_without_launching(setup, capsys):
     custom = yaml.safe_load((ctx.run_dir / "miles_custom_config.yaml").read_text())
     assert custom["use_tis"] is True and custom["searchr1"]["backend"]["name"] == "google"
     assert SERPER not in printed + run_dir_text(ctx) and WANDB not in printed + run_dir_text(ctx)
+
+
+def test_a_short_secret_corrupts_nothing_and_the_saved_command_replays(setup, monkeypatch, capsys, caplog):
+    tmp, record, overrides = setup
+    monkeypatch.setenv("SERPER_API_KEY", "x")  # too short to be a key: not redacted, warned about
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", f"trainer.extra_args=[--wandb-key,{WANDB}]"])
+    launch(ctx)
+    printed = capsys.readouterr().out
+    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    resolved = save_resolved_config(ctx).read_text()
+    assert "SERPER_API_KEY is 1 characters long" in caplog.text
+    for text in (printed, script):
+        assert "***" not in text and "--rollout-max-response-len 512" in text and WANDB not in text
+    assert yaml.safe_load(resolved)["rollout"]["max_turn_tokens"] == 512 and WANDB not in resolved
+    assert '--wandb-key "${WANDB_API_KEY}"' in script and '--wandb-key "${WANDB_API_KEY}"' in printed
+    # replay the saved script by hand: the job gets exactly the argv a launch submits, the key included
+    subprocess.run(["bash", str(ctx.run_dir / COMMAND_FILE)], check=True, capture_output=True)
+    (replayed,) = calls(record)
+    argv = replayed["argv"]
+    assert argv[argv.index("--wandb-key") + 1] == WANDB
+    assert argv[argv.index("--rollout-max-response-len") + 1] == "512"
+    assert replayed["runtime_env"] == (ctx.run_dir / RUNTIME_ENV_FILE).read_text()
 
 
 def test_dry_run_reports_preflight_problems_without_failing(setup, caplog):

@@ -58,3 +58,23 @@ def test_missing_or_corrupt_replay_file_is_a_config_error(tmp_path):
 def test_record_needs_a_run_dir():
     with pytest.raises(ConfigError, match="search.record"):
         build_search_backend(LocalBackendConfig(urls=["http://x"]), fast_search_cfg(record=True), session=None)
+
+
+async def test_a_failed_search_that_echoes_the_key_is_recorded_redacted(http_session, tmp_path, monkeypatch):
+    from searchr1.config.schema import GoogleBackendConfig
+    from tests.support.search_servers import FakeSerper
+
+    key = "serper-key-0123456789"
+    monkeypatch.setenv("SEARCHR1_TEST_SERPER_KEY", key)
+    serper = FakeSerper(api_key=key)
+    serper.faults.append(Fault(status=502, body=f"bad gateway; upstream saw headers X-API-KEY: {key}"))
+    async with serve(serper.app()) as url:
+        cfg = GoogleBackendConfig(endpoint=f"{url}/search", api_key_env="SEARCHR1_TEST_SERPER_KEY")
+        stack = build_search_backend(cfg, fast_search_cfg(record=True, retries=0), session=http_session, run_dir=tmp_path)
+        result = await stack.search("capital of France", 1)
+        await stack.close()
+    assert result.failed
+    (line,) = (tmp_path / RECORD_FILE).read_text().splitlines()
+    record = json.loads(line)
+    assert record["failed"] and "X-API-KEY: ***" in record["error"]
+    assert key not in line

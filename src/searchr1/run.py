@@ -13,7 +13,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from searchr1.config.schema import SearchR1Config
-from searchr1.config.secrets import redact, secret_env_names, secret_values
+from searchr1.config.secrets import redact_data, secret_env_names, secret_values
 from searchr1.paths import RESOLVED_CONFIG_FILE
 
 log = logging.getLogger(__name__)
@@ -87,5 +87,5 @@ def _names_no_point(key: str) -> bool:
 def save_resolved_config(ctx: RunContext) -> Path:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     path = ctx.run_dir / RESOLVED_CONFIG_FILE
-    path.write_text(redact(yaml.safe_dump(ctx.resolved, sort_keys=False), ctx.secrets))
+    path.write_text(yaml.safe_dump(redact_data(ctx.resolved, ctx.secrets), sort_keys=False))
     return path

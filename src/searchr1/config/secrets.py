@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable
+import shlex
+from typing import Any, Iterable, Mapping
+
+log = logging.getLogger(__name__)
 
 REDACTED = "***"
+MIN_SECRET_LEN = 8
+"""Shorter values are not redacted by value: no real API key is that short, and replacing every
+occurrence of, say, ``x`` would corrupt commands, configs and logs (issue 13)."""
 
 
 def secret_env_names(cfg: object) -> list[str]:
@@ -20,15 +26,57 @@ def secret_env_names(cfg: object) -> list[str]:
     return names
 
 
+def secret_items(env_names: Iterable[str], env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Name -> value of each named secret that is set and long enough to redact (a warning otherwise)."""
+    items = {}
+    for name in env_names:
+        value = env.get(name, "")
+        if not value:
+            continue
+        if len(value) < MIN_SECRET_LEN:
+            log.warning("%s is %d characters long, too short for an API key: it is not redacted from logs "
+                        "and files (redacting it would corrupt them); use the real key", name, len(value))
+            continue
+        items[name] = value
+    return items
+
+
 def secret_values(env_names: Iterable[str]) -> list[str]:
-    return [os.environ[name] for name in env_names if os.environ.get(name)]
+    return list(secret_items(env_names).values())
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
+    """Every occurrence of each secret (of at least MIN_SECRET_LEN characters) replaced by ``***``."""
     for value in secrets:
-        if value:
+        if len(value) >= MIN_SECRET_LEN:
             text = text.replace(value, REDACTED)
     return text
+
+
+def redact_data(data: Any, secrets: Iterable[str]) -> Any:
+    """A copy of plain containers with every string redacted, for files that must stay parseable
+    (redacting their serialized text could write ``- ***``, a YAML alias)."""
+    secrets = list(secrets)
+    if isinstance(data, str):
+        return redact(data, secrets)
+    if isinstance(data, Mapping):
+        return {key: redact_data(value, secrets) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(value, secrets) for value in data]
+    return data
+
+
+def shell_join_redacted(argv: Iterable[str], secrets: Mapping[str, str]) -> str:
+    """``shlex.join(argv)`` with each secret value replaced by a reference to the environment variable
+    that holds it (``"${SERPER_API_KEY}"``): the line stays replayable and holds no secret."""
+    return " ".join(_shell_word(arg, secrets) for arg in argv)
+
+
+def _shell_word(arg: str, secrets: Mapping[str, str]) -> str:
+    for name, value in secrets.items():
+        if len(value) >= MIN_SECRET_LEN and value in arg:
+            return f'"${{{name}}}"'.join(_shell_word(part, secrets) if part else "" for part in arg.split(value))
+    return shlex.quote(arg)
 
 
 class RedactingFilter(logging.Filter):
@@ -39,9 +87,19 @@ class RedactingFilter(logging.Filter):
         self._secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            record.msg = redact(record.getMessage(), self._secrets)
-            record.args = ()
+        if not self._secrets:
+            return True
+        record.msg = redact(record.getMessage(), self._secrets)
+        record.args = ()
+        # A traceback is text too (an exception message may quote a request): format it here, once,
+        # redacted; formatters print exc_text and skip formatting exc_info when it is set.
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
         return True
 
 

@@ -17,6 +17,7 @@ import aiohttp
 
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import SearchConfig
+from searchr1.config.secrets import secret_values
 from searchr1.search.base import Passage, SearchResult, SearchStats
 from searchr1.search.cache import ResultCache
 from searchr1.search.fetcher import Fetcher, SearchError
@@ -127,7 +128,7 @@ def build_search_backend(
     if not search_cfg.enabled:
         log.info("search.enabled=false: every search returns no passages; backend %s is not contacted", backend_cfg.name)
         return SearchStack("disabled", NoPassages(), stats)
-    recorder = _recorder(search_cfg, run_dir, backend_cfg.name)
+    recorder = _recorder(search_cfg, run_dir, backend_cfg)
     if search_cfg.replay_path:
         log.info("search replays %s (search.replay_path); backend %s is not contacted", search_cfg.replay_path, backend_cfg.name)
         return SearchStack("replay", ReplayFetcher(Path(search_cfg.replay_path)), stats, recorder=recorder)
@@ -162,14 +163,15 @@ def _client(
     raise ConfigError(f"backend.name={backend_cfg.name!r} is not allowed; allowed: local, google")
 
 
-def _recorder(search_cfg: SearchConfig, run_dir: Optional[Path], backend: str) -> Optional[Recorder]:
+def _recorder(search_cfg: SearchConfig, run_dir: Optional[Path], backend_cfg: Any) -> Optional[Recorder]:
     if not search_cfg.record:
         return None
     if run_dir is None:
         raise ConfigError("search.record=true needs a run dir to write search_record.jsonl into")
     path = Path(run_dir) / RECORD_FILE
     log.info("recording every search to %s (search.record)", path)
-    return Recorder(path, backend)
+    secret_env = getattr(backend_cfg, "api_key_env", None)
+    return Recorder(path, backend_cfg.name, secret_values([secret_env] if secret_env else []))
 
 
 def _describe(exc: SearchError) -> str:

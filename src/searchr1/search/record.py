@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from searchr1.config.checks import ConfigError
+from searchr1.config.secrets import redact
 from searchr1.search.base import Passage, SearchResult
 from searchr1.search.fetcher import SearchError
 
@@ -19,12 +20,14 @@ RECORD_FILE = "search_record.jsonl"
 
 
 class Recorder:
-    """Appends one JSON line per search call; flushed per line so a crashed run keeps its record."""
+    """Appends one JSON line per search call; flushed per line so a crashed run keeps its record.
+    Error texts are redacted: an upstream may echo the request (and its API key header) in an error."""
 
-    def __init__(self, path: Path, backend: str) -> None:
+    def __init__(self, path: Path, backend: str, secrets: Sequence[str] = ()) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._backend = backend
+        self._secrets = tuple(secrets)
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, result: SearchResult, topk: int) -> None:
@@ -33,7 +36,7 @@ class Recorder:
             "query": result.query,
             "topk": topk,
             "failed": result.failed,
-            "error": result.error,
+            "error": redact(result.error, self._secrets) if result.error else result.error,
             "passages": [{"contents": p.contents, "id": p.id, "score": p.score} for p in result.passages],
         }
         self._file.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from typing import Iterator, Mapping, Optional
 import yaml
 
 import searchr1
-from searchr1.config.secrets import redact, secret_env_names
+from searchr1.config.secrets import redact, redact_data, secret_env_names, shell_join_redacted
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext
 from searchr1.trainers.miles.command import MilesCommand, build_command
@@ -61,7 +60,7 @@ def launch(ctx: RunContext) -> None:
         replayable = submit_argv(address, ctx.run_dir / RUNTIME_ENV_FILE, command)
         save_command(ctx, replayable, runtime_env)
         if trainer.dry_run:
-            print(redact(shlex.join(replayable), ctx.secrets))
+            print(shell_join_redacted(replayable, named_secrets(ctx)))
             log.info("dry run: command written to %s", ctx.run_dir / COMMAND_FILE)
             return
         code = _run(ctx, command, address, runtime_env)
@@ -94,14 +93,20 @@ def save_command(ctx: RunContext, argv: list[str], runtime_env: dict) -> None:
     """The exact submission, replayable by hand (secrets are not in either file)."""
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     script = ("#!/usr/bin/env bash\n# Written by searchr1. Secrets (API keys) are not in this file or the runtime env:\n"
-              "# searchr1 adds them from its environment at submission.\n")
-    (ctx.run_dir / COMMAND_FILE).write_text(redact(script + shlex.join(argv) + "\n", ctx.secrets))
-    (ctx.run_dir / RUNTIME_ENV_FILE).write_text(yaml.safe_dump(runtime_env, sort_keys=False))
+              "# searchr1 adds them from its environment at submission; one written into the command (trainer.extra_args)\n"
+              "# is a reference to its environment variable here.\n")
+    (ctx.run_dir / COMMAND_FILE).write_text(script + shell_join_redacted(argv, named_secrets(ctx)) + "\n")
+    (ctx.run_dir / RUNTIME_ENV_FILE).write_text(yaml.safe_dump(redact_data(runtime_env, ctx.secrets), sort_keys=False))
 
 
 def job_secrets(ctx: RunContext, env: Mapping[str, str]) -> dict[str, str]:
     """The secret environment variables our config names (serper, W&B) that are set here."""
     return {name: env[name] for name in secret_env_names(ctx.cfg) if env.get(name)}
+
+
+def named_secrets(ctx: RunContext) -> dict[str, str]:
+    """Name -> value of the secrets this run redacts (those long enough to be keys)."""
+    return {name: value for name, value in job_secrets(ctx, os.environ).items() if value in ctx.secrets}
 
 
 def _run(ctx: RunContext, command: MilesCommand, address: str, runtime_env: dict) -> int:
@@ -144,7 +149,7 @@ def _stream(ctx: RunContext, argv: list[str]) -> int:
     log_path = ctx.run_dir / LOG_FILE
     with log_path.open("a") as out, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                      text=True, bufsize=1) as proc:
-        out.write(f"$ {redact(shlex.join(argv), ctx.secrets)}\n")
+        out.write(f"$ {shell_join_redacted(argv, named_secrets(ctx))}\n")
         for line in proc.stdout:
             line = redact(line, ctx.secrets)
             out.write(line)
