@@ -4,18 +4,24 @@ Each checkpoint is one file written under a temporary name and renamed, so a run
 saving leaves the previous checkpoint intact; ``LATEST`` names the newest complete one. Only the
 trainable parameters are saved (all weights, or just the LoRA adapters): the frozen rest is the
 model we load anyway.
+
+Checkpoints load with ``torch.load(weights_only=True)``: a checkpoint dir from elsewhere can hold
+tensors, numbers, strings and containers, never code. RNG states are stored in those forms.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
+
+from searchr1.config.checks import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,7 @@ def save_checkpoint(directory: Path, step: int, model: Any, optimizer: Any, samp
         "trainable": {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad},
         "optimizer": optimizer.state_dict(),
         "sampler": dict(sampler_state),
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "rng": rng_state(),
     }
     partial = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(state, partial)
@@ -47,7 +53,15 @@ def load_latest(directory: Path) -> Optional[dict]:
     marker = directory / LATEST
     if not marker.exists():
         return None
-    return torch.load(directory / marker.read_text().strip(), map_location="cpu", weights_only=False)
+    path = directory / marker.read_text().strip()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message is a page of advice (including "re-run with weights_only=False"); keep
+        # only its line naming the object that was refused.
+        reason = next((line for line in str(exc).splitlines() if "GLOBAL" in line), "unsupported pickled object")
+        raise UnsafeCheckpointError(f"refusing to load {path} (trainer.resume=true): it holds more than tensors "
+                                    f"and plain data, and loading it could run code ({reason[:200]})") from None
 
 
 def restore(state: dict, model: Any, optimizer: Any) -> None:
@@ -60,9 +74,31 @@ def restore(state: dict, model: Any, optimizer: Any) -> None:
         for name, value in state["trainable"].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
-    random.setstate(state["rng"]["python"])
-    np.random.set_state(state["rng"]["numpy"])
-    torch.set_rng_state(state["rng"]["torch"])
+    set_rng_state(state["rng"])
+
+
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG states as tensors, numbers and lists (what weights_only loads)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    py, npy = state["python"], state["numpy"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+
+
+class UnsafeCheckpointError(ConfigError):
+    """A checkpoint that holds pickled objects (possibly code); refused on load."""
 
 
 def _prune(directory: Path, keep: int) -> None:
