@@ -3,10 +3,13 @@
 What Search-R1's ``scripts/download.py`` + ``cat part_* > e5_Flat.index`` + ``gzip -d`` do, made
 safe to run on a 60 GB download:
 
-- every file is probed first (size, and the sha256 the hub reports for LFS files) and the whole job
-  is checked against free disk space before the first byte is fetched;
+- every file is pinned in this module: a commit of its hub repository (never ``main``, which can
+  move) and the sha256 and size Search-R1's published bytes have. The hub is asked first (HEAD) and
+  a file whose reported size or sha256 differs from the pin is refused before the first byte is
+  fetched; the whole job is checked against free disk space;
 - downloads go to ``<name>.part`` and resume with an HTTP range request after an interruption;
-- a finished file is verified (size, then sha256 when known) before it is renamed into place;
+- a finished file is verified (size, then the pinned sha256, never one the server sent) before it
+  is renamed into place;
 - the final ``wiki-18.jsonl`` and ``e5_Flat.index`` are written under temporary names and renamed,
   so an existing output is always complete and is never fetched again.
 """
@@ -48,6 +51,12 @@ class RemoteFile:
     """Hub dataset repository."""
     name: str
     """File in the repository; also its name on disk while downloading."""
+    revision: str
+    """Commit of the repository the file is fetched at."""
+    size: int
+    """Expected size in bytes."""
+    sha256: str
+    """Expected sha256 of the file's bytes."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +68,21 @@ class Artifact:
     """How parts become the output: gunzip (one part) or concat (in order)."""
 
 
+# Pins as recorded by two independent downloads of these files (a verified download report and
+# another project's asset manifest agree on every commit, size and sha256).
+_CORPUS_REVISION = "69c1c00ffe7c5554c68d8548355cb22e46aabc51"
+_E5_INDEX_REVISION = "a4d31160a035f30764604f4827cd8f1d0315eb86"
 ARTIFACTS = {
-    "corpus": Artifact("wiki-18.jsonl", (RemoteFile("PeterJinGo/wiki-18-corpus", "wiki-18.jsonl.gz"),), "gunzip"),
-    "e5-index": Artifact("e5_Flat.index", (RemoteFile("PeterJinGo/wiki-18-e5-index", "part_aa"),
-                                           RemoteFile("PeterJinGo/wiki-18-e5-index", "part_ab")), "concat"),
+    "corpus": Artifact("wiki-18.jsonl", (
+        RemoteFile("PeterJinGo/wiki-18-corpus", "wiki-18.jsonl.gz", _CORPUS_REVISION, 5_123_307_260,
+                   "7abd929223399cd63c52b499f289bf4f9039be1e9f8c43e1cb3938305b2317db"),
+    ), "gunzip"),
+    "e5-index": Artifact("e5_Flat.index", (
+        RemoteFile("PeterJinGo/wiki-18-e5-index", "part_aa", _E5_INDEX_REVISION, 42_949_672_960,
+                   "a8a6a246951da4bbc8771a223283ef61963882a32864d9044ec00abb90fc3023"),
+        RemoteFile("PeterJinGo/wiki-18-e5-index", "part_ab", _E5_INDEX_REVISION, 21_609_402_413,
+                   "b6d9bc943626fe7cb44de4c849e9379e7f272ab216c0552acbcf2390cc033c11"),
+    ), "concat"),
 }
 
 
@@ -70,7 +90,7 @@ ARTIFACTS = {
 class Probe:
     url: str
     size: int
-    sha256: str | None
+    sha256: str
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -81,12 +101,24 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def file_url(endpoint: str, remote: RemoteFile) -> str:
-    return f"{endpoint.rstrip('/')}/datasets/{remote.repo}/resolve/main/{remote.name}"
+    return f"{endpoint.rstrip('/')}/datasets/{remote.repo}/resolve/{remote.revision}/{remote.name}"
 
 
 # --------------------------------------------------------------------------- probing
-def probe(url: str) -> Probe:
-    """Size and (for LFS files) sha256 of ``url``, without downloading it."""
+def probe(endpoint: str, remote: RemoteFile) -> Probe:
+    """Ask the hub about ``remote`` without downloading it; refuse a file that is not the pinned one."""
+    url = file_url(endpoint, remote)
+    size, sha256 = _reported(url)
+    if size is not None and size != remote.size:
+        raise DataError(f"{url} reports {size} bytes but {remote.name} at revision {remote.revision[:12]} has "
+                        f"{remote.size}; refusing it (a different file, or a mirror serving other bytes)")
+    if sha256 is not None and sha256 != remote.sha256:
+        raise DataError(f"{url} reports sha256 {sha256} but {remote.name} is pinned to {remote.sha256}; refusing it")
+    return Probe(url, remote.size, remote.sha256)
+
+
+def _reported(url: str) -> tuple[int | None, str | None]:
+    """Size and (for LFS files) sha256 the server reports for ``url``."""
     request = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.build_opener(_NoRedirect).open(request, timeout=TIMEOUT_S) as response:
@@ -101,10 +133,8 @@ def probe(url: str) -> Probe:
     if size is None:  # a plain redirect: ask the final location
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_S) as response:
             size = response.headers.get("Content-Length")
-    if size is None:
-        raise DataError(f"{url} did not report its size; cannot check disk space or verify it")
     etag = (headers.get("X-Linked-Etag") or "").strip('"').removeprefix("W/").strip('"')
-    return Probe(url, int(size), etag if _SHA256.fullmatch(etag) else None)
+    return None if size is None else int(size), etag if _SHA256.fullmatch(etag) else None
 
 
 def _reason(exc: BaseException) -> str:
@@ -181,8 +211,6 @@ def _verify(path: Path, found: Probe) -> None:
     if size != found.size:
         path.unlink()
         raise DataError(f"{path} has {size} bytes, expected {found.size}; removed it, run the command again")
-    if found.sha256 is None:
-        return
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -218,7 +246,7 @@ def download(out_dir: Path, *, what: Sequence[str] = tuple(ARTIFACTS), endpoint:
     out_dir.mkdir(parents=True, exist_ok=True)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
     todo = [key for key in what if not (out_dir / ARTIFACTS[key].output).is_file()]
-    plan = {key: {r: probe(file_url(endpoint, r)) for r in ARTIFACTS[key].parts} for key in todo}
+    plan = {key: {r: probe(endpoint, r) for r in ARTIFACTS[key].parts} for key in todo}
     check_disk_space(out_dir, plan)
     for key in todo:
         parts = [fetch(remote, found, out_dir) for remote, found in plan[key].items()]
