@@ -47,7 +47,8 @@ def test_parses_scored_bare_bm25_and_string_hits():
     assert (passages[2].id, passages[2].score) == (None, None)
 
 
-@pytest.mark.parametrize("body", [{"results": []}, {"result": []}, {"result": [[{"document": {"title": "x"}}]]}, [1]])
+@pytest.mark.parametrize("body", [{"results": []}, {"result": []}, {"result": [[{"document": {"title": "x"}}]]}, [1],
+                                  {"result": [[{"contents": "a"}], [{"contents": "b"}]]}])  # two lists for one query
 def test_wrong_shapes_are_malformed(body):
     with pytest.raises(MalformedResponseError):
         parse_retrieve_response(body, "u")
@@ -157,3 +158,19 @@ async def test_urls_argument_overrides_backend_urls(http_session):
             LocalBackendConfig(urls=[refused_url()]), fast_search_cfg(retries=0), session=http_session, urls=[url]
         )
         assert not (await stack.search("Paris", 1)).failed
+
+
+async def test_a_stuck_search_fails_at_the_deadline_and_is_counted(http_session):
+    """Four 1 s timeouts in a row used to hold a trajectory for 4 s and more; the deadline ends it at 0.3 s."""
+    stub = RetrieverStub()
+    stub.faults.extend([Fault(delay_s=1.5)] * 4)
+    async with serve(stub.app()) as url:
+        stack = local_stack(http_session, [url], timeout_s=1.0, retries=3, deadline_s=0.3)
+        start = time.perf_counter()
+        result = await stack.search("Paris", 1)
+        elapsed = time.perf_counter() - start
+    assert result.failed and "search.deadline_s=0.3" in result.error
+    assert elapsed < 1.0
+    metrics = stack.stats_and_reset()
+    assert metrics["search/deadline_hits"] == 1.0 and metrics["search/failure_rate"] == 1.0
+    assert stack.stats_and_reset()["search/deadline_hits"] == 0.0

@@ -66,6 +66,9 @@ class SearchConfig:
     """Maximum search requests in flight per process."""
     timeout_s: float = 10.0
     """Per-request timeout."""
+    deadline_s: float = 15.0
+    """Total time one search may take, all attempts and backoff included; past it the search fails
+    (counted in search/deadline_hits) instead of stalling its trajectory for timeout_s x attempts."""
     retries: int = 3
     """Retries after the first attempt on connection errors, timeouts, 429 and 5xx."""
     backoff_s: float = 0.2
@@ -91,6 +94,7 @@ class SearchConfig:
         check_range("search.topk", self.topk, low=1, high=100)
         check_range("search.concurrency", self.concurrency, low=1)
         check_range("search.timeout_s", self.timeout_s, low=0.001)
+        check_range("search.deadline_s", self.deadline_s, low=0.001)
         check_range("search.retries", self.retries, low=0, high=20)
         check_range("search.backoff_s", self.backoff_s, low=0.0)
         check_range("search.qps_limit", self.qps_limit, low=0.0)

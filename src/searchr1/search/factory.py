@@ -1,8 +1,8 @@
-"""Compose a search stack from config: client -> throttle -> retry -> breaker -> cache -> record.
+"""Compose a search stack from config: client -> throttle -> retry -> deadline -> breaker -> cache -> record.
 
 The throttle sits right above the client so every attempt, retries included, counts against the
-QPS limit and the concurrency cap; the breaker sees one outcome per retried call; the cache and
-the recorder see what the rollout sees.
+QPS limit and the concurrency cap; the deadline bounds all attempts of one call together; the
+breaker sees one outcome per retried call; the cache and the recorder see what the rollout sees.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from searchr1.search.google import SerperClient, read_api_key
 from searchr1.search.guards import BREAKER_REJECTED, BreakerGuard, CircuitBreaker, Throttle
 from searchr1.search.local import LocalRetrieverClient
 from searchr1.search.record import RECORD_FILE, Recorder, ReplayFetcher
-from searchr1.search.retry import RetryPolicy, Retrying
+from searchr1.search.retry import DEADLINE_HITS, Deadline, RetryPolicy, Retrying
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class SearchStack:
             "search/latency_max_s": self._latency_max,
             "search/breaker_open": float(self.breaker is not None and self.breaker.state != CircuitBreaker.CLOSED),
             "search/breaker_rejected": stats.extra.get(BREAKER_REJECTED, 0.0),
+            "search/deadline_hits": stats.extra.get(DEADLINE_HITS, 0.0),
         }
         self._reset()
         return metrics
@@ -135,10 +136,11 @@ def build_search_backend(
     client = _client(backend_cfg, search_cfg, session=session, urls=urls, stats=stats)
     throttled = Throttle(client, concurrency=search_cfg.concurrency, qps_limit=search_cfg.qps_limit)
     retrying = Retrying(throttled, RetryPolicy(retries=search_cfg.retries, backoff_s=search_cfg.backoff_s), stats)
+    bounded = Deadline(retrying, search_cfg.deadline_s, stats)
     breaker = CircuitBreaker(search_cfg.breaker_failures, search_cfg.breaker_reset_s)
     cache = ResultCache(search_cfg.cache_size, stats) if search_cfg.cache else None
     return SearchStack(
-        backend_cfg.name, BreakerGuard(retrying, breaker, stats), stats, cache=cache, recorder=recorder, breaker=breaker
+        backend_cfg.name, BreakerGuard(bounded, breaker, stats), stats, cache=cache, recorder=recorder, breaker=breaker
     )
 
 

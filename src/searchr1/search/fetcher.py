@@ -55,6 +55,10 @@ class QuotaError(SearchError):
     """The paid API has no credits left."""
 
 
+class DeadlineError(SearchError):
+    """The search's total time (all attempts and backoff) ran past ``search.deadline_s``."""
+
+
 class BreakerOpenError(SearchError):
     """Failed fast: the circuit breaker is open because the backend kept failing."""
 

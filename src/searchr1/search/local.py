@@ -48,7 +48,8 @@ class LocalRetrieverClient:
 
 
 def parse_retrieve_response(body: Any, url: str) -> tuple[Passage, ...]:
-    """Hits of the first query in ``{"result": [[hit, ...]]}``.
+    """Hits of the one query in ``{"result": [[hit, ...]]}``; any other number of lists is malformed
+    (a server answering two lists for one query is answering some other request).
 
     A hit is ``{"document": doc, "score": s}`` (return_scores=true), a bare ``doc`` dict
     (``{id, contents}`` or BM25's ``{title, text, contents}``), or a ``"Title"\\ntext`` string
@@ -57,6 +58,8 @@ def parse_retrieve_response(body: Any, url: str) -> tuple[Passage, ...]:
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, list) or not result or not isinstance(result[0], list):
         raise MalformedResponseError(f"{url} answered without a 'result' list of hit lists: {str(body)[:200]}")
+    if len(result) != 1:
+        raise MalformedResponseError(f"{url} answered {len(result)} result lists for one query: {str(body)[:200]}")
     return tuple(_parse_hit(hit, url) for hit in result[0])
 
 

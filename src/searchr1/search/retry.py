@@ -1,4 +1,5 @@
-"""Retries with exponential backoff and full jitter; a server's Retry-After wins over the backoff."""
+"""Retries with exponential backoff and full jitter; a server's Retry-After wins over the backoff.
+A deadline bounds one search's total time, all attempts and waits included."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 from searchr1.search.base import Passage, SearchStats
-from searchr1.search.fetcher import Fetcher, SearchError
+from searchr1.search.fetcher import DeadlineError, Fetcher, SearchError
 
 log = logging.getLogger(__name__)
+
+DEADLINE_HITS = "deadline_hits"
+"""``SearchStats.extra`` counter: searches that ran out of ``search.deadline_s``."""
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,20 @@ class Retrying:
         if not exc.retryable or attempts_done > self._policy.retries:
             return False
         return exc.retry_after is None or exc.retry_after <= self._policy.max_retry_after_s
+
+
+class Deadline:
+    """Fails a search whose attempts and backoff together take longer than ``deadline_s``: without it
+    one stuck search stalls its trajectory for timeout_s x (retries + 1) plus the backoff."""
+
+    def __init__(self, inner: Fetcher, deadline_s: float, stats: SearchStats) -> None:
+        self._inner = inner
+        self._deadline_s = deadline_s
+        self._stats = stats
+
+    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
+        try:
+            return await asyncio.wait_for(self._inner.fetch(query, topk), self._deadline_s)
+        except asyncio.TimeoutError:
+            self._stats.extra[DEADLINE_HITS] = self._stats.extra.get(DEADLINE_HITS, 0.0) + 1
+            raise DeadlineError(f"no result within search.deadline_s={self._deadline_s:g}s") from None
