@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 import uvloop
 
-from searchr1.entry import compose_config
+from searchr1.config.compose import compose_config
 from searchr1.paths import cache_root
 from searchr1.config.schema import RetrieverConfig
 from searchr1.config.validate import to_typed

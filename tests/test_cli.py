@@ -11,7 +11,7 @@ import pytest
 
 def run_cli(*args: str, cwd, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "searchr1", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "searchr1", *args], check=False, cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -125,7 +125,7 @@ def test_config_dir_presets_compose(tmp_path):
 
 
 def test_eval_config_errors_are_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-c", "from searchr1.eval.cli import main; main()", "eval.pass_k=2"],
+    result = subprocess.run([sys.executable, "-c", "from searchr1.eval.cli import main; main()", "eval.pass_k=2"], check=False,
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     line = one_error_line(result)
     assert line == "searchr1-eval: config error: eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from searchr1.entry import compose_config as cli_compose_config
+from searchr1.config.compose import compose_config as cli_compose_config
 
 REPO = Path(__file__).resolve().parents[2]
 

