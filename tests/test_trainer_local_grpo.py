@@ -35,9 +35,10 @@ def _group(rollout_logprobs=None) -> Group:
                  advantages=torch.tensor([1.0, -1.0]))
 
 
-def _grads(model, group: Group, cfg: GrpoConfig, tis: TisConfig = TisConfig(), reference=None):
+def _grads(model, group: Group, cfg: GrpoConfig, tis: TisConfig | None = None, reference=None):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    metrics = grpo_update(model, reference, [group], optimizer, TRAINER, cfg, tis, temperature=1.0, pad_token_id=0)
+    metrics = grpo_update(model, reference, [group], optimizer, TRAINER, cfg, tis or TisConfig(), temperature=1.0,
+                          pad_token_id=0)
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, metrics
 
 
