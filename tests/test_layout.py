@@ -12,6 +12,7 @@ ROOT = Path(searchr1.__file__).parent
 # Each floor and the floors it may import (besides itself). Leaves sit at the bottom.
 ALLOWED = {
     "paths": set(),
+    "metrics_file": {"paths"},  # read and written inside Miles' Ray actors: standard library only
     "config": {"paths"},
     "data": {"config", "paths"},
     "search": {"config", "paths"},
@@ -19,7 +20,7 @@ ALLOWED = {
     "engines": {"config"},
     "models": {"config", "paths"},
     "retriever": {"config", "paths", "data"},
-    "report": {"paths"},  # reports read run dirs, nothing else
+    "report": {"paths", "metrics_file"},  # reports read run dirs, nothing else
 }
 TRAINERS = ("trainers",)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY
 from searchr1.trainers.miles import hooks
 from searchr1.trainers.miles.custom_config import build_custom_config, write_custom_config
 from tests.support.compose import compose_config
-from tests.support.miles_fakes import FakeSample, miles_args
+from tests.support.miles_fakes import FakeSample, FakeState, miles_args
 from tests.support.retriever import TEST_CFG, write_corpus
 from tests.support.scripted import fake_logprob, search_then_answer_policy, smollm2_tokenizer
 from tests.support.sglang_server import serve_fake_sglang
@@ -384,3 +385,32 @@ def test_log_rollout_logs_our_keys_on_rollout_step_and_keeps_miles_logging(tmp_p
 def test_log_rollout_never_raises_into_miles(tmp_path):
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
     assert hooks.log_rollout(0, args, [object()], {}, 1.0) is False
+
+
+def test_search_stats_of_several_runtimes_add_up_instead_of_overwriting():
+    # Two event loops in one rollout process: 3 calls with 1 failure, then 1 call with none.
+    first = {"search/calls": 3.0, "search/failure_rate": 1 / 3, "search/cache_hit_rate": 0.0, "search/retries": 2.0,
+             "search/latency_mean_s": 0.2, "search/latency_max_s": 0.5, "search/breaker_open": 1.0}
+    second = {"search/calls": 1.0, "search/failure_rate": 0.0, "search/cache_hit_rate": 1.0, "search/retries": 1.0,
+              "search/latency_mean_s": 0.6, "search/latency_max_s": 0.6, "search/breaker_open": 0.0}
+    combined = hooks.combine_search_stats([first, second])
+    assert combined == pytest.approx({"search/calls": 4.0, "search/failure_rate": 0.25, "search/cache_hit_rate": 0.25,
+                                      "search/retries": 3.0, "search/latency_mean_s": 0.3,
+                                      "search/latency_max_s": 0.6, "search/breaker_open": 1.0})
+    assert hooks.combine_search_stats([]) == {}
+
+
+
+def test_search_stats_and_reset_sums_every_runtime_of_the_process(monkeypatch):
+    class CountingSearch:
+        def __init__(self, calls: float) -> None:
+            self.calls = calls
+
+        def stats_and_reset(self) -> dict[str, float]:
+            calls, self.calls = self.calls, 0.0
+            return {"search/calls": calls}
+
+    monkeypatch.setattr(hooks, "_RUNTIMES", {(1, 1): SimpleNamespace(search=CountingSearch(2.0)),
+                                             (2, 1): SimpleNamespace(search=CountingSearch(1.0))})
+    assert hooks.search_stats_and_reset() == {"search/calls": 3.0}
+    assert hooks.search_stats_and_reset() == {"search/calls": 0.0}

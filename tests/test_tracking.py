@@ -7,7 +7,8 @@ import json
 import pytest
 
 from searchr1.run import RunContext
-from searchr1.tracking import Tracker, console_line, read_metrics
+from searchr1.metrics_file import read_metrics
+from searchr1.tracking import Tracker, console_line
 from searchr1.config import to_typed
 from tests.support.compose import compose_config
 

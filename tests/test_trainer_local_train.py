@@ -16,7 +16,7 @@ import pytest
 from searchr1.config import to_typed
 from searchr1.data.dataset import load_split
 from searchr1.run import RunContext
-from searchr1.tracking import read_metrics
+from searchr1.metrics_file import read_metrics
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.trainers.local.train import ROLLOUTS_FILE, train
 from tests.support.compose import compose_config

@@ -1,6 +1,7 @@
 """Per-step metrics to three places: ``metrics.jsonl`` in the run dir, W&B and the console.
 
-``metrics.jsonl`` is the source of truth for reports (one JSON object per step). W&B runs offline
+``metrics.jsonl`` is the source of truth for reports (one JSON object per step, written through
+``searchr1.metrics_file``, the Miles hooks' writer too). W&B runs offline
 by default inside the run dir (``wandb sync`` uploads it later); ``logger.mode=disabled`` skips it.
 Multirun jobs share one process, so every Tracker must be finished: use it as a context manager or
 call ``finish()`` in a ``finally``.
@@ -8,9 +9,7 @@ call ``finish()`` in a ``finally``.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from searchr1.metrics_file import MetricsWriter
 from searchr1.paths import METRICS_FILE
 from searchr1.run import RunContext
 
@@ -47,9 +47,7 @@ class Tracker:
         self.path = ctx.run_dir / METRICS_FILE
         self.last: dict[str, Any] = {}
         self._finished = False
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        drop_steps_after(self.path, start_step)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._metrics = MetricsWriter(self.path, done_steps=start_step)
         self._wandb = _init_wandb(ctx, resume=start_step > 0)
         self._bar = _progress_bar(total_steps, start_step)
 
@@ -60,9 +58,7 @@ class Tracker:
         self.finish()
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
-        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        record = self._metrics.append(step, metrics)
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=step)
         self.last = record
@@ -84,7 +80,6 @@ class Tracker:
         finally:
             if self._bar is not None:
                 self._bar.close()
-            self._file.close()
             if self.last:
                 print(summary_table(self.last), flush=True)
 
@@ -102,36 +97,8 @@ def summary_table(record: Mapping[str, Any]) -> str:
     return "\n".join([f"metrics at step {record.get('step')}:"] + rows)
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe scalars: tensors and numpy numbers become floats, NaN/inf become None."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def drop_steps_after(path: Path, step: int) -> None:
-    """On resume, forget JSONL lines of steps after the checkpoint (they are redone); step 0 starts over."""
-    if not path.exists():
-        return
-    if step <= 0:
-        path.unlink()
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def _progress_bar(total: Optional[int], start: int) -> Any:

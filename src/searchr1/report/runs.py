@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from searchr1.metrics_file import read_records
 from searchr1.paths import METRICS_FILE, RESOLVED_CONFIG_FILE
 
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -75,19 +75,10 @@ def load_run(run_dir: Path) -> Run:
 
 def read_history(path: Path) -> dict[str, list[tuple[int, float]]]:
     history: dict[str, dict[int, float]] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a run killed mid-write leaves a partial last line
-        step = record.get("step")
-        if not isinstance(step, int):
-            continue
+    for record in read_records(path):
         for key, value in record.items():
             if key != "step" and _is_number(value):
-                history.setdefault(key, {})[step] = float(value)  # a re-logged step keeps its last value
+                history.setdefault(key, {})[record["step"]] = float(value)  # a re-logged step keeps its last value
     return {key: sorted(points.items()) for key, points in history.items()}
 
 

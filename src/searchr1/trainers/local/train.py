@@ -27,13 +27,14 @@ from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split
 from searchr1.eval import evaluate
 from searchr1.metrics import rollout_metrics
+from searchr1.metrics_file import drop_steps_after
 from searchr1.retriever.embedded import run_retriever
 from searchr1.reward import RewardBreakdown, reads_prompt, score_group
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.run import RunContext
-from searchr1.tracking import Tracker, drop_steps_after
+from searchr1.tracking import Tracker
 from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from searchr1.config.schema import RewardConfig, RolloutConfig
 from searchr1.reward import RewardBreakdown, score_response
 from searchr1.rollout.loop import run_trajectory
 from searchr1.engines.sglang import SGLangEngine
+from searchr1.metrics_file import MetricsWriter
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.search.factory import SearchStack, build_search_backend
@@ -146,7 +146,7 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
             raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
         fill_sample(sample, traj, engine_aborted=engine_aborted(), filler_token=eos_token(tokenizer))
         check_sample(sample, len(ids))
-    except Exception as exc:  # see the docstring: an escaping error loses the group
+    except Exception as exc:  # noqa: BLE001 — see the docstring: an escaping error loses the group
         log.exception("searchr1 generate failed for sample %s; returning it as FAILED", getattr(sample, "index", None))
         fail_sample(sample, ids, eos_token(tokenizer), f"{type(exc).__name__}: {exc}")
     return sample
@@ -361,7 +361,7 @@ def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics
         metrics = rollout_log_metrics(samples, args, search_stats=search_stats_and_reset())
         append_metrics(hook_settings(args).metrics_path, rollout_id, metrics)
         _log_to_miles(args, rollout_id, metrics)
-    except Exception:  # our extra metrics must never stop Miles' own logging or training
+    except Exception:  # noqa: BLE001 — our extra metrics must never stop Miles' own logging or training
         log.exception("searchr1 rollout metrics failed at rollout %s", rollout_id)
     return False
 
@@ -411,10 +411,28 @@ def _breakdown(sample: Any, cfg: RewardConfig) -> RewardBreakdown:
 
 
 def search_stats_and_reset() -> dict[str, float]:
-    stats: dict[str, float] = {}
-    for runtime in _RUNTIMES.values():
-        stats.update(runtime.search.stats_and_reset())
-    return stats
+    """This rollout's search metrics over every runtime of the process (one per event loop and args)."""
+    return combine_search_stats([runtime.search.stats_and_reset() for runtime in _RUNTIMES.values()])
+
+
+# How the search metrics of several runtimes combine; every other search/* key is a count and adds up.
+_PER_CALL_KEYS = ("search/failure_rate", "search/cache_hit_rate", "search/latency_mean_s")
+_MAX_KEYS = ("search/latency_max_s", "search/breaker_open")
+
+
+def combine_search_stats(parts: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Counts add up, rates and mean latency are weighted by each part's search/calls, maxima take the max."""
+    calls = sum(part.get("search/calls", 0.0) for part in parts)
+    combined: dict[str, float] = {}
+    for key in dict.fromkeys(key for part in parts for key in part):
+        values = [(part.get("search/calls", 0.0), part[key]) for part in parts if key in part]
+        if key in _PER_CALL_KEYS:
+            combined[key] = sum(n * value for n, value in values) / calls if calls else 0.0
+        elif key in _MAX_KEYS:
+            combined[key] = max(value for _, value in values)
+        else:
+            combined[key] = sum(value for _, value in values)
+    return combined
 
 
 def wandb_key(key: str) -> str:
@@ -422,11 +440,16 @@ def wandb_key(key: str) -> str:
     return key if key.startswith(MILES_STEP_PREFIXES) else f"rollout/{key}"
 
 
+# One writer per metrics file for the life of the process: the rollout actor's args do not say where
+# Miles resumed, so the first rollout this process logs decides which lines of an earlier run are kept.
+_METRICS_WRITERS: dict[Path, MetricsWriter] = {}
+
+
 def append_metrics(path: Path, step: int, metrics: dict[str, float]) -> None:
-    """The run dir's metrics.jsonl, in the local trainer's format (reports read it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as out:
-        out.write(json.dumps({"step": step, **metrics}) + "\n")
+    """The run dir's metrics.jsonl, through the writer the local trainer uses too (reports read it)."""
+    if path not in _METRICS_WRITERS:
+        _METRICS_WRITERS[path] = MetricsWriter(path)
+    _METRICS_WRITERS[path].append(step, metrics)
 
 
 def _log_to_miles(args: Any, rollout_id: int, metrics: dict[str, float]) -> None:
