@@ -12,10 +12,12 @@ import yaml
 
 from searchr1.config import to_typed
 from searchr1.run import RunContext, save_resolved_config
+from searchr1.trainers.miles import launch as launch_module
 from searchr1.trainers.miles.launch import COMMAND_FILE, LOG_FILE, RUNTIME_ENV_FILE, launch
 from searchr1.trainers.miles.preflight import PreflightError
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import install_fake_ray, miles_install
+from tests.support.ray_jobs_server import FakeRayJobServer
 
 SERPER = "serper-secret-value-42"
 WANDB = "wandb-secret-value-42"
@@ -125,15 +127,27 @@ def test_job_failure_exit_code_propagates(setup, monkeypatch):
     assert exit_info.value.code == 3
 
 
-def test_without_an_address_a_local_head_is_started_and_stopped(setup):
+def test_without_an_address_a_local_head_is_started_and_only_that_head_stopped(setup, monkeypatch):
     tmp, record, overrides = setup
-    launch(context(tmp, overrides))
-    commands = [c["argv"][:2] for c in calls(record)]
-    assert commands == [["start", "--head"], ["job", "submit"], ["stop"]]
-    start = calls(record)[0]["argv"]
-    assert start[start.index("--num-gpus") + 1] == "8"
-    submit = calls(record)[1]["argv"]
-    assert submit[submit.index("--address") + 1] == "http://127.0.0.1:8265"
+    with FakeRayJobServer() as jobs:  # answers the head's readiness probe as Ray's job server does
+        monkeypatch.setattr(launch_module, "LOCAL_RAY_ADDRESS", jobs.url)
+        launch(context(tmp, overrides))
+    start, submit, stopped = calls(record)
+    assert start["argv"][:3] == ["start", "--head", "--block"]
+    assert start["argv"][start["argv"].index("--num-gpus") + 1] == "8"
+    assert submit["argv"][:2] == ["job", "submit"] and submit["argv"][submit["argv"].index("--address") + 1] == jobs.url
+    # the head we started got SIGTERM; no `ray stop` (it would kill every Ray process on the node)
+    assert stopped == {"argv": start["argv"], "signal": "SIGTERM"}
+
+
+def test_a_local_head_that_cannot_start_ends_the_run_in_one_line(setup, monkeypatch):
+    tmp, record, overrides = setup
+    monkeypatch.setattr(launch_module, "HEAD_START_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(launch_module, "LOCAL_RAY_ADDRESS", "http://127.0.0.1:9")  # nothing answers
+    with pytest.raises(SystemExit, match="did not answer"):
+        launch(context(tmp, overrides))
+    assert [c["argv"][:2] for c in calls(record)] == [["start", "--head"], ["start", "--head"]]  # started, stopped
+    assert "job" not in [c["argv"][0] for c in calls(record)]
 
 
 def test_preflight_failure_stops_before_anything_runs(setup):

@@ -97,15 +97,25 @@ def miles_install(root: Path) -> list[str]:
 
 
 FAKE_RAY = '''#!{python}
-"""Stands in for the ray CLI: records each call (argv, and the runtime env file it was given)."""
-import json, os, sys
+"""Stands in for the ray CLI: records each call (argv, and the runtime env file it was given).
+``start --block`` stays up like Ray's until SIGTERM, and records that it was stopped that way."""
+import json, os, signal, sys, time
 argv = sys.argv[1:]
 record = {{"argv": argv}}
 if "--runtime-env" in argv:
     record["runtime_env"] = open(argv[argv.index("--runtime-env") + 1]).read()
-with open(os.environ["FAKE_RAY_RECORD"], "a") as out:
-    out.write(json.dumps(record) + "\\n")
-print("fake ray:", " ".join(argv[:2]))
+def write(entry):
+    with open(os.environ["FAKE_RAY_RECORD"], "a") as out:
+        out.write(json.dumps(entry) + "\\n")
+write(record)
+print("fake ray:", " ".join(argv[:2]), flush=True)
+if argv[:1] == ["start"] and "--block" in argv:
+    def stopped(signum, frame):
+        write({{"argv": argv, "signal": signal.Signals(signum).name}})
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stopped)
+    while True:
+        time.sleep(0.1)
 sys.exit(int(os.environ.get("FAKE_RAY_EXIT", "0")) if argv[:2] == ["job", "submit"] else 0)
 '''
 

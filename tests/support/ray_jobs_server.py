@@ -50,6 +50,7 @@ class FakeRayJobServer:
     def _serve(self, started: threading.Event) -> None:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
+        app.router.add_get("/api/version", self._version)
         app.router.add_post("/api/jobs/", self._submit)
         app.router.add_get("/api/jobs/{sid}", self._status)
         app.router.add_get("/api/jobs/{sid}/logs", self._logs)
@@ -62,6 +63,9 @@ class FakeRayJobServer:
         self.url = f"http://127.0.0.1:{port}"
         started.set()
         self._loop.run_forever()
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "fake", "ray_version": "fake"})
 
     async def _submit(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -15,6 +15,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -35,6 +38,8 @@ COMMAND_FILE = "miles_command.sh"
 RUNTIME_ENV_FILE = "miles_runtime_env.yaml"
 LOG_FILE = "miles.log"
 LOCAL_RAY_ADDRESS = "http://127.0.0.1:8265"
+HEAD_START_TIMEOUT_S = 120.0
+HEAD_STOP_TIMEOUT_S = 60.0
 
 
 def launch(ctx: RunContext) -> None:
@@ -132,16 +137,42 @@ def _private_file(text: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _local_ray_head(ctx: RunContext) -> Iterator[None]:
+    """A Ray head owned by this process: ``ray start --block`` stays in the foreground and, on SIGTERM,
+    stops the processes it started and nothing else (``ray stop`` would kill every Ray process on the
+    node: another user's job, a retriever served on Ray)."""
     gpus = ctx.cfg.trainer.node_gpus
     log.info("starting a local Ray head with %d GPUs (trainer.ray_address is null)", gpus)
-    start = ["ray", "start", "--head", "--num-gpus", str(gpus), "--disable-usage-stats"]
-    code = _stream(ctx, start)
-    if code:
-        raise SystemExit(code)
+    start = ["ray", "start", "--head", "--block", "--num-gpus", str(gpus), "--disable-usage-stats"]
+    with (ctx.run_dir / LOG_FILE).open("a") as out:
+        out.write(f"$ {shell_join_redacted(start, named_secrets(ctx))}\n")
+        out.flush()
+        head = subprocess.Popen(start, stdout=out, stderr=subprocess.STDOUT)
     try:
+        _wait_for_head(head, LOCAL_RAY_ADDRESS)
         yield
     finally:
-        _stream(ctx, ["ray", "stop"])
+        head.terminate()
+        try:
+            head.wait(timeout=HEAD_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("the local Ray head (pid %d) did not stop in %.0f s; killing it", head.pid, HEAD_STOP_TIMEOUT_S)
+            head.kill()
+            head.wait()
+
+
+def _wait_for_head(head: subprocess.Popen, address: str) -> None:
+    """Until the head's job server answers; a head that exits first (e.g. a Ray already runs here) ends the run."""
+    deadline = time.monotonic() + HEAD_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise SystemExit(f"the local Ray head exited with code {head.returncode} before it served jobs "
+                             f"(is Ray already running on this node? then set trainer.ray_address); log: {LOG_FILE}")
+        try:
+            with urllib.request.urlopen(address + "/api/version", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise SystemExit(f"the local Ray head did not answer at {address} within {HEAD_START_TIMEOUT_S:.0f} s")
 
 
 def _stream(ctx: RunContext, argv: list[str]) -> int:
