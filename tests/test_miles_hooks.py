@@ -19,7 +19,7 @@ from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY
 from searchr1.trainers.miles import hooks
 from searchr1.trainers.miles.custom_config import build_custom_config, write_custom_config
 from tests.support.compose import compose_config
-from tests.support.miles_fakes import FakeSample, FakeState, miles_args
+from tests.support.miles_fakes import FakeSample, miles_args
 from tests.support.retriever import TEST_CFG, write_corpus
 from tests.support.scripted import fake_logprob, search_then_answer_policy, smollm2_tokenizer
 from tests.support.sglang_server import serve_fake_sglang

@@ -146,7 +146,7 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
             raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
         fill_sample(sample, traj, engine_aborted=engine_aborted(), filler_token=eos_token(tokenizer))
         check_sample(sample, len(ids))
-    except Exception as exc:  # noqa: BLE001 — see the docstring: an escaping error loses the group
+    except Exception as exc:  # see the docstring: an escaping error loses the group
         log.exception("searchr1 generate failed for sample %s; returning it as FAILED", getattr(sample, "index", None))
         fail_sample(sample, ids, eos_token(tokenizer), f"{type(exc).__name__}: {exc}")
     return sample
@@ -361,7 +361,7 @@ def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics
         metrics = rollout_log_metrics(samples, args, search_stats=search_stats_and_reset())
         append_metrics(hook_settings(args).metrics_path, rollout_id, metrics)
         _log_to_miles(args, rollout_id, metrics)
-    except Exception:  # noqa: BLE001 — our extra metrics must never stop Miles' own logging or training
+    except Exception:  # our extra metrics must never stop Miles' own logging or training
         log.exception("searchr1 rollout metrics failed at rollout %s", rollout_id)
     return False
 
