@@ -43,3 +43,17 @@ def test_run_name_leaves_out_what_does_not_change_learning(tmp_path):
     point = {"trainer": "miles", "trainer.dry_run": "true", "logger.mode": "disabled", "seed": "2", "+experiment": "x"}
     name = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name
     assert name == "miles-smollm2-135m-local-t2-k3-seed=2"
+
+
+def test_run_name_shows_paths_and_long_values_short_and_stable(tmp_path):
+    cfg = compose_config([])
+    point = {"data.train_path": "/mnt/shared/datasets/nq_hotpotqa_train/train.parquet",
+             "model.hf_checkpoint": "/ckpt/Qwen2.5-3B-Instruct/", "reward.kind": "a" * 40, "seed": "3"}
+    name = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name
+    assert "/" not in name and "datasets" not in name and len(name) < 140
+    assert "train_path=train.parquet~" in name and "hf_checkpoint=Qwen2.5-3B-Instruct~" in name and "seed=3" in name
+    assert "a" * 40 not in name
+    # stable across runs, and two paths with one file name stay apart
+    assert RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name == name
+    other = {**point, "data.train_path": "/mnt/shared/datasets/other/train.parquet"}
+    assert RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=other).run_name != name

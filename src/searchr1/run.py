@@ -4,9 +4,10 @@ Everything that runs a job (the CLI, both trainers, eval) imports this; it impor
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -74,9 +75,25 @@ def default_run_name(cfg: SearchR1Config, sweep_point: dict[str, str]) -> str:
     """Say the run: sweep (Miles makes the name its W&B group), trainer, model, backend, then the sweep point."""
     parts = [cfg.sweep_name] if cfg.sweep_name else []
     parts += [cfg.trainer.name, cfg.model.name, cfg.backend.name, f"t{cfg.rollout.max_turns}", f"k{cfg.search.topk}"]
-    parts += [f"{key.split('.')[-1].lstrip('+')}={value}" for key, value in sorted(sweep_point.items())
+    parts += [f"{key.split('.')[-1].lstrip('+')}={short_value(value)}" for key, value in sorted(sweep_point.items())
               if not _names_no_point(key)]
     return "-".join(parts)
+
+
+MAX_VALUE_CHARS = 24
+
+
+def short_value(value: str) -> str:
+    """A sweep value as the run name shows it: a path by its file name plus a hash of the whole path
+    (two train.parquet in different dirs stay apart), a long value cut short plus a hash. The full
+    override stays in the config (resolved_config.yaml, W&B config); the name only has to be readable."""
+    text = value.strip("'\"")
+    digest = hashlib.sha1(value.encode()).hexdigest()[:6]
+    if "/" in text:
+        return f"{PurePosixPath(text.rstrip('/')).name or 'root'}~{digest}"
+    if len(text) > MAX_VALUE_CHARS:
+        return f"{text[:MAX_VALUE_CHARS - 8]}~{digest}"
+    return text
 
 
 def _names_no_point(key: str) -> bool:
