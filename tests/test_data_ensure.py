@@ -42,7 +42,7 @@ def test_concurrent_callers_all_see_complete_files_and_leave_no_temp_files(tmp_p
         try:
             ensure_data(cfg)
             load_split(cfg.train_path)
-        except Exception as exc:  # collected and asserted below, on the main thread
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below, on the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(4)]

@@ -91,7 +91,7 @@ def test_local_backend_without_urls_needs_the_corpus(base):
 class _Handler(http.server.BaseHTTPRequestHandler):
     reply: tuple[int, bytes] = (200, b"{}")
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):  # http.server's naming
         self.rfile.read(int(self.headers["Content-Length"]))
         status, body = self.reply
         self.send_response(status)

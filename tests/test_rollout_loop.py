@@ -23,7 +23,8 @@ def prompt(tok):
     return prompt_ids(tok, [{"role": "user", "content": "Question: What is the capital of France?"}])
 
 
-async def roll(tok, prompt, turns, cfg=RolloutConfig(), search=None, honour_stop=True, topk=3):
+async def roll(tok, prompt, turns, cfg=None, search=None, honour_stop=True, topk=3):
+    cfg = cfg or RolloutConfig()
     engine = ScriptedEngine(tok, list(turns), honour_stop=honour_stop)
     search = search or ScriptedSearch()
     traj = await run_trajectory(

@@ -96,7 +96,7 @@ class Probe:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # The hub answers HEAD on /resolve/ with a redirect whose own headers carry the LFS size and
     # sha256 (X-Linked-Size / X-Linked-Etag); following it would lose them.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib hook
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # urllib's hook
         return None
 
 

@@ -163,7 +163,7 @@ def hub_snapshot(
             wanted += [f"{name}/{split}.jsonl" for split in TEST_SPLIT_PREFERENCE
                        if f"{name}/{split}.jsonl" in available][:1]
         path = snapshot_download(HUB_REPO, repo_type="dataset", revision=revision, allow_patterns=wanted)
-    except Exception as exc:  # offline mode, HTTP and auth errors: all end the command the same way
+    except Exception as exc:  # noqa: BLE001 - offline mode, HTTP and auth errors: all end the command the same way
         message = " ".join(str(exc).split())
         raise DataError(f"could not fetch {HUB_REPO} from the hub: {type(exc).__name__}: {message}") from None
     return Path(path)

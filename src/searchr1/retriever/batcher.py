@@ -191,7 +191,7 @@ class MicroBatcher:
         self.stats.record(len(queries))
         try:
             hits = self._search(queries, topk)
-        except Exception as exc:  # noqa: BLE001 - each waiting request gets the error, the worker lives on
+        except Exception as exc:  # each waiting request gets the error, the worker lives on
             log.exception("search failed for a batch of %d queries", len(queries))
             self._resolve(batch, [exc] * len(batch))
             return

@@ -184,7 +184,7 @@ async def json_errors(request: web.Request, handler):
         if exc.status < 400:
             raise
         status, message = exc.status, exc.reason
-    except Exception as exc:  # noqa: BLE001 - the client gets a message, the log gets the trace
+    except Exception as exc:  # the client gets a message, the log gets the trace
         log.exception("error serving %s %s", request.method, request.path)
         status, message = 500, f"internal error: {type(exc).__name__}: {exc}"
     request.app[STATE_KEY].errors += 1
