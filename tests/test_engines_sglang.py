@@ -4,7 +4,7 @@ import pytest
 from aiohttp import web
 
 from searchr1.engines.base import SamplingParams
-from searchr1.engines.sglang import SGLangEngine, parse_response
+from searchr1.engines.sglang import SGLangEngine, parse_response, response_meta
 from tests.support.scripted import fake_logprob, smollm2_tokenizer
 from tests.support.search_servers import http_session, refused_url, serve  # noqa: F401  (http_session: fixture)
 from tests.support.sglang_server import serve_fake_sglang
@@ -108,3 +108,11 @@ def test_parse_treats_malformed_or_aborted_responses_as_abort(body):
 def test_parse_keeps_partial_tokens_of_an_aborted_request():
     body = {"meta_info": {"output_token_logprobs": entries([5, 6]), "finish_reason": {"type": "abort"}}}
     assert parse_response(body).token_ids == [5, 6]
+
+
+def test_response_meta_keeps_scalars_and_drops_token_lists():
+    body = {"meta_info": {"output_token_logprobs": [[-0.1, 5, None]], "input_token_logprobs": [], "cached_tokens": 12,
+                          "prompt_tokens": 30, "weight_version": "4", "finish_reason": {"type": "stop"}}}
+    assert response_meta(body) == {"cached_tokens": 12, "prompt_tokens": 30, "weight_version": "4",
+                                   "finish_reason": {"type": "stop"}}
+    assert response_meta({"text": "x"}) == {} and response_meta({"meta_info": {"finish_reason": None}}) == {}

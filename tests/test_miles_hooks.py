@@ -63,11 +63,16 @@ def new_sample(tokenizer, cls=FakeSample):
 @pytest.mark.slow
 async def test_generate_fills_every_field_miles_reads(tmp_path, tokenizer, retriever, runtime_cleanup):
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        fake.weight_version = "7"
         args = write_args(tmp_path, retriever.url, fake.url)
         sample = new_sample(tokenizer)
         out = await hooks.generate_sample(args, sample, tokenizer, sampling_params={"temperature": 1.0, "top_p": 1.0})
     assert out is sample
     assert sample.status is FakeSample.Status.COMPLETED
+    # SGLang's meta info reaches the Sample as Miles' own generate keeps it (prefix cache, weight versions)
+    first, second = (len(r["input_ids"]) for r in fake.requests)
+    assert sample.weight_versions == ["7", "7"]
+    assert sample.prefix_cache_info == {"cached_tokens": first, "total_prompt_tokens": first + second}
     sample.validate()
     prompt = tokenizer.encode(chat_prompt(tokenizer), add_special_tokens=False)
     p, n = len(prompt), sample.response_length

@@ -41,6 +41,18 @@ class FakeSample:
     status: Status = Status.PENDING
     metadata: dict = field(default_factory=dict)
     non_generation_time: float = 0.0
+    prefix_cache_info: dict = field(default_factory=lambda: {"cached_tokens": 0, "total_prompt_tokens": 0})
+
+    def update_from_meta_info(self, args: Any, meta_info: dict) -> None:
+        """As Miles' (types.py:276-297): prefix-cache counts, weight versions, a status from the finish reason."""
+        _ = args.sglang_speculative_algorithm  # Miles reads it first (speculative-decoding counts)
+        self.prefix_cache_info["cached_tokens"] += meta_info.get("cached_tokens", 0)
+        self.prefix_cache_info["total_prompt_tokens"] += meta_info.get("prompt_tokens", 0)
+        if "weight_version" in meta_info:
+            self.weight_versions.append(meta_info["weight_version"])
+        status = {"length": "TRUNCATED", "abort": "ABORTED", "stop": "COMPLETED"}.get(meta_info["finish_reason"]["type"])
+        if status:
+            self.status = self.Status[status]
 
     @property
     def effective_response_length(self) -> int:
@@ -68,7 +80,8 @@ class FakeState:
 def miles_args(custom_config: Path, *, router_url: str = "http://127.0.0.1:1", **flags: Any) -> argparse.Namespace:
     host, port = router_url.removeprefix("http://").rsplit(":", 1)
     args = argparse.Namespace(sglang_router_ip=host, sglang_router_port=int(port), reward_key="total",
-                              global_batch_size=256, context_parallel_size=1, **flags)
+                              global_batch_size=256, context_parallel_size=1, sglang_speculative_algorithm=None,
+                              **flags)
     for key, value in yaml.safe_load(custom_config.read_text()).items():
         setattr(args, key, value)  # what Miles does with --custom-config-path, unchecked
     return args

@@ -26,6 +26,8 @@ class FakeSGLang:
     requests: list[dict] = field(default_factory=list)
     fail_status: Optional[int] = None
     """Answer every /generate with this HTTP status (error injection)."""
+    weight_version: Optional[str] = None
+    """Sent as meta_info.weight_version when set (SGLang reports the weights that served a request)."""
     answer_first: int = 0
     """With ``fail_status``: answer this many /generate calls normally before failing (a mid-trajectory failure)."""
     url: str = ""
@@ -60,11 +62,26 @@ class FakeSGLang:
             "finish_reason": finish_reason,
             "prompt_tokens": len(input_ids),
             "completion_tokens": len(ids),
-            "cached_tokens": 0,
+            "cached_tokens": self._cached_tokens(input_ids),
         }
+        if self.weight_version is not None:
+            meta["weight_version"] = self.weight_version
         if payload.get("return_logprob"):
             meta["output_token_logprobs"] = [[fake_logprob(start + i, t), t, None] for i, t in enumerate(ids)]
         return {"text": text, "output_ids": ids, "meta_info": meta}
+
+
+    def _cached_tokens(self, input_ids: list[int]) -> int:
+        """What a radix cache would hold: the prefix shared with the previous request."""
+        if len(self.requests) < 2:
+            return 0
+        previous = self.requests[-2]["input_ids"]
+        shared = 0
+        for a, b in zip(previous, input_ids):
+            if a != b:
+                break
+            shared += 1
+        return shared
 
 
 @asynccontextmanager

@@ -35,18 +35,24 @@ class SGLangEngine:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def generate(self, input_ids: Sequence[int], params: SamplingParams) -> EngineOutput:
+        output, _ = await self.generate_with_meta(input_ids, params)
+        return output
+
+    async def generate_with_meta(self, input_ids: Sequence[int], params: SamplingParams) -> tuple[EngineOutput, dict]:
+        """``generate`` plus SGLang's ``meta_info`` without the per-token lists (cached_tokens, prompt_tokens,
+        weight_version, finish_reason, ...), for callers that keep it (Miles' Sample); ``{}`` on a failure."""
         payload = request_payload(input_ids, params)
         try:
             async with self._session.post(self._url, json=payload, timeout=self._timeout) as response:
                 if response.status != 200:
                     body = (await response.text())[:200]
                     log.warning("SGLang %s answered HTTP %d: %s", self._url, response.status, body)
-                    return aborted()
+                    return aborted(), {}
                 body = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("SGLang %s request failed: %s", self._url, exc.__class__.__name__ + f": {exc}")
-            return aborted()
-        return parse_response(body)
+            return aborted(), {}
+        return parse_response(body), response_meta(body)
 
 
 def request_payload(input_ids: Sequence[int], params: SamplingParams) -> dict[str, Any]:
@@ -86,6 +92,14 @@ def parse_response(body: Mapping[str, Any]) -> EngineOutput:
         log.warning("SGLang output_ids disagree with output_token_logprobs (%d vs %d)", len(output_ids), len(token_ids))
         return aborted()
     return EngineOutput(token_ids=token_ids, logprobs=logprobs, finish_reason=_finish_type(meta))
+
+
+def response_meta(body: Any) -> dict[str, Any]:
+    """The scalar part of a response's ``meta_info`` (per-token lists dropped); ``{}`` when malformed."""
+    meta = body.get("meta_info") if isinstance(body, Mapping) else None
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("finish_reason"), Mapping):
+        return {}
+    return {key: value for key, value in meta.items() if not key.endswith("_logprobs")}
 
 
 def _finish_type(meta: Mapping[str, Any]) -> FinishReason:

@@ -27,6 +27,7 @@ import aiohttp
 from searchr1.config.schema import RewardConfig, RolloutConfig
 from searchr1.reward import RewardBreakdown, score_response
 from searchr1.rollout.loop import run_trajectory
+from searchr1.engines.base import EngineOutput, SamplingParams
 from searchr1.engines.sglang import SGLangEngine
 from searchr1.metrics_file import MetricsWriter
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
@@ -134,8 +135,9 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
         runtime = await _runtime(args)
         settings = runtime.settings
         ids = sample_prompt_ids(sample.prompt, tokenizer)
+        engine = EngineMetaRecorder(runtime.engine)
         traj = await run_trajectory(
-            ids, engine=runtime.engine, search=runtime.search, tokenizer=tokenizer,
+            ids, engine=engine, search=runtime.search, tokenizer=tokenizer,
             rollout_cfg=rollout_config(settings.rollout, sampling_params), topk=settings.search.topk,
             failure_text=settings.search.failure_text, encoder=runtime.encoder(tokenizer),
         )
@@ -145,11 +147,40 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
                 return sample
             raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
         fill_sample(sample, traj, engine_aborted=engine_aborted(), filler_token=eos_token(tokenizer))
+        keep_engine_meta(sample, args, engine.meta_infos)
         check_sample(sample, len(ids))
     except Exception as exc:  # see the docstring: an escaping error loses the group
         log.exception("searchr1 generate failed for sample %s; returning it as FAILED", getattr(sample, "index", None))
         fail_sample(sample, ids, eos_token(tokenizer), f"{type(exc).__name__}: {exc}")
     return sample
+
+
+class EngineMetaRecorder:
+    """The engine of one trajectory: SGLang's answers, with each call's meta_info kept for the Sample."""
+
+    def __init__(self, engine: SGLangEngine) -> None:
+        self._engine = engine
+        self.meta_infos: list[dict] = []
+
+    async def generate(self, input_ids: Sequence[int], params: SamplingParams) -> EngineOutput:
+        output, meta = await self._engine.generate_with_meta(input_ids, params)
+        if meta:
+            self.meta_infos.append(meta)
+        return output
+
+
+def keep_engine_meta(sample: Any, args: Any, meta_infos: list[dict]) -> None:
+    """What Miles' own generate keeps from each SGLang answer (prefix-cache counts, weight versions,
+    speculative-decoding counts), through Miles' ``Sample.update_from_meta_info``, so its
+    ``rollout/prefix_cache_hit_rate`` and ``weight_version`` metrics see our turns. That method also
+    sets a status from the last finish reason: ours (which knows about searches) is kept."""
+    update = getattr(sample, "update_from_meta_info", None)
+    if update is None:
+        return
+    status = sample.status
+    for meta in meta_infos:
+        update(args, meta)
+    sample.status = status
 
 
 def eos_token(tokenizer: Any) -> int:
