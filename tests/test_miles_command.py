@@ -199,6 +199,29 @@ def test_every_emitted_flag_of_each_trainer_variant_exists_in_miles(variant):
     assert not miles_flags().unknown(argv([f"+experiment={PAPER}", *variant]))
 
 
+ONE_GPU = "grpo-qwen2.5-0.5b-1n1g-colocate"
+
+
+def test_one_gpu_preset_trains_and_generates_on_one_gpu():
+    args = argv([f"+experiment={ONE_GPU}"])
+    assert not miles_flags().unknown(args)  # every flag passes the recorded train.py parser
+    ours = parse(args)
+    one = {"--actor-num-nodes": ["1"], "--actor-num-gpus-per-node": ["1"], "--rollout-num-gpus": ["1"],
+           "--colocate": [], "--num-gpus-per-node": ["1"], "--rollout-num-gpus-per-engine": ["1"],
+           "--tensor-model-parallel-size": ["1"], "--pipeline-model-parallel-size": ["1"],
+           "--context-parallel-size": ["1"]}
+    assert {flag: ours.get(flag) for flag in one} == one
+    assert "--sequence-parallel" not in ours and "--balance-data" not in ours
+    # Miles' scripts/models/qwen2.5-0.5B.py, and whole optimizer steps per rollout
+    assert (ours["--num-layers"], ours["--hidden-size"], ours["--ffn-hidden-size"]) == (["24"], ["896"], ["4864"])
+    assert (ours["--num-attention-heads"], ours["--num-query-groups"]) == (["14"], ["2"])
+    assert int(ours["--rollout-batch-size"][0]) * int(ours["--n-samples-per-prompt"][0]) == int(ours["--global-batch-size"][0])
+    # the paper's algorithm otherwise
+    paper = parse(argv([f"+experiment={PAPER}"]))
+    for flag in ("--lr", "--kl-loss-coef", "--eps-clip", "--eps-clip-high", "--use-tis", "--rollout-max-response-len"):
+        assert ours[flag] == paper[flag]
+
+
 def test_flag_list_records_its_commits():
     commits = miles_flags().commits
     assert commits["miles"].startswith("radixark/miles@31f1ca9")
