@@ -29,6 +29,8 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "api_key_env: SERPER_API_KEY" in result.stdout
     assert "max_turns: 4" in result.stdout
+    # trainer=local reaches outside trainer.*; the printed config says which keys it set.
+    assert "also_sets:\n  - rollout.max_turn_tokens\n  - rollout.max_response_len\n  - grpo.kl_loss_coef" in result.stdout
     assert not (tmp_path / "outputs").exists()
 
 
