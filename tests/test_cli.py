@@ -89,6 +89,7 @@ def user_config_dir(tmp_path):
         (["-m", "trainer=miles", "trainer.group_rm=true", "trainer.eval_interval=5"],
          "trainer.group_rm=true cannot be combined with trainer.eval_interval>0"),
         (["--config-name", "nope"], "Cannot find primary config 'nope'"),
+        (["--config-dir", "no_such_dir"], "no_such_dir is not a directory"),
         (["-m", "seed=0,1", "tis=maybe"], "unknown option tis=maybe; available: off, on"),
     ],
 )

@@ -27,6 +27,8 @@ from searchr1.config.compose import (
 )
 from searchr1.config.validate import one_line_error
 from searchr1.data.errors import DataError
+from searchr1.preflight import writable_dir_problem
+from searchr1.retriever.embedded import RetrieverStartError
 from searchr1.run import RunContext
 
 # The Hydra mains (searchr1, searchr1-eval) take their config location from here, with start and run_checked.
@@ -64,6 +66,8 @@ def precheck(argv: list[str], *, calling_module: str = "searchr1.cli") -> str | 
     if args is None or any(getattr(args, flag) for flag in _NOTHING_TO_RUN):
         return None  # Hydra reports a malformed command line itself; help and the like run nothing
     source = config_source(args, calling_module)
+    if source.extra_dir and not os.path.isdir(source.extra_dir):
+        return f"--config-dir {source.extra_dir} is not a directory"
     jobs: list[list[str]] = []
     job: list[str] = []
     try:
@@ -71,10 +75,22 @@ def precheck(argv: list[str], *, calling_module: str = "searchr1.cli") -> str | 
             jobs = job_overrides(args, source)
             for job in jobs:
                 to_typed(compose_in(source, job))
+            if len(jobs) == 1:
+                return run_dir_problem(source, jobs[0])
     except Exception as exc:  # noqa: BLE001 — Hydra's composition errors come in many classes, all user-facing
         message = str(exc) if isinstance(exc, ConfigError) else one_line_error(exc)
         return f"{message} (sweep job: {' '.join(job)})" if len(jobs) > 1 else message
     return None
+
+
+def run_dir_problem(source: ConfigSource, overrides: list[str]) -> str | None:
+    """A run dir Hydra cannot create (under a file, not writable) is one line here, not Hydra's
+    traceback when it makes the dir."""
+    try:
+        run_dir = str(compose_in(source, overrides, return_hydra_config=True).hydra.run.dir)
+    except Exception:  # noqa: BLE001 — a dir only Hydra's runtime can resolve: leave it to Hydra
+        return None
+    return writable_dir_problem("hydra.run.dir", run_dir)
 
 
 def job_overrides(args: argparse.Namespace, source: ConfigSource) -> list[list[str]]:
@@ -120,6 +136,6 @@ def run_checked(cfg: DictConfig, body: Callable[[RunContext], object]) -> None:
         raise SystemExit(2) from None
     try:
         body(RunContext.from_hydra(cfg, typed))
-    except (ConfigError, DataError) as exc:  # found after start-up (missing key, missing data file)
+    except (ConfigError, DataError, RetrieverStartError) as exc:  # found after start-up (missing key, file, index)
         log.error("%s", exc)
         raise SystemExit(2) from None
