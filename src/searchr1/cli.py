@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from searchr1.config.secrets import install_log_redaction
 from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
+from searchr1.preflight import run_dir_lock
 from searchr1.run import RunContext, save_resolved_config
 
 log = logging.getLogger("searchr1")
@@ -25,16 +26,17 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def run(ctx: RunContext) -> None:
     install_log_redaction(ctx.secrets)
-    save_resolved_config(ctx)
-    log.info("run %s in %s", ctx.run_name, ctx.run_dir)
-    try:
-        if ctx.cfg.trainer.name == "miles":
-            from searchr1.trainers.miles.launch import launch
+    with run_dir_lock(ctx.run_dir):  # a second run in this dir fails here, before it writes anything
+        save_resolved_config(ctx)
+        log.info("run %s in %s", ctx.run_name, ctx.run_dir)
+        try:
+            if ctx.cfg.trainer.name == "miles":
+                from searchr1.trainers.miles.launch import launch
 
-            launch(ctx)
-        else:
-            from searchr1.trainers.local.train import train
+                launch(ctx)
+            else:
+                from searchr1.trainers.local.train import train
 
-            train(ctx)
-    finally:
-        log.info("run dir: %s", ctx.run_dir)
+                train(ctx)
+        finally:
+            log.info("run dir: %s", ctx.run_dir)

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class RetrieverStartError(RuntimeError):
-    """The embedded retriever failed to build or come up; the message ends with its log tail."""
+    """The embedded retriever failed to build or come up; one line: the reason, the last line of
+    its log (the error it died with) and where the whole log is."""
 
 
 class EmbeddedRetriever:
@@ -114,7 +115,9 @@ class EmbeddedRetriever:
             self._fail(f"retriever exited with code {self._proc.returncode}")
 
     def _fail(self, reason: str) -> NoReturn:
-        raise RetrieverStartError(f"{reason}; log {self.log_path}:\n{self.log_tail()}")
+        last = next((line.strip() for line in reversed(self.log_tail().splitlines()) if line.strip()), "")
+        said = f": {last}" if last else ""
+        raise RetrieverStartError(f"embedded retriever failed: {reason}{said} (full log: {self.log_path})")
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         if self._log is not None:

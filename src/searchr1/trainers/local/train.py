@@ -38,13 +38,16 @@ from searchr1.tracking import Tracker
 from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
-from searchr1.models.loading import load_model, load_policy_tokenizer, torch_dtype
-from searchr1.models.lora import sync_trainable, with_lora
+from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
+from searchr1.models.lora import sync_trainable
+from searchr1.trainers.local.preflight import run_preflight
 from searchr1.trainers.local.sampler import PromptSampler
+from searchr1.trainers.local.sft import save_warm_start
 
 log = logging.getLogger(__name__)
 
 ROLLOUTS_FILE = "rollouts.jsonl"
+POLICY_DIR = "policy"
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Trainer:
 
 def train(ctx: RunContext) -> None:
     cfg, tcfg = ctx.cfg, ctx.cfg.trainer
+    run_preflight(cfg, ctx.run_dir)  # missing keys, files, indexes or retrievers: one line, before any model load
     _seed_everything(cfg.seed)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
