@@ -8,7 +8,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -59,7 +59,7 @@ class RunContext:
             run_name=typed.logger.run_name or default_run_name(typed, sweep_point),
             choices=choices,
             sweep_point=sweep_point,
-            resolved=OmegaConf.to_container(cfg, resolve=True),
+            resolved=cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)),
             secrets=tuple(secret_values(secret_env_names(typed))),
         )
 

@@ -154,6 +154,7 @@ class RayJobsLauncher(Launcher):
         return [_job_return(spec, status) for spec, status in zip(specs, statuses)]
 
     def _spec(self, idx: int, overrides: list[str], sweep_dir: Path) -> JobSpec:
+        assert self.config is not None and self.hydra_context is not None
         config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(config):
             config.hydra.job.id = idx

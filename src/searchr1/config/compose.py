@@ -37,6 +37,7 @@ def hydra_initialized(source: ConfigSource = ConfigSource()) -> Iterator[None]:
     register_configs()
     GlobalHydra.instance().clear()
     scheme, _, location = source.primary.partition("://")
+    init: initialize_config_module | initialize_config_dir
     if scheme == "pkg":
         init = initialize_config_module(config_module=location.replace("/", "."), version_base=VERSION_BASE)
     else:

@@ -9,7 +9,7 @@ from searchr1.config.resolvers import register_resolvers
 
 # Group YAML files extend these through their defaults list (e.g. ``/schema/trainer/local@_here_``),
 # which makes every group option a typed, closed node.
-_GROUP_SCHEMAS = {
+_GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "backend": {"local": schema.LocalBackendConfig, "google": schema.GoogleBackendConfig},
     "trainer": {"local": schema.LocalTrainerConfig, "miles": schema.MilesTrainerConfig},
     "model": {"model": schema.ModelConfig},

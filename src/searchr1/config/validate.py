@@ -42,8 +42,8 @@ def one_line_error(exc: BaseException) -> str:
 
 def _root_cause(exc: BaseException) -> BaseException:
     seen = exc
-    while seen.__cause__ is not None or (seen.__context__ is not None and not seen.__suppress_context__):
-        seen = seen.__cause__ or seen.__context__
+    while (parent := seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)) is not None:
+        seen = parent
     # Prefer our own message anywhere in the chain: it already names key, value and range.
     probe: Optional[BaseException] = exc
     while probe is not None:
@@ -54,7 +54,7 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _unknown_key_message(err: OmegaConfBaseException) -> str:
-    full_key = err.full_key
+    full_key = err.full_key or ""
     parent_path, _, leaf = full_key.rpartition(".")
     known = _known_keys(err)
     close = difflib.get_close_matches(leaf, known, n=1)

@@ -168,7 +168,8 @@ def _entities(rng: random.Random, n: int) -> list[Entity]:
     return entities
 
 
-def _a(word: str) -> str:
+def _a(word: object) -> str:
+    word = str(word)
     return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 

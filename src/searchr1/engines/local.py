@@ -79,7 +79,7 @@ class LocalEngine:
         self._pending: list[_Request] = []
         self._prefixes: list[_CachedPrefix] = []
         self._prefix_cache_size = 4 * max_batch if prefix_cache_size is None else prefix_cache_size
-        self._wakeup: Optional[asyncio.Event] = None
+        self._wakeup = asyncio.Event()  # each new worker gets its own: an Event belongs to one event loop
         self._worker: Optional[asyncio.Task] = None
 
     def reseed(self, seed: int) -> None:

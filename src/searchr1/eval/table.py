@@ -59,9 +59,9 @@ def build_table(scores: Sequence[SampleScore], pass_k: int = 1) -> EvalTable:
         cells[row] = {src: fmean(getattr(s, attr) for s in by_source[src]) for src in columns}
     if pass_k > 1:
         cells[f"pass@{pass_k}"] = {src: pass_at_k(by_source[src]) for src in columns}
-    for row in cells.values():
+    for values in cells.values():
         if columns:
-            row[AVERAGE] = fmean(row[src] for src in columns)
+            values[AVERAGE] = fmean(values[src] for src in columns)
     counts = {src: len(by_source[src]) for src in columns}
     counts[AVERAGE] = len(scores)
     return EvalTable(columns=columns, cells=cells, counts=counts, pass_k=pass_k)

@@ -75,7 +75,8 @@ def summarize(runs: Sequence[Run]) -> list[ConfigSummary]:
         for key in keys:
             if (final := stat([r.final(key) for r in members])) is not None:
                 summary.final[key] = final
-                summary.best[key] = stat([r.best(key) for r in members])
+            if (best := stat([r.best(key) for r in members])) is not None:
+                summary.best[key] = best
         summaries.append(summary)
     return sorted(summaries, key=_order)
 

@@ -55,10 +55,10 @@ def build_workspace(spec: dict[str, Any]):
         raise RuntimeError("applying the W&B workspace needs wandb-workspaces: pip install 'searchr1[report]'") from exc
     if not spec.get("entity"):
         raise RuntimeError("the W&B workspace needs an entity: set logger.entity or pass --entity")
-    panels = [wr.LinePlot(title=p["title"], y=[p["metric"]], groupby_aggfunc=spec["aggregate"],
+    panels: list[Any] = [wr.LinePlot(title=p["title"], y=[p["metric"]], groupby_aggfunc=spec["aggregate"],
                           groupby_rangefunc=spec["spread"]) for p in spec["sections"][0]["panels"]]
-    filters = [ws.Config(key.removeprefix("config.")) == value for key, value in spec["filter"].items()]
-    filters = ws.And(*filters) if filters else ""
+    conditions = [ws.Config(key.removeprefix("config.")) == value for key, value in spec["filter"].items()]
+    filters = ws.And(*conditions) if conditions else ""
     return ws.Workspace(
         entity=spec["entity"], project=spec["project"], name=spec["name"],
         sections=[ws.Section(name=spec["sections"][0]["name"], panels=panels, is_open=True)],

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _LATENCY_WINDOW = 10_000
 BATCHER_KEY = web.AppKey("batcher", MicroBatcher)
-STATE_KEY = web.AppKey("state", "ServerState")
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("state")
 
 
 class RequestError(Exception):

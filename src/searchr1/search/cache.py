@@ -33,7 +33,7 @@ class ResultCache:
             return self._done[key], True
         task = self._in_flight.get(key)
         shared = task is not None
-        if shared:
+        if task is not None:
             self._stats.deduplicated += 1
         else:
             task = asyncio.ensure_future(fetch())
