@@ -181,6 +181,7 @@ def _stream(ctx: RunContext, argv: list[str]) -> int:
     with log_path.open("a") as out, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                      text=True, bufsize=1) as proc:
         out.write(f"$ {shell_join_redacted(argv, named_secrets(ctx))}\n")
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             line = redact(line, ctx.secrets)
             out.write(line)
