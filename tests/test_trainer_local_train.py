@@ -76,13 +76,22 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
     assert "step 2/2" in printed and "metrics at step 2:" in printed and "tis/effective_sample_size" in printed
 
 
+def _three_step_run(run_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "searchr1", *TINY, "trainer.steps=3", "logger.mode=disabled",
+            f"hydra.run.dir={run_dir}"]
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    return {row["step"]: row["train/loss"] for row in read_metrics(run_dir) if "train/loss" in row}
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     """SIGKILL a 3-step run once its first checkpoint exists; the resumed run continues from that
-    checkpoint: steps 1..3 logged once each and the same prompts per step as an uninterrupted run."""
+    checkpoint: steps 1..3 logged once each, with the same prompts and the same losses per step as an
+    uninterrupted run (weights, optimizer moments and RNG states all come back)."""
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "searchr1", *TINY, "trainer.steps=3", "logger.mode=disabled",
-            f"hydra.run.dir={run_dir}"]
+    args = _three_step_run(run_dir)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = run_dir / "checkpoints" / "LATEST"
@@ -104,3 +113,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert [r["step"] for r in read_metrics(run_dir)] == [1, 2, 3]
     cfg = to_typed(compose_config(TINY + ["trainer.steps=3"]))
     assert _rollout_indices(run_dir) == _expected_indices(cfg, 3)
+
+    uninterrupted = tmp_path / "uninterrupted"
+    subprocess.run(_three_step_run(uninterrupted), env=env, capture_output=True, timeout=900, check=True)
+    expected = _losses(uninterrupted)
+    assert sorted(expected) == [1, 2, 3]
+    assert _losses(run_dir) == pytest.approx(expected, rel=1e-4, abs=1e-6), f"killed after step {killed_at}"
