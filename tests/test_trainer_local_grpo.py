@@ -43,10 +43,11 @@ def _grads(model, group: Group, cfg: GrpoConfig, tis: TisConfig | None = None, r
 
 
 def _perturb_logits(model, positions: dict[int, list[int]]):
-    """Add large noise to the logits that predict the given response positions (response pass only)."""
+    """Add large noise to the final hidden states, hence the logits, that predict the given response
+    positions (response pass only; the final norm's output feeds nothing but the LM head)."""
 
     def hook(_module, _inputs, output):
-        if output.shape[1] == 1:  # the prompt pass keeps only its last logits (predicting position 0)
+        if output.shape[0] == 1:  # the shared prompt pass (its last state predicts position 0)
             return output
         output = output.clone()
         for row, cols in positions.items():
@@ -54,7 +55,7 @@ def _perturb_logits(model, positions: dict[int, list[int]]):
                 output[row, col - 1] += 50.0 * torch.randn(output.shape[-1])
         return output
 
-    return model.lm_head.register_forward_hook(hook)
+    return model.model.norm.register_forward_hook(hook)
 
 
 def test_group_advantages_are_normalized_within_each_group():

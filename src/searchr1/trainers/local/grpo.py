@@ -147,7 +147,8 @@ def grpo_update(
     """
     chunks = chunks_of(groups, cfg.micro_batch_size)
     total = sum(len(c.rows) for c in chunks)
-    score = functools.partial(score_responses, temperature=temperature, pad_token_id=pad_token_id)
+    score = functools.partial(score_responses, temperature=temperature, pad_token_id=pad_token_id,
+                              chunk_tokens=cfg.logprob_chunk_tokens)
     old: dict[int, torch.Tensor] = {}
     weights: dict[int, list[torch.Tensor]] = {}
     if tis_cfg.enabled and tis_cfg.batch_normalize:

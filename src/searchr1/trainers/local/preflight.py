@@ -39,6 +39,7 @@ def preflight(cfg: SearchR1Config, run_dir: Path, *, env: Mapping[str, str]) -> 
     """Every problem found (empty: good to start)."""
     problems = [
         _model_problem(cfg),
+        _warm_start_problem(cfg),
         writable_dir_problem("hydra.run.dir", run_dir),
         writable_dir_problem("trainer.checkpoint_dir", cfg.trainer.checkpoint_dir or run_dir / "checkpoints")
         if cfg.trainer.checkpoint_every else None,
@@ -66,6 +67,19 @@ def _model_problem(cfg: SearchR1Config) -> Optional[str]:
     if _in_hf_cache(name):
         return None
     return f"{key}={name}: no such dir, and not in the local Hugging Face cache (models load offline)"
+
+
+def _warm_start_problem(cfg: SearchR1Config) -> Optional[str]:
+    from searchr1.config.checks import ConfigError
+    from searchr1.models.loading import check_warm_start
+
+    if not cfg.trainer.init_from:
+        return None
+    try:
+        check_warm_start(cfg.trainer.init_from, cfg.trainer.lora_rank, "trainer.init_from")
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _in_hf_cache(repo_id: str) -> bool:

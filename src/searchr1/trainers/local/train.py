@@ -114,16 +114,19 @@ def _build(ctx: RunContext) -> Trainer:
 
 def build_models(cfg: SearchR1Config) -> Models:
     tcfg = cfg.trainer
-    base = load_model(cfg.model)
-    policy = with_lora(base, tcfg.lora_rank)
+    policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank)
     policy.train()
     reference = None
     if cfg.grpo.kl_loss_coef > 0:
-        if tcfg.lora_rank > 0:
+        # The reference is the starting policy: switching the adapters off gives it only when they start at 0.
+        continues_adapter = bool(tcfg.init_from) and tcfg.lora_rank > 0 and check_warm_start(
+            tcfg.init_from, tcfg.lora_rank, "trainer.init_from").kind == "adapter"
+        if tcfg.lora_rank > 0 and not continues_adapter:
             reference = adapters_off_reference(policy)
         else:
-            frozen = copy.deepcopy(base).eval().requires_grad_(False)
-            reference = functools.partial(contextlib.nullcontext, frozen)
+            frozen = copy.deepcopy(policy)
+            frozen = frozen.merge_and_unload() if continues_adapter else frozen
+            reference = functools.partial(contextlib.nullcontext, frozen.eval().requires_grad_(False))
     engine_model = policy
     if tcfg.engine_dtype != "float32":
         engine_model = copy.deepcopy(policy).to(torch_dtype(tcfg.engine_dtype)).eval().requires_grad_(False)
