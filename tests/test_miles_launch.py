@@ -96,13 +96,25 @@ def test_unknown_extra_flags_are_warned_about_and_kept(setup, caplog):
     assert (ctx.run_dir / COMMAND_FILE).read_text().rstrip().endswith("--brand-new-flag 1")
 
 
-def test_submit_to_a_cluster_streams_logs_and_passes_secrets_only_by_env_file(setup, capsys):
+@pytest.fixture
+def cluster():
+    """A one-node Ray cluster's job server: runs each job's entrypoint here (the remote preflight's)."""
+    with FakeRayJobServer(run_entrypoints=True) as jobs:
+        yield jobs
+
+
+def test_submit_to_a_cluster_streams_logs_and_passes_secrets_only_by_env_file(setup, cluster, capsys):
     tmp, record, overrides = setup
-    ctx = context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265"])
+    ctx = context(tmp, [*overrides, f"trainer.ray_address={cluster.url}"])
     launch(ctx)
+    # the preflight ran on the cluster first, as a Ray job, with the job's env and no secret
+    (check,) = cluster.jobs.values()
+    assert "searchr1.trainers.miles.cluster_check" in check.body["entrypoint"] and check.status == "SUCCEEDED"
+    assert SERPER not in str(check.body) and WANDB not in str(check.body)
+    assert not list(ctx.run_dir.glob(".searchr1-visible-*"))  # the shared-storage marker is cleaned up
     (submit,) = calls(record)
     argv = submit["argv"]
-    assert argv[:5] == ["job", "submit", "--address", "http://10.1.2.3:8265", "--runtime-env"]
+    assert argv[:5] == ["job", "submit", "--address", cluster.url, "--runtime-env"]
     assert argv[argv.index("--") + 1:][:2] == ["python3", str(tmp / "install" / "miles" / "train.py")]
     assert SERPER not in " ".join(argv) and WANDB not in " ".join(argv)
     env_vars = yaml.safe_load(submit["runtime_env"])["env_vars"]
@@ -123,8 +135,57 @@ def test_job_failure_exit_code_propagates(setup, monkeypatch):
     tmp, _, overrides = setup
     monkeypatch.setenv("FAKE_RAY_EXIT", "3")
     with pytest.raises(SystemExit) as exit_info:
-        launch(context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265"]))
+        # no remote preflight: nothing but `ray job submit` contacts the (unreachable) address
+        launch(context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265", "trainer.remote_preflight=false"]))
     assert exit_info.value.code == 3
+
+
+def test_cluster_preflight_finds_what_the_nodes_lack_before_submitting(setup, cluster):
+    tmp, record, overrides = setup
+    (tmp / "install" / "miles" / "train.py").unlink()
+    (tmp / "install" / "torch_dist" / "latest_checkpointed_iteration.txt").unlink()
+    with pytest.raises(PreflightError) as err:
+        launch(context(tmp, [*overrides, f"trainer.ray_address={cluster.url}"]))
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2 and all(line.startswith("  - node 127.0.0.1: ") for line in lines)
+    assert "trainer.miles_root=" in lines[0] and "model.ref_load=" in lines[1]
+    assert calls(record) == []  # training was never submitted
+
+
+def test_a_run_dir_the_nodes_cannot_see_is_one_line(setup, monkeypatch):
+    tmp, record, overrides = setup
+
+    def hide_launcher_files(body):  # this "node" does not mount the launcher's run dir
+        for marker in (tmp / "run").glob(".searchr1-visible-*"):
+            marker.unlink()
+
+    with FakeRayJobServer(run_entrypoints=True, before_run=hide_launcher_files) as cluster:
+        with pytest.raises(PreflightError, match="is not on storage this node sees; set hydra.run.dir or trainer.shared_dir"):
+            launch(context(tmp, [*overrides, f"trainer.ray_address={cluster.url}"]))
+    assert calls(record) == []
+
+
+def test_a_cluster_that_cannot_run_searchr1_is_one_line(setup):
+    tmp, record, overrides = setup
+    with FakeRayJobServer(fail_when="cluster_check") as cluster:  # the job fails without printing a result
+        with pytest.raises(PreflightError, match="ended FAILED without a result.*is searchr1 importable on the cluster"):
+            launch(context(tmp, [*overrides, f"trainer.ray_address={cluster.url}"]))
+    assert calls(record) == []
+
+
+def test_shared_dir_holds_the_jobs_files(setup, cluster):
+    tmp, record, overrides = setup
+    shared = tmp / "shared"
+    ctx = context(tmp, [*overrides, f"trainer.ray_address={cluster.url}", f"trainer.shared_dir={shared}"])
+    launch(ctx)
+    job_files = shared / ctx.run_name / ctx.run_dir.name
+    custom = yaml.safe_load((job_files / "miles_custom_config.yaml").read_text())
+    assert custom["searchr1"]["run_dir"] == str(job_files)  # metrics.jsonl is written there by the hooks
+    (submit,) = calls(record)
+    argv = submit["argv"]
+    assert argv[argv.index("--custom-config-path") + 1] == str(job_files / "miles_custom_config.yaml")
+    assert argv[argv.index("--wandb-dir") + 1] == str(job_files)
+    assert (ctx.run_dir / COMMAND_FILE).is_file() and not (ctx.run_dir / "miles_custom_config.yaml").exists()
 
 
 def test_without_an_address_a_local_head_is_started_and_only_that_head_stopped(setup, monkeypatch):

@@ -1,17 +1,27 @@
 """A fake Ray job server speaking the Ray Jobs REST API on 127.0.0.1, with scripted job outcomes.
 
 Jobs go PENDING -> RUNNING -> SUCCEEDED after ``polls_to_finish`` status polls, or FAILED when their
-entrypoint contains ``fail_when``. It runs in its own thread so a launcher in a subprocess can reach it.
+entrypoint contains ``fail_when``. With ``run_entrypoints`` it is a one-node cluster instead: each job's
+entrypoint runs here in a shell with its runtime env's env_vars (and a one-node stand-in for the ``ray``
+Python API on PYTHONPATH); its exit code decides the status, its output is the log. It runs in its own
+thread so a launcher in a subprocess can reach it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from aiohttp import web
+
+
+FAKE_RAY_API = Path(__file__).parent / "fake_ray"
 
 
 @dataclass
@@ -20,6 +30,8 @@ class FakeJob:
     polls: int = 0
     status: str = "PENDING"
     stopped: bool = False
+    logs: Optional[str] = None
+    run: Optional["asyncio.Future[None]"] = None
 
 
 @dataclass
@@ -29,6 +41,9 @@ class FakeRayJobServer:
     jobs: dict[str, FakeJob] = field(default_factory=dict)
     max_active: int = 0
     """Most jobs submitted and not yet finished at any one time."""
+    run_entrypoints: bool = False
+    before_run: Optional[Callable[[dict[str, Any]], None]] = None
+    """Called with a job's body just before its entrypoint runs (e.g. to hide a file from this "node")."""
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
@@ -72,17 +87,31 @@ class FakeRayJobServer:
         sid = body["submission_id"]
         if sid in self.jobs:  # the real server refuses reused ids the same way
             return web.Response(status=400, text=f"Job with submission_id {sid} already exists.")
-        self.jobs[sid] = FakeJob(body=body)
+        self.jobs[sid] = job = FakeJob(body=body)
+        if self.run_entrypoints:
+            job.run = asyncio.ensure_future(self._execute(job))
         active = sum(job.status in ("PENDING", "RUNNING") for job in self.jobs.values())
         self.max_active = max(self.max_active, active)
         return web.json_response({"job_id": sid, "submission_id": sid})
+
+    async def _execute(self, job: FakeJob) -> None:
+        job.status = "RUNNING"
+        if self.before_run is not None:
+            self.before_run(job.body)
+        env = {**os.environ, **job.body.get("runtime_env", {}).get("env_vars", {})}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FAKE_RAY_API), env.get("PYTHONPATH", "")) if p)
+        env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))  # the node's python3
+        done = await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
+            ["bash", "-c", job.body["entrypoint"]], env=env, capture_output=True, text=True, timeout=120))
+        job.logs = done.stdout + done.stderr
+        job.status = "SUCCEEDED" if done.returncode == 0 else "FAILED"
 
     async def _status(self, request: web.Request) -> web.Response:
         job = self.jobs.get(request.match_info["sid"])
         if job is None:
             return web.Response(status=404, text="Job does not exist")
         job.polls += 1
-        if job.status in ("PENDING", "RUNNING"):
+        if job.status in ("PENDING", "RUNNING") and job.run is None:
             job.status = "RUNNING"
             if job.polls >= self.polls_to_finish:
                 failed = self.fail_when is not None and self.fail_when in job.body["entrypoint"]
@@ -93,7 +122,7 @@ class FakeRayJobServer:
 
     async def _logs(self, request: web.Request) -> web.Response:
         job = self.jobs[request.match_info["sid"]]
-        return web.json_response({"logs": f"ran: {job.body['entrypoint']}\n"})
+        return web.json_response({"logs": job.logs if job.logs is not None else f"ran: {job.body['entrypoint']}\n"})
 
     async def _stop(self, request: web.Request) -> web.Response:
         job = self.jobs[request.match_info["sid"]]

@@ -420,6 +420,13 @@ class MilesTrainerConfig:
     """Megatron-LM checkout, put on PYTHONPATH of every Ray worker."""
     ray_address: Optional[str] = None
     """Existing Ray cluster (dashboard address, e.g. http://10.0.0.1:8265); None starts a local head."""
+    shared_dir: Optional[str] = None
+    """A directory every Ray node mounts at the same path: the job's files (custom config, eval data,
+    metrics.jsonl, W&B files) go to ``<shared_dir>/<run name>/<run dir name>``. None: they stay in the
+    run dir, which must then be on storage every node sees (checked before a trainer.ray_address run)."""
+    remote_preflight: bool = True
+    """With trainer.ray_address: check checkouts, data, checkpoints, shared storage and retrievers on every
+    node of the cluster with a short Ray job before submitting (False: check on this machine instead)."""
     dry_run: bool = False
     """Print and save the Miles command without launching."""
     num_nodes: int = 1

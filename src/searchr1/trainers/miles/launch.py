@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -27,6 +28,7 @@ import searchr1
 from searchr1.config.secrets import redact, redact_data, secret_env_names, shell_join_redacted
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext
+from searchr1.trainers.miles.cluster_check import VISIBLE_MARKER_PREFIX, cluster_preflight, cluster_spec
 from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
 from searchr1.trainers.miles.flags import miles_flags
@@ -44,7 +46,9 @@ HEAD_STOP_TIMEOUT_S = 60.0
 
 def launch(ctx: RunContext) -> None:
     cfg, trainer = ctx.cfg, ctx.cfg.trainer
-    problems = preflight(cfg, env=os.environ, need_ray_cli=not trainer.dry_run)
+    # On a cluster we did not start, paths and retrievers are checked on its nodes, where the job reads them.
+    on_cluster = bool(trainer.ray_address and trainer.remote_preflight and not trainer.dry_run)
+    problems = preflight(cfg, env=os.environ, need_ray_cli=not trainer.dry_run, on_cluster=on_cluster)
     if trainer.dry_run:
         for problem in problems:
             log.warning("preflight (dry run, not launching): %s", problem)
@@ -54,12 +58,13 @@ def launch(ctx: RunContext) -> None:
     for unknown in flags.unknown(trainer.extra_args):  # a newer Miles may have it: warn, don't refuse
         log.warning("trainer.extra_args: %s is not a flag of Miles at %s", unknown, flags.commits.get("miles"))
     # A dry run starts nothing, an embedded retriever included.
+    files = job_dir(ctx)
     with contextlib.nullcontext() if trainer.dry_run else run_retriever(cfg, ctx.run_dir) as urls:
         custom = write_custom_config(
-            build_custom_config(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, retriever_urls=urls),
-            ctx.run_dir / CUSTOM_CONFIG_FILE)
-        command = build_command(cfg, run_dir=ctx.run_dir, run_name=ctx.run_name, custom_config_path=custom,
-                                python_path=[package_root()], eval_datasets=eval_datasets(ctx))
+            build_custom_config(cfg, run_dir=files, run_name=ctx.run_name, retriever_urls=urls),
+            files / CUSTOM_CONFIG_FILE)
+        command = build_command(cfg, run_dir=files, run_name=ctx.run_name, custom_config_path=custom,
+                                python_path=[package_root()], eval_datasets=eval_datasets(ctx, files))
         address = trainer.ray_address or LOCAL_RAY_ADDRESS
         runtime_env = {"env_vars": command.env}
         replayable = submit_argv(address, ctx.run_dir / RUNTIME_ENV_FILE, command)
@@ -68,20 +73,45 @@ def launch(ctx: RunContext) -> None:
             print(shell_join_redacted(replayable, named_secrets(ctx)))
             log.info("dry run: command written to %s", ctx.run_dir / COMMAND_FILE)
             return
+        if on_cluster:
+            raise_on_problems(check_cluster(ctx, files, runtime_env))
         code = _run(ctx, command, address, runtime_env)
     if code:
         log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / LOG_FILE)
         raise SystemExit(code)
 
 
-def eval_datasets(ctx: RunContext) -> Optional[dict[str, str]]:
+def job_dir(ctx: RunContext) -> Path:
+    """Where the Miles job reads and writes its files (custom config, eval data, metrics.jsonl, W&B):
+    ``<trainer.shared_dir>/<run name>/<run dir name>`` when set, else the run dir."""
+    shared = ctx.cfg.trainer.shared_dir
+    if not shared:
+        return ctx.run_dir
+    path = Path(shared).expanduser() / ctx.run_name / ctx.run_dir.name
+    log.info("the job's files go to %s (trainer.shared_dir)", path)
+    return path
+
+
+def check_cluster(ctx: RunContext, files: Path, runtime_env: dict) -> list[str]:
+    """The preflight on every node of trainer.ray_address, as a short Ray job with the training job's
+    runtime env; a file written here must be visible there (the job's files are on shared storage)."""
+    marker = files / f"{VISIBLE_MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
+    marker.write_text("written by the searchr1 launcher: every node of the cluster must see this file\n")
+    log.info("checking every node of %s before training (trainer.remote_preflight)", ctx.cfg.trainer.ray_address)
+    try:
+        return cluster_preflight(ctx.cfg.trainer.ray_address, cluster_spec(ctx.cfg, marker), runtime_env)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def eval_datasets(ctx: RunContext, files: Path) -> Optional[dict[str, str]]:
     """One eval set per data_source of the test split (Miles then logs eval/<source> for each)."""
     test = Path(ctx.cfg.data.test_path)
     if not ctx.cfg.trainer.eval_interval or not test.is_file():
         return None
     from searchr1.eval.datasets import split_by_source
 
-    return {name: str(path) for name, path in split_by_source(test, ctx.run_dir / "eval_data").items()}
+    return {name: str(path) for name, path in split_by_source(test, files / "eval_data").items()}
 
 
 def package_root() -> str:
