@@ -1,4 +1,5 @@
-"""A wheel built from the repo works from any directory in a fresh venv (config shipped inside)."""
+"""A wheel built from the repo works from any directory in a fresh venv (config shipped inside), and the
+declared dependency ranges are the ones the code works with."""
 
 from __future__ import annotations
 
@@ -9,8 +10,24 @@ import venv
 from pathlib import Path
 
 import pytest
+import torch
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from tests.support.compose import REPO
+from tests.support.local_trainer import tiny_llama
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: hatchling (dev extra) brings tomli
+    import tomli as tomllib
+
+TRANSFORMERS_SUPPORTED = SpecifierSet(">=5.24,<6")
+"""The KV-cache API the local engine and the trainer's scorer use (engines/local.py, trainers/local/logprobs.py):
+``model(..., cache=...)``, ``out.cache.layers[i].keys/.values`` and ``DynamicCache(ddp_cache_data=...)``. Before
+5.24 the cache went by ``past_key_values`` (5.23 fails: "'CausalLMOutputWithPast' object has no attribute
+'cache'"); 6 may change it again."""
 
 
 def _see_running_interpreters_packages(python: Path) -> None:
@@ -52,3 +69,39 @@ def test_wheel_install_runs_cfg_job_from_an_unrelated_directory(tmp_path):
     assert "api_key_env: SERPER_API_KEY" in result.stdout
     assert "trainer:" in result.stdout
     assert not list(Path(elsewhere).iterdir()), "--cfg job must not create files"
+
+
+def _pyproject_requirements(name: str) -> dict[str, Requirement]:
+    """``name``'s requirement in each extra of pyproject.toml that declares it."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    found = {extra: [Requirement(text) for text in texts] for extra, texts in extras.items()}
+    return {extra: req for extra, reqs in found.items() for req in reqs if req.name == name}
+
+
+def test_local_extra_declares_the_supported_transformers_range():
+    assert _pyproject_requirements("transformers")["local"].specifier == TRANSFORMERS_SUPPORTED
+
+
+def test_installed_transformers_is_in_the_supported_range():
+    import transformers
+
+    version = Version(transformers.__version__)
+    assert version in TRANSFORMERS_SUPPORTED, f"transformers {version} is outside {TRANSFORMERS_SUPPORTED}"
+
+
+def test_transformers_kv_cache_api_the_engine_uses():
+    """Prefill part of a prompt, rebuild its cache from the layers' keys and values as the engine does for a
+    cached prefix, and feed the rest on top: the last logits equal one full prefill's."""
+    from transformers import DynamicCache
+
+    model, ids, split = tiny_llama(vocab_size=64), torch.arange(1, 9).unsqueeze(0), 5
+    with torch.no_grad():
+        full = model(input_ids=ids, use_cache=True)
+        head = model(input_ids=ids[:, :split], use_cache=True)
+        layers = [(layer.keys, layer.values) for layer in head.cache.layers]
+        assert len(layers) == model.config.num_hidden_layers and layers[0][0].shape[2] == split
+        cache = DynamicCache(ddp_cache_data=layers)
+        tail = model(input_ids=ids[:, split:], position_ids=torch.arange(split, ids.shape[1]).unsqueeze(0),
+                     attention_mask=torch.ones_like(ids), cache=cache, use_cache=True)
+    assert [layer.keys.shape[2] for layer in tail.cache.layers] == [ids.shape[1]] * len(layers)
+    torch.testing.assert_close(tail.logits[:, -1], full.logits[:, -1], rtol=1e-4, atol=1e-5)
