@@ -134,3 +134,20 @@ def test_problems_raise_one_line_each():
         raise_on_problems(["first thing", "second thing"])
     assert str(err.value).splitlines()[1:] == ["  - first thing", "  - second thing"]
     raise_on_problems([])
+
+
+def test_the_ray_cli_hint_names_an_extra_that_installs_it(base, monkeypatch, tmp_path):
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from tests.support.compose import REPO
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    (problem,) = problems(base[1])
+    assert "pip install 'searchr1[miles]'" in problem
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (ray,) = [Requirement(r) for r in extras["miles"]]
+    assert ray.name == "ray" and "default" in ray.extras  # `ray job submit` needs the default extra
+    gpu = {Requirement(r).name for r in extras["retriever-gpu"]}
+    assert gpu == {Requirement(r).name for r in extras["retriever"]} - {"faiss-cpu"} | {"faiss-gpu"}
