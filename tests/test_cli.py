@@ -18,7 +18,7 @@ def run_cli(*args: str, cwd, env_extra: dict[str, str] | None = None) -> subproc
 def test_help_lists_groups_and_options(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for line in ("backend: google, local", "model: qwen2.5-3B, qwen2.5-7B, smollm2-135m", "tis: off, on",
+    for line in ("backend: google, local", "model: qwen2.5-0.5B, qwen2.5-3B, qwen2.5-7B, smollm2-135m", "tis: off, on",
                  "reward: em, em+format", "trainer: local, miles", "retriever: bm25, dense",
                  "data: nq_hotpotqa, synthetic", "logger: wandb"):
         assert line in result.stdout

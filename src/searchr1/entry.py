@@ -14,7 +14,7 @@ from hydra._internal.utils import compute_search_path_dir, get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from searchr1.config import ConfigError, register_configs, to_typed
 from searchr1.config.compose import (
@@ -72,36 +72,43 @@ def precheck(argv: list[str], *, calling_module: str = "searchr1.cli") -> str | 
     job: list[str] = []
     try:
         with hydra_initialized(source):
-            jobs = job_overrides(args, source)
-            for job in jobs:
-                to_typed(compose_in(source, job))
-            if len(jobs) == 1:
-                return run_dir_problem(source, jobs[0])
+            base = compose_in(source, without_sweep_axes(args.overrides), return_hydra_config=True)
+            if not args.cfg and (args.multirun or base.hydra.mode == RunMode.MULTIRUN):
+                jobs = sweep_jobs(args, base)
+                for job in jobs:
+                    to_typed(compose_in(source, job))
+                return None
+            if without_sweep_axes(args.overrides) != args.overrides:
+                compose_in(source, args.overrides)  # a sweep axis without -m: Hydra's refusal, in one line
+            run_dir = _run_dir(base)
+            to_typed(_without_hydra_node(base))  # the single job's config, composed once
+            return writable_dir_problem("hydra.run.dir", run_dir) if run_dir else None
     except Exception as exc:  # noqa: BLE001 — Hydra's composition errors come in many classes, all user-facing
         message = str(exc) if isinstance(exc, ConfigError) else one_line_error(exc)
         return f"{message} (sweep job: {' '.join(job)})" if len(jobs) > 1 else message
-    return None
 
 
-def run_dir_problem(source: ConfigSource, overrides: list[str]) -> str | None:
-    """A run dir Hydra cannot create (under a file, not writable) is one line here, not Hydra's
-    traceback when it makes the dir."""
-    try:
-        run_dir = str(compose_in(source, overrides, return_hydra_config=True).hydra.run.dir)
-    except Exception:  # noqa: BLE001 — a dir only Hydra's runtime can resolve: leave it to Hydra
-        return None
-    return writable_dir_problem("hydra.run.dir", run_dir)
-
-
-def job_overrides(args: argparse.Namespace, source: ConfigSource) -> list[list[str]]:
-    """The overrides of each job Hydra would start: one list, or one per sweep point in a multirun
-    (``-m`` or a sweep preset's ``hydra.mode: MULTIRUN``), expanded by Hydra's basic sweeper."""
-    base = compose_in(source, without_sweep_axes(args.overrides), return_hydra_config=True)
-    if args.cfg or not (args.multirun or base.hydra.mode == RunMode.MULTIRUN):
-        return [args.overrides]  # a sweep axis here is an error, reported by composing it
+def sweep_jobs(args: argparse.Namespace, base: DictConfig) -> list[list[str]]:
+    """The overrides of each job of a multirun (``-m`` or a sweep preset's ``hydra.mode: MULTIRUN``):
+    the preset's axes and the command line's, expanded by Hydra's basic sweeper."""
     axes = [f"{key}={value}" for key, value in (base.hydra.sweeper.params or {}).items()]
     parsed = OverridesParser.create().parse_overrides(axes + args.overrides)
     return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
+
+
+def _run_dir(cfg: DictConfig) -> str | None:
+    """The run dir Hydra will create: a dir it cannot create (under a file, not writable) is one line
+    in the precheck, not Hydra's traceback when it makes the dir."""
+    try:
+        return str(cfg.hydra.run.dir)
+    except Exception:  # noqa: BLE001 — a dir only Hydra's runtime can resolve: leave it to Hydra
+        return None
+
+
+def _without_hydra_node(cfg: DictConfig) -> DictConfig:
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def _hydra_args(argv: list[str]) -> argparse.Namespace | None:
