@@ -6,6 +6,7 @@ import itertools
 import re
 
 import pytest
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from searchr1.config import ConfigError, to_typed
@@ -36,9 +37,68 @@ def test_other_groups_compose(trainer, retriever, data):
     assert (typed.trainer.name, typed.retriever.kind, typed.data.name) == (trainer, retriever, data)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
-def test_every_experiment_composes(name):
-    to_typed(compose_config([f"+experiment={name}"]))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+
+
+def _preset_file(name: str) -> tuple[dict[str, str], dict[str, object]]:
+    """The group options a preset selects (``override /group: option``) and the leaf values it sets, by
+    dotted key, read from its YAML: what the preset says it runs."""
+    body = OmegaConf.to_container(OmegaConf.load(REPO / "experiments" / f"{name}.yaml"))
+    assert isinstance(body, dict)
+    groups = {key.removeprefix("override /"): option
+              for entry in body.pop("defaults", []) for key, option in entry.items()}
+
+    def leaves(node: object, prefix: str) -> dict[str, object]:
+        if not isinstance(node, dict):
+            return {prefix: node}
+        return {k: v for key, child in node.items() for k, v in leaves(child, f"{prefix}{key}.").items()}
+
+    return groups, {key.rstrip("."): value for key, value in leaves(body, "").items()}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_to_what_its_file_sets(name):
+    """Each group option and each value a preset names survives composition (no group file applied after
+    it overwrites one) and validates."""
+    groups, values = _preset_file(name)
+    choices = compose_config([f"+experiment={name}"], hydra_node=True).hydra.runtime.choices
+    assert {group: choices[group] for group in groups} == groups
+    cfg = compose_config([f"+experiment={name}"])
+    assert {key: OmegaConf.select(cfg, key) for key in values} == values
+    to_typed(cfg)
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith("cpu_")])
+def test_cpu_presets_train_smollm2_with_the_embedded_trainer(name):
+    typed = to_typed(compose_config([f"+experiment={name}"]))
+    assert (typed.trainer.name, typed.model.name) == ("local", "smollm2-135m")
+    assert typed.data.name == "synthetic" and typed.backend.name == "local"
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith("grpo-")])
+def test_gpu_presets_run_the_paper_recipe_on_miles(name):
+    """Named grpo-<model>-<nodes>n<gpus>g-...: Miles trains that Qwen2.5 size on NQ+HotpotQA with TIS on, the
+    exact-match reward and the GPU count the name says."""
+    size, gpus = re.fullmatch(r"grpo-qwen2\.5-(\d+(?:\.\d+)?b)-1n(\d+)g-.*", name).groups()
+    typed = to_typed(compose_config([f"+experiment={name}"]))
+    assert (typed.trainer.name, typed.model.name.lower(), typed.data.name) == ("miles", f"qwen2.5-{size}", "nq_hotpotqa")
+    assert typed.tis.enabled and typed.reward.kind == "em"
+    assert typed.trainer.node_gpus == int(gpus)
+    assert typed.trainer.gpus_per_node <= typed.trainer.node_gpus
+
+
+def test_one_gpu_preset_takes_one_optimizer_step_per_rollout():
+    typed = to_typed(compose_config(["+experiment=grpo-qwen2.5-0.5b-1n1g-colocate"]))
+    trainer = typed.trainer
+    assert trainer.global_batch_size == trainer.rollout_batch_size * typed.rollout.n_samples_per_prompt
+    assert trainer.gpus_per_node == trainer.node_gpus == 1
+
+
+def test_parity_preset_is_the_original_search_r1():
+    """docs/parity.md: the original's reward and loop, no TIS, N search turns plus one answer turn."""
+    typed = to_typed(compose_config(["+experiment=parity"]))
+    assert typed.reward.kind == "searchr1_qa_em_format" and not typed.tis.enabled
+    assert typed.rollout.final_turn and not typed.rollout.stop_at_tags
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml")))
@@ -59,7 +119,7 @@ def test_defaults_are_the_embedded_cpu_run():
 
 
 def test_misspelled_key_fails_at_composition_with_the_key_named():
-    with pytest.raises(Exception, match="max_turnz"):
+    with pytest.raises(ConfigCompositionException, match="Could not override 'rollout.max_turnz'"):
         compose_config(["rollout.max_turnz=3"])
 
 
