@@ -40,6 +40,39 @@ async def test_real_sample_is_filled_and_validates(tmp_path, tokenizer, retrieve
     assert failed.status is types.Sample.Status.FAILED
     failed.validate()
     assert (await hooks.reward(args, sample))["exact_match"] == 1.0
+    # SGLang's meta info went through Miles' own Sample.update_from_meta_info; our status stayed
+    assert sample.prefix_cache_info.total_prompt_tokens == sum(len(r["input_ids"]) for r in fake.requests)
+    assert sample.prefix_cache_info.cached_tokens > 0  # the second turn shares the prompt
+
+
+async def test_real_sample_failing_after_a_turn_trains_nothing(tmp_path, tokenizer, retriever, runtime_cleanup):
+    types = pytest.importorskip("miles.utils.types")
+    async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
+        fake.fail_status, fake.answer_first = 500, 1
+        args = write_args(tmp_path, retriever.url, fake.url)
+        sample = await hooks.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
+    assert sample.status is types.Sample.Status.FAILED
+    sample.validate()
+    assert sample.effective_response_length == 0
+
+
+def test_tis_metric_reduction_mirror_matches_miles_sum_of_sample_mean(monkeypatch):
+    """The per-sample part of the mirror in test_miles_hooks, against Miles' own reducer (CP=1)."""
+    cp_utils = pytest.importorskip("miles.backends.training_utils.cp_utils")
+    from types import SimpleNamespace
+
+    from tests.test_miles_hooks import call_tis, miles_reduced_tis_metrics, tis_args
+
+    monkeypatch.setattr(cp_utils, "get_parallel_state", lambda: SimpleNamespace(cp=SimpleNamespace(size=1)))
+    args = tis_args(global_batch_size=3)
+    train, masks = [[1.0, 3.0], [0.25], [1.0]], [[1, 1], [1], [0]]
+    _, _, metrics = call_tis(args, train, masks)
+    mask_tensors = [torch.tensor(m, dtype=torch.float32) for m in masks]
+    reducer = cp_utils.get_sum_of_sample_mean([10 + len(t) for t in train], [len(t) for t in train], mask_tensors,
+                                              False, "thd", None, denominators=[m.sum() for m in mask_tensors])
+    mirrored = miles_reduced_tis_metrics(args, [(train, masks)], per_token=False)
+    for key, value in metrics.items():  # one micro-batch: Miles divides its sum by the 3 rollouts
+        assert float(reducer(value)) / 3 == pytest.approx(mirrored[key])
 
 
 async def test_new_form_generate_returns_miles_output(tmp_path, tokenizer, retriever, runtime_cleanup):
