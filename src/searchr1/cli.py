@@ -35,6 +35,11 @@ def run(ctx: RunContext) -> None:
 
                 launch(ctx)
             else:
+                from searchr1.trainers.local.preflight import run_preflight
+
+                # Before importing the trainer: a bad key, file, index or retriever URL costs one line
+                # in seconds, not torch's import and a model load.
+                run_preflight(ctx.cfg, ctx.run_dir)
                 from searchr1.trainers.local.train import train
 
                 train(ctx)

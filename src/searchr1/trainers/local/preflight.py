@@ -1,4 +1,5 @@
-"""Checks before the local trainer loads its model or opens W&B: every resource a run needs later
+"""Checks before the local trainer is even imported (``cli.run`` calls ``run_preflight`` first, so
+no torch import, model load or W&B init comes before them): every resource a run needs later
 (search key, replay file, retriever index and encoder, model checkpoint, writable dirs, retriever
 URLs) is looked at now, and each problem is one line that names the config key to fix.
 

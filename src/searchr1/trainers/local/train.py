@@ -40,7 +40,6 @@ from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
 from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
 from searchr1.models.lora import sync_trainable
-from searchr1.trainers.local.preflight import run_preflight
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.trainers.local.sft import save_warm_start
 
@@ -75,7 +74,6 @@ class Trainer:
 
 def train(ctx: RunContext) -> None:
     cfg, tcfg = ctx.cfg, ctx.cfg.trainer
-    run_preflight(cfg, ctx.run_dir)  # missing keys, files, indexes or retrievers: one line, before any model load
     _seed_everything(cfg.seed)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
