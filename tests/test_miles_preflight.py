@@ -77,6 +77,21 @@ def test_ray_cli_missing(base, monkeypatch, tmp_path):
     assert problems(base[1], need_ray_cli=False) == []
 
 
+def test_shared_dir_must_be_writable_here(base, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    only(problems([*base[1], f"trainer.shared_dir={tmp_path / 'a_file' / 'sub'}"]), "trainer.shared_dir=")
+    assert problems([*base[1], f"trainer.shared_dir={tmp_path / 'shared'}"]) == []
+
+
+def test_on_a_cluster_paths_are_left_to_the_nodes(base):
+    tmp, overrides = base
+    (tmp / "install" / "miles" / "train.py").unlink()
+    cluster = [*overrides, "trainer.ray_address=http://10.0.0.1:8265"]
+    cfg = to_typed(compose_config(cluster))
+    assert preflight(cfg, env=ENV, on_cluster=True) == []  # checked by cluster_check on every node instead
+    only(preflight(cfg, env=ENV), "trainer.miles_root=")
+
+
 def test_local_backend_without_urls_on_a_remote_cluster(base):
     only(problems([*base[1], "backend=local", "trainer.ray_address=http://10.0.0.1:8265"]), "backend.urls is empty")
 

@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Optional
 from searchr1.config.schema import MilesTrainerConfig, SearchR1Config
 from searchr1.trainers.miles.cluster_check import path_checks
 from searchr1.preflight import PreflightError, file_problem as _file, retriever_problem
-from searchr1.preflight import secret_problem as _secret
+from searchr1.preflight import secret_problem as _secret, writable_dir_problem
 
 __all__ = ["PreflightError", "preflight", "raise_on_problems"]
 
@@ -33,6 +33,7 @@ def preflight(cfg: SearchR1Config, *, env: Mapping[str, str], need_ray_cli: bool
         if cfg.logger.mode == "online" else None,
         lambda: None if not need_ray_cli or shutil.which("ray") else
         "the 'ray' command is not on PATH (run inside the Miles container, or pip install 'searchr1[miles]')",
+        lambda: writable_dir_problem("trainer.shared_dir", trainer.shared_dir) if trainer.shared_dir else None,
     ]
     problems = [] if on_cluster else [check.problem for check in path_checks(cfg) if not check.holds()]
     problems += [problem for check in checks if (problem := check())]
