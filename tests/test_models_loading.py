@@ -3,7 +3,6 @@ before any weights load, a package-relative form resolves, and a resumed checkpo
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

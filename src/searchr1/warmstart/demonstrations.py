@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 from searchr1.config.schema import SearchR1Config
 from searchr1.data.prompt import prompt_messages, styled_messages
@@ -61,7 +61,7 @@ class ScriptedPolicy:
         if not self._turns:
             return EngineOutput(token_ids=[], logprobs=[], finish_reason="stop")
         ids = list(self._tokenizer.encode(self._turns.pop(0), add_special_tokens=False))
-        finish = "stop" if len(ids) <= params.max_new_tokens else "length"
+        finish: Literal["stop", "length"] = "stop" if len(ids) <= params.max_new_tokens else "length"
         ids = ids[: params.max_new_tokens]
         return EngineOutput(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason=finish)
 

@@ -72,7 +72,7 @@ def score_responses(
     def unflatten(values: torch.Tensor) -> torch.Tensor:
         return torch.zeros((count, length), dtype=values.dtype).masked_scatter(response_mask, values)
 
-    return ResponseScores(logprobs=unflatten(picked), entropy=unflatten(entropy) if with_entropy else None)
+    return ResponseScores(logprobs=unflatten(picked), entropy=unflatten(entropy) if entropy is not None else None)
 
 
 def _token_scores(head: Any, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool,
