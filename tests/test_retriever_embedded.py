@@ -106,3 +106,26 @@ def test_run_retriever_starts_one_only_when_the_run_needs_it(tmp_path):
                       ["search.replay_path=/tmp/none.jsonl"]):
         with run_retriever(to_typed(compose_config(overrides)), tmp_path) as urls:
             assert urls is None, overrides
+
+
+def test_a_retriever_that_cannot_start_ends_a_run_in_one_line(tmp_path):
+    """Through a real CLI (searchr1-eval starts its retriever before loading a model): exit 2, one
+    error line with the retriever's own last words, no traceback."""
+    import subprocess
+    import sys
+
+    from tests.support.data import SMALL_ENTITIES
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        code = "import sys; from searchr1.eval.cli import main; sys.argv[0] = 'searchr1-eval'; main()"
+        done = subprocess.run(
+            [sys.executable, "-c", code, f"backend.embedded_port={port}", f"data.num_entities={SMALL_ENTITIES}",
+             f"hydra.run.dir={tmp_path / 'run'}", "logger.mode=disabled"],
+            capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert done.returncode == 2 and "Traceback" not in output, output[-3000:]
+    assert len(errors) == 1 and "embedded retriever failed" in errors[0] and "address already in use" in errors[0]
