@@ -211,6 +211,14 @@ def test_a_local_head_that_cannot_start_ends_the_run_in_one_line(setup, monkeypa
     assert "job" not in [c["argv"][0] for c in calls(record)]
 
 
+def test_a_local_head_that_exits_at_once_ends_the_run_in_one_line(setup, monkeypatch):
+    tmp, record, overrides = setup
+    monkeypatch.setenv("FAKE_RAY_START_EXIT", "1")
+    with pytest.raises(SystemExit, match="exited with code 1 before it served jobs.*trainer.ray_address"):
+        launch(context(tmp, overrides))
+    assert [c["argv"][0] for c in calls(record)] == ["start"]
+
+
 def test_preflight_failure_stops_before_anything_runs(setup):
     tmp, record, overrides = setup
     (tmp / "install" / "hf" / "config.json").unlink()

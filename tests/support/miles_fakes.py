@@ -122,6 +122,8 @@ def write(entry):
         out.write(json.dumps(entry) + "\\n")
 write(record)
 print("fake ray:", " ".join(argv[:2]), flush=True)
+if argv[:1] == ["start"] and os.environ.get("FAKE_RAY_START_EXIT"):  # e.g. a Ray already runs on this node
+    sys.exit(int(os.environ["FAKE_RAY_START_EXIT"]))
 if argv[:1] == ["start"] and "--block" in argv:
     def stopped(signum, frame):
         write({{"argv": argv, "signal": signal.Signals(signum).name}})
