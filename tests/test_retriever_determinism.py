@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from searchr1.config.schema import RetrieverConfig
 from searchr1.retriever.embedded import EmbeddedRetriever
-from tests.support.retriever import post_json
+from tests.support.retriever import (  # noqa: F401 - fixtures
+    PASSAGES,
+    dense_server,
+    post_json,
+    retriever_corpus,
+    retriever_servers,
+)
 
 pytestmark = pytest.mark.slow  # starts a server process
 
@@ -49,15 +55,13 @@ def test_search_r1_sized_request_is_answered_in_pieces_like_single_queries(serve
     assert get_json(url + "/metrics")["batch"]["max_size"] <= CFG.max_batch_size
 
 
-requests = st.lists(
-    st.tuples(st.integers(0, 63), st.sampled_from([1, 2, 3, 5, 10, 100]), st.integers(1, 4)), min_size=2, max_size=24
-)
+def requests(max_start: int, topks: list[int]):
+    """Mixes of (first query, topk, number of queries) requests to send all at once."""
+    return st.lists(st.tuples(st.integers(0, max_start), st.sampled_from(topks), st.integers(1, 4)),
+                    min_size=2, max_size=24)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mix=requests)
-def test_any_mix_of_concurrent_requests_returns_what_each_returns_alone(server, mix):
-    url, queries = server
+def assert_mix_answers_as_alone(url: str, queries: list[str], mix) -> None:
     alone = {}
     for start, topk, n in mix:
         for q in queries[start : start + n]:
@@ -78,3 +82,17 @@ def test_any_mix_of_concurrent_requests_returns_what_each_returns_alone(server, 
 
     for (start, topk, n), result in zip(mix, asyncio.run(all_at_once())):
         assert [_ids(row) for row in result] == [alone[q, topk] for q in queries[start : start + n]]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mix=requests(63, [1, 2, 3, 5, 10, 100]))
+def test_any_mix_of_concurrent_requests_returns_what_each_returns_alone(server, mix):
+    url, queries = server
+    assert_mix_answers_as_alone(url, queries, mix)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mix=requests(len(PASSAGES) - 1, [1, 2, 3, 5, 10]))
+def test_dense_answers_do_not_depend_on_the_batch_either(dense_server, mix):
+    """The dense server of tests/support (MiniLM, FAISS flat IP): same ids alone or batched."""
+    assert_mix_answers_as_alone(dense_server.url, [text for _, text in PASSAGES], mix)
