@@ -216,6 +216,9 @@ def test_one_gpu_preset_trains_and_generates_on_one_gpu():
     assert (ours["--num-layers"], ours["--hidden-size"], ours["--ffn-hidden-size"]) == (["24"], ["896"], ["4864"])
     assert (ours["--num-attention-heads"], ours["--num-query-groups"]) == (["14"], ["2"])
     assert int(ours["--rollout-batch-size"][0]) * int(ours["--n-samples-per-prompt"][0]) == int(ours["--global-batch-size"][0])
+    # a micro-batch holds a whole trajectory: the response budget plus a search-r1 prompt (~300 tokens)
+    rollout = to_typed(compose_config([f"+experiment={ONE_GPU}"])).rollout
+    assert int(ours["--max-tokens-per-gpu"][0]) >= rollout.max_response_len + 512
     # the paper's algorithm otherwise
     paper = parse(argv([f"+experiment={PAPER}"]))
     for flag in ("--lr", "--kl-loss-coef", "--eps-clip", "--eps-clip-high", "--use-tis", "--rollout-max-response-len"):
