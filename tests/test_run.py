@@ -24,6 +24,13 @@ def test_resolved_config_is_saved_resolved_and_without_secrets(tmp_path, monkeyp
     assert "sk-top-secret" not in (tmp_path / RESOLVED_CONFIG_FILE).read_text()
 
 
+def test_a_secret_pasted_into_the_config_is_redacted_in_what_goes_to_wandb(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERPER_API_KEY", "sk-top-secret-123")
+    cfg = compose_config(["backend=google", "logger.project=sk-top-secret-123"])
+    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path)
+    assert ctx.resolved["logger"]["project"] == "***" and "sk-top-secret-123" not in str(ctx.resolved)
+
+
 def test_log_filter_scrubs_secret_values(caplog):
     logger = logging.getLogger("searchr1.test_secret")
     caplog.handler.addFilter(RedactingFilter(["sk-abc123"]))

@@ -53,14 +53,16 @@ class RunContext:
         sweep_point: dict[str, str] | None = None,
     ) -> "RunContext":
         choices, sweep_point = choices or {}, sweep_point or {}
+        secrets = tuple(secret_values(secret_env_names(typed)))
+        resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
         return cls(
             cfg=typed,
             run_dir=run_dir,
             run_name=typed.logger.run_name or default_run_name(typed, sweep_point),
             choices=choices,
             sweep_point=sweep_point,
-            resolved=cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)),
-            secrets=tuple(secret_values(secret_env_names(typed))),
+            resolved=redact_data(resolved, secrets),  # it goes to W&B as is: a key pasted into config must not
+            secrets=secrets,
         )
 
 
