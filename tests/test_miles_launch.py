@@ -69,6 +69,7 @@ def test_a_short_secret_corrupts_nothing_and_the_saved_command_replays(setup, mo
     script = (ctx.run_dir / COMMAND_FILE).read_text()
     resolved = save_resolved_config(ctx).read_text()
     assert "SERPER_API_KEY is 1 characters long" in caplog.text
+    assert "a secret value is in the Miles command" in caplog.text and WANDB not in caplog.text
     for text in (printed, script):
         assert "***" not in text and "--rollout-max-response-len 512" in text and WANDB not in text
     assert yaml.safe_load(resolved)["rollout"]["max_turn_tokens"] == 512 and WANDB not in resolved

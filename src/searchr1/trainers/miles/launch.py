@@ -65,6 +65,9 @@ def launch(ctx: RunContext) -> None:
             files / CUSTOM_CONFIG_FILE)
         command = build_command(cfg, run_dir=files, run_name=ctx.run_name, custom_config_path=custom,
                                 python_path=[package_root()], eval_datasets=eval_datasets(ctx, files))
+        if any(value in arg for arg in command.train_args for value in ctx.secrets):
+            log.warning("a secret value is in the Miles command (trainer.extra_args?): Miles logs its arguments to "
+                        "the W&B config; leave keys in the environment (searchr1 passes them to the job)")
         address = trainer.ray_address or LOCAL_RAY_ADDRESS
         runtime_env = {"env_vars": command.env}
         replayable = submit_argv(address, ctx.run_dir / RUNTIME_ENV_FILE, command)
