@@ -8,11 +8,13 @@ Miles parsers (tools, routers, dashboards) never count. Modules that only exist 
 (triton, Ray, ...) are stubbed: argument definitions never use them.
 
 Usage (Miles and Megatron-LM as git dirs, e.g. ``git clone --bare``, or checkouts; SGLang as a
-directory holding the ``sglang`` package, e.g. an unzipped wheel, with its light imports msgspec,
-pybase64, starlette and pyzmq importable):
+directory holding the ``sglang`` package, e.g. an unzipped wheel, with the light packages its
+argument code imports on a separate path):
 
-    python scripts/extract_miles_flags.py --miles /path/miles.git --megatron /path/Megatron-LM.git \
-        --sglang /path/sglang-wheel-dir > src/searchr1/trainers/miles/miles_flags.txt
+    pip download sglang==0.5.23 --no-deps -d /tmp/sgl && unzip -q /tmp/sgl/sglang-*.whl -d /tmp/sgl/pkg
+    pip install --target /tmp/sgldeps msgspec pybase64 starlette pyzmq openai
+    PYTHONPATH=/tmp/sgldeps python scripts/extract_miles_flags.py --miles /path/miles.git \
+        --megatron /path/Megatron-LM.git --sglang /tmp/sgl/pkg > src/searchr1/trainers/miles/miles_flags.txt
 """
 
 from __future__ import annotations
