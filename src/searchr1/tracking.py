@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, cast
 
 from searchr1.metrics_file import MetricsWriter
 from searchr1.paths import METRICS_FILE
@@ -24,6 +24,7 @@ from searchr1.run import RunContext
 log = logging.getLogger(__name__)
 
 WANDB_ID_FILE = "wandb_run_id"
+WandbMode = Literal["online", "offline", "disabled"]
 
 # What the one-line console summary shows, in order: (metric key, short label, format).
 CONSOLE_KEYS = (
@@ -126,7 +127,7 @@ def _init_wandb(ctx: RunContext, *, resume: bool) -> Any:
         name=ctx.run_name,
         tags=list(cfg.tags),
         dir=str(ctx.run_dir),
-        mode=cfg.mode,
+        mode=cast(WandbMode, cfg.mode),  # one of them: LoggerConfig checks logger.mode
         id=_wandb_id(ctx.run_dir, resume),
         resume="allow" if resume else None,
         config={**ctx.resolved, "sweep_point": dict(ctx.sweep_point), "choices": dict(ctx.choices)},

@@ -30,10 +30,11 @@ def check_range(
     raise ConfigError(f"{key}={value!r} is out of range; allowed: {' and '.join(parts)}")
 
 
-def check_choice(key: str, value: str, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if value in allowed:
+def check_choice(key: str, value: object, allowed: Iterable[object]) -> None:
+    choices = tuple(allowed)
+    if value in choices:
         return
-    close = difflib.get_close_matches(str(value), allowed, n=1)
+    names = [str(choice) for choice in choices]
+    close = difflib.get_close_matches(str(value), names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"{key}={value!r} is not allowed{hint}; allowed: {', '.join(allowed)}")
+    raise ConfigError(f"{key}={value!r} is not allowed{hint}; allowed: {', '.join(names)}")
