@@ -14,7 +14,7 @@ from omegaconf import MISSING, OmegaConf
 
 from hydra_plugins.searchr1_ray_jobs.config import RayJobsLauncherConf
 from searchr1.config import ConfigError, to_typed
-from searchr1.config.schema import LOCAL_TRAINER_ALSO_SETS, SearchR1Config
+from searchr1.config.schema import LOCAL_TRAINER_ALSO_SETS, RetrieverConfig, SearchR1Config
 from searchr1.config.store import _GROUP_SCHEMAS
 from searchr1.retriever.cli import _parser as retriever_parser
 from searchr1.retriever.flags import config_from
@@ -161,6 +161,10 @@ def test_trainer_local_also_sets_is_a_record_not_a_setting():
 def test_a_hand_started_retriever_takes_the_configured_options_values(argv, option):
     flags = retriever_parser().parse_args(["serve", "--corpus=c.jsonl", *argv])
     assert config_from(flags) == to_typed(compose_config([f"retriever={option}"])).retriever
+
+
+def test_the_retriever_schema_defaults_are_the_bm25_options_so_flag_help_can_show_them():
+    assert to_typed(compose_config(["retriever=bm25"])).retriever == RetrieverConfig()
 
 
 def test_retriever_flags_given_win_over_the_kinds_values():

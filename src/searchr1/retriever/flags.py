@@ -35,7 +35,8 @@ def config_to_args(cfg: RetrieverConfig) -> list[str]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    # Flags default to None ("not given"); config_from fills them from the kind's config option.
+    # Flags default to None ("not given"); config_from fills them from the kind's config option. The
+    # schema's defaults are retriever=bm25's (tests/test_config_defaults.py), so help can show them.
     schema = RetrieverConfig()
     for f in dataclasses.fields(RetrieverConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -46,10 +47,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                      "the retriever=<kind> config option, conf/retriever/<kind>.yaml")
         elif isinstance(default, bool):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help="default: from --kind")
+                                help=f"default: the --kind's value (bm25: {default!r})")
         else:
             kind = type(default) if default is not None else str
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, help="default: from --kind")
+            parser.add_argument(flag, dest=f.name, type=kind, default=None,
+                                help=f"default: the --kind's value (bm25: {default!r})")
 
 
 def config_from(ns: argparse.Namespace) -> RetrieverConfig:
