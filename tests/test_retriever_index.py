@@ -212,12 +212,43 @@ def test_dense_ties_are_ranked_by_row_id_whatever_k(tmp_path):
 
     encoder = _SeededEncoder()
     base = encoder.encode(["a", "b", "c"])
-    vectors = np.concatenate([base[[1]], np.repeat(base[[0]], 20, axis=0), base[[2]]])  # rows 1..20 tie
+    # Rows 1..40 tie: more than the hits fetched beyond k, so the search must widen until the tie ends.
+    vectors = np.concatenate([base[[1]], np.repeat(base[[0]], 40, axis=0), base[[2]]])
     flat = faiss.IndexFlatIP(encoder.dim)
     flat.add(vectors[::-1].copy())  # FAISS sees the tied rows in reverse order
     faiss.write_index(flat, str(tmp_path / "flat.index"))
     index = DenseIndex(tmp_path / "flat.index", encoder, query_prefix="", use_gpu=False)
-    tied = list(range(1, 21))  # labels of the equal vectors (the reversed rows 1..20)
-    for k in (1, 3, 5, 15, 22):
+    tied = list(range(1, 41))  # labels of the equal vectors (the reversed rows 1..40)
+    for k in (1, 3, 5, 15, 41):
         _, rows = index.search(["a", "a"], k)
-        assert rows[0].tolist() == rows[1].tolist() and rows[0].tolist()[:20] == tied[:k]
+        assert rows[0].tolist() == rows[1].tolist() and rows[0].tolist()[:40] == tied[:k]
+
+
+class _HighIdsFirstIndex:
+    """Stands in for an index whose top-k keeps other members of a tie than the lowest ids (FAISS on
+    GPU gives no tie order): among equal scores it keeps the highest labels."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+        self.ntotal = len(scores)
+        self.fetched: list[int] = []
+
+    def search(self, vectors, k):
+        self.fetched.append(k)
+        order = np.lexsort((-np.arange(self.ntotal), -self.scores))[:k]
+        return np.tile(self.scores[order], (len(vectors), 1)), np.tile(order, (len(vectors), 1))
+
+
+def test_dense_search_widens_until_a_tie_at_the_kth_place_ends(tmp_path):
+    import faiss
+
+    from searchr1.retriever.dense_index import DenseIndex
+
+    encoder = _SeededEncoder()
+    faiss.write_index(faiss.IndexFlatIP(encoder.dim), str(tmp_path / "empty.index"))
+    index = DenseIndex(tmp_path / "empty.index", encoder, query_prefix="", use_gpu=False)
+    scores = np.array([0.9] + [0.5] * 30 + [0.1], dtype=np.float32)  # ids 1..30 tie
+    index._index, index.size = _HighIdsFirstIndex(scores), len(scores)
+    _, rows = index.search(["q"], 3)
+    assert rows[0].tolist() == [0, 1, 2]
+    assert index._index.fetched == [11, 22, 32]  # k + margin, doubled until the tie is inside
