@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from searchr1.config import to_typed
-from searchr1.preflight import run_dir_lock, PreflightError
+from searchr1.preflight import PreflightError, run_dir_lock
 from searchr1.trainers.local.preflight import preflight
 from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
-from tests.support.retriever import TEST_CFG, write_corpus  # noqa: F401
 
 FAST_S = 15.0
 SMALL = [f"data.num_entities={SMALL_ENTITIES}", "logger.mode=disabled", "trainer.steps=1"]
