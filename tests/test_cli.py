@@ -41,6 +41,9 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
         (["tis=maybe"], "unknown option tis=maybe; available: off, on"),
         (["search.topk=0"], "search.topk=0 is out of range; allowed: >= 1"),
         (["backend=google", "backend.api_key=abc"], "unknown config key 'backend.api_key'"),
+        # '+' opens a typed node for a new key; a typo there must fail like any other.
+        (["+rollout.max_turnz=3"], "unknown config key 'rollout.max_turnz' (did you mean 'rollout.max_turns'?)"),
+        (["+foo=1"], "unknown config key 'foo'"),
     ],
 )
 def test_config_errors_exit_nonzero_with_one_line_before_anything_starts(tmp_path, args, expected):

@@ -21,7 +21,22 @@ def to_typed(cfg: DictConfig) -> SearchR1Config:
         raise ConfigError(one_line_error(exc)) from exc
     if not isinstance(typed, SearchR1Config):
         raise ConfigError("the primary config does not extend searchr1_schema")
+    check_no_added_keys(cfg)
     return typed
+
+
+def check_no_added_keys(node: DictConfig, prefix: str = "") -> None:
+    """``+rollout.max_turnz=3`` adds a key to a typed node (Hydra opens it for ``+``), and OmegaConf
+    hands the stray key to the dataclass without a word; refuse it like any unknown key."""
+    fields = getattr(OmegaConf.get_type(node), "__dataclass_fields__", None)
+    for key, value in node.items_ex(resolve=False):
+        full_key = f"{prefix}{key}"
+        if fields is not None and key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {full_key!r}{hint}")
+        if isinstance(value, DictConfig) and fields is not None:
+            check_no_added_keys(value, f"{full_key}.")
 
 
 def one_line_error(exc: BaseException) -> str:
