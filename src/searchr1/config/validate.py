@@ -30,9 +30,10 @@ def check_no_added_keys(node: DictConfig, prefix: str = "") -> None:
     hands the stray key to the dataclass without a word; refuse it like any unknown key."""
     fields = getattr(OmegaConf.get_type(node), "__dataclass_fields__", None)
     for key, value in node.items_ex(resolve=False):
-        full_key = f"{prefix}{key}"
-        if fields is not None and key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
+        name = str(key)
+        full_key = prefix + name
+        if fields is not None and name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
             hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key {full_key!r}{hint}")
         if isinstance(value, DictConfig) and fields is not None:
