@@ -16,6 +16,9 @@ from typing import Any
 
 from searchr1.paths import METRICS_FILE
 
+HEALTH_FIRED_PREFIX = "health/fired/"
+"""``health/fired/<rule>`` = 1 on the steps where a training-health rule fired (searchr1.health); reports mark them."""
+
 
 class MetricsWriter:
     """Appends one line per step to ``path``.

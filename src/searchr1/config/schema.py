@@ -369,6 +369,8 @@ class LocalTrainerConfig:
     """LoRA rank (peft) of adapters on every projection; 0 trains all weights."""
     checkpoint_every: int = 1
     """Save a checkpoint every N steps (0: never)."""
+    checkpoint_keep: int = 1
+    """Newest checkpoints kept on disk (0: every one, so searchr1-eval eval.run=<run dir> can score each step)."""
     resume: bool = False
     """Continue from the last checkpoint in trainer.checkpoint_dir."""
     checkpoint_dir: Optional[str] = None
@@ -403,6 +405,7 @@ class LocalTrainerConfig:
         check_range("trainer.engine_max_batch", self.engine_max_batch, low=1)
         check_range("trainer.lora_rank", self.lora_rank, low=0)
         check_range("trainer.checkpoint_every", self.checkpoint_every, low=0)
+        check_range("trainer.checkpoint_keep", self.checkpoint_keep, low=0)
         check_range("trainer.eval_every", self.eval_every, low=0)
         check_range("trainer.eval_prompts", self.eval_prompts, low=1)
         check_range("trainer.threads", self.threads, low=0)
@@ -609,6 +612,72 @@ class SftConfig:
             raise ConfigError("sft.source=samples needs sft.samples_paths=[<rollouts.jsonl or eval_samples.jsonl>, ...]")
 
 
+# --------------------------------------------------------------------------- health
+HEALTH_ACTIONS = ("off", "warn", "stop", "rollback")
+
+
+@dataclass(kw_only=True)
+class HealthRuleConfig:
+    """One rule on a leading indicator (searchr1.health.RULES says which indicator and which direction)."""
+
+    threshold: float = 0.0
+    """The indicator's limit; crossing it for health.patience steps in a row fires the rule."""
+    action: str = "warn"
+    """off; warn (one log line with the value and the remedy, plus a W&B alert when online); stop (checkpoint
+    and end the run); rollback (local trainer only: restore the last healthy step, lr x health.rollback_lr_factor)."""
+
+
+def _rule(threshold: float, action: str = "warn") -> Any:
+    return field(default_factory=lambda: HealthRuleConfig(threshold=threshold, action=action))
+
+
+@dataclass(kw_only=True)
+class HealthConfig:
+    """Training health: leading indicators of a collapsing run (logged as health/*) and rules that act on them."""
+
+    enabled: bool = True
+    """false: log the indicators, evaluate no rule."""
+    patience: int = 1
+    """Consecutive steps an indicator must stay past its threshold before its rule fires."""
+    rollback_lr_factor: float = 0.5
+    """rollback: the learning rate is multiplied by this after each rollback."""
+    max_rollbacks: int = 3
+    """rollback: after this many rollbacks a further firing stops the run instead."""
+    ess_fraction: HealthRuleConfig = _rule(0.5)
+    """tis/effective_sample_size_fraction below this (the seed's number): trainer and engine disagree."""
+    mismatch_kl: HealthRuleConfig = _rule(0.05)
+    """health/mismatch_k3_kl (k3 KL, rollout vs trainer logprobs, per model token) above this."""
+    zero_variance_groups: HealthRuleConfig = _rule(0.8)
+    """health/zero_variance_groups (share of GRPO groups whose rewards are all equal: no signal) above this."""
+    entropy: HealthRuleConfig = _rule(0.05)
+    """Policy entropy per sampled token (train/entropy; on Miles the proxy health/sampled_neg_logprob) below this."""
+    think_repetition: HealthRuleConfig = _rule(0.5)
+    """health/think_repetition (share of repeated word 3-grams inside <think>) above this."""
+    empty_think: HealthRuleConfig = _rule(0.95)
+    """health/empty_think_rate (samples with no words inside any <think> block) above this."""
+    response_len_change: HealthRuleConfig = _rule(1.0)
+    """|health/response_len_change| (relative change of the mean response length since the last step) above this."""
+    truncation: HealthRuleConfig = _rule(0.5)
+    """rollout/truncated_fraction above this."""
+    invalid_actions: HealthRuleConfig = _rule(0.5)
+    """search_r1/invalid_action_rate (invalid actions per turn) above this."""
+    answer_rate: HealthRuleConfig = _rule(0.0, "off")
+    """search_r1/answer_rate below this (off by default: an untrained model rarely answers)."""
+    correct_logprob_drop: HealthRuleConfig = _rule(-1.0)
+    """health/correct_logprob_change (nats per token, step over step, on exact-match samples) below this."""
+
+    def __post_init__(self) -> None:
+        check_range("health.patience", self.patience, low=1)
+        check_range("health.rollback_lr_factor", self.rollback_lr_factor, low=0.0, high=1.0, low_inclusive=False)
+        check_range("health.max_rollbacks", self.max_rollbacks, low=0)
+        for name, rule in self.rules().items():
+            check_choice(f"health.{name}.action", rule.action, HEALTH_ACTIONS)
+
+    def rules(self) -> dict[str, HealthRuleConfig]:
+        """Every rule by its field name."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, HealthRuleConfig)}
+
+
 # --------------------------------------------------------------------------- root
 @dataclass(kw_only=True)
 class SearchR1Config:
@@ -631,8 +700,14 @@ class SearchR1Config:
     logger: LoggerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SftConfig = field(default_factory=SftConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def __post_init__(self) -> None:
+        if getattr(self.trainer, "name", None) == "miles":  # Miles' weights live in Megatron, out of our reach
+            for name, rule in self.health.rules().items():
+                if rule.action == "rollback":
+                    raise ConfigError(f"health.{name}.action=rollback is not supported with trainer=miles; "
+                                      "allowed: off, warn, stop")
         # Miles reads the data files as they are; the demo turns exist only in our reader.
         if getattr(self.trainer, "name", None) == "miles" and self.data.prompt_style != "searchr1":
             raise ConfigError(f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
