@@ -146,7 +146,7 @@ def _hydra_args(argv: list[str]) -> argparse.Namespace | None:
 
 def without_sweep_axes(overrides: list[str]) -> list[str]:
     """Drop sweep axes (``seed=0,1,2``): a sweep preset makes them legal without -m, but one config
-    cannot compose them. Each job's values are validated on their own (``job_overrides``)."""
+    cannot compose them. Each job's values are validated on their own (``sweep_jobs``)."""
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException:  # a malformed override: let compose report it in its own words
