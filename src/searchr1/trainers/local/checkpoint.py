@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any, Optional
@@ -21,20 +20,22 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from searchr1.config.checks import ConfigError
+from searchr1.models.checkpoints import (LATEST, STEP_KEY, TRAINABLE_KEY, UnsafeCheckpointError, checkpoint_name,
+                                         read_checkpoint, saved_checkpoints)
 
 log = logging.getLogger(__name__)
 
-LATEST = "LATEST"
+# UnsafeCheckpointError is re-exported: the reader raises it, callers of load_latest catch it from here.
+__all__ = ["LATEST", "UnsafeCheckpointError", "load_latest", "restore", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
 def save_checkpoint(directory: Path, step: int, model: Any, optimizer: Any, sampler_state: dict, *,
                     keep: int = 1) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"step_{step:06d}.pt"
+    path = directory / checkpoint_name(step)
     state = {
-        "step": step,
-        "trainable": {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad},
+        STEP_KEY: step,
+        TRAINABLE_KEY: {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad},
         "optimizer": optimizer.state_dict(),
         "sampler": dict(sampler_state),
         "rng": rng_state(),
@@ -53,25 +54,17 @@ def load_latest(directory: Path) -> Optional[dict]:
     marker = directory / LATEST
     if not marker.exists():
         return None
-    path = directory / marker.read_text().strip()
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's message is a page of advice (including "re-run with weights_only=False"); keep
-        # only its line naming the object that was refused.
-        reason = next((line for line in str(exc).splitlines() if "GLOBAL" in line), "unsupported pickled object")
-        raise UnsafeCheckpointError(f"refusing to load {path} (trainer.resume=true): it holds more than tensors "
-                                    f"and plain data, and loading it could run code ({reason[:200]})") from None
+    return read_checkpoint(directory / marker.read_text().strip(), "trainer.resume=true")
 
 
 def restore(state: dict, model: Any, optimizer: Any) -> None:
     """Put weights, optimizer moments and RNG states back; the caller restores the data position."""
     params = dict(model.named_parameters())
-    missing = sorted(set(state["trainable"]) - set(params))
+    missing = sorted(set(state[TRAINABLE_KEY]) - set(params))
     if missing:
         raise ValueError(f"checkpoint holds parameters this model lacks (different trainer.lora_rank?): {missing[:3]}")
     with torch.no_grad():
-        for name, value in state["trainable"].items():
+        for name, value in state[TRAINABLE_KEY].items():
             params[name].copy_(value)
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
@@ -97,10 +90,9 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
-class UnsafeCheckpointError(ConfigError):
-    """A checkpoint that holds pickled objects (possibly code); refused on load."""
-
-
 def _prune(directory: Path, keep: int) -> None:
-    for old in sorted(directory.glob("step_*.pt"))[:-keep]:
+    """Delete all but the newest ``keep`` checkpoints (0 keeps every one)."""
+    if keep <= 0:
+        return
+    for old in list(saved_checkpoints(directory).values())[:-keep]:
         old.unlink(missing_ok=True)

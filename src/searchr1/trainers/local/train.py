@@ -174,7 +174,7 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
                 tracker.log(metrics, step)
                 if tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
                     save_checkpoint(trainer.checkpoint_dir, step, trainer.models.policy, trainer.optimizer,
-                                    trainer.sampler.state())
+                                    trainer.sampler.state(), keep=tcfg.checkpoint_keep)
         finally:
             await engine.close()
             await search.close()

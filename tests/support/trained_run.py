@@ -1,0 +1,43 @@
+"""One tiny real embedded run (SmolLM2, LoRA, 2 steps, every checkpoint kept) shared by the export and
+checkpoint-eval tests of a session: training it is the slow part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from searchr1.config import to_typed
+from searchr1.run import RunContext, save_resolved_config
+from tests.support.compose import compose_config
+from tests.support.data import SMALL_ENTITIES
+
+TINY_RUN = [
+    "trainer.prompts_per_step=1",
+    "rollout.n_samples_per_prompt=2",
+    "rollout.max_turn_tokens=16",
+    "rollout.max_turns=1",
+    f"data.num_entities={SMALL_ENTITIES}",
+    "trainer.steps=2",
+    "trainer.checkpoint_keep=0",
+    # Tiny rollouts rarely differ in reward (zero advantages, no policy gradient); the entropy bonus and a
+    # large learning rate move the adapters visibly in 2 steps, so an export that dropped them would show.
+    "grpo.entropy_coef=0.01",
+    "trainer.lr=0.01",
+    "logger.mode=offline",
+]
+_RUNS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """The run dir of a finished 2-step run with checkpoints at steps 1 and 2."""
+    if "run" not in _RUNS:
+        from searchr1.trainers.local.train import train
+
+        cfg = compose_config(TINY_RUN)
+        ctx = RunContext.build(cfg, to_typed(cfg), tmp_path_factory.mktemp("trained") / "run")
+        save_resolved_config(ctx)  # as the CLI does: the run's config says how to rebuild its policy
+        train(ctx)
+        _RUNS["run"] = ctx.run_dir
+    return _RUNS["run"]
