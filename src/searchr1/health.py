@@ -227,9 +227,10 @@ class HealthMonitor:
                 extra[FIRED_PREFIX + rule.name] = 1.0
         return HealthCheck(metrics=extra, firings=firings, healthy=healthy)
 
-    def forget_streaks(self) -> None:
-        """After a rollback the breaches that led to it belong to the discarded steps."""
+    def reset(self) -> None:
+        """After a rollback, the breach streaks and the last values (change rates) belong to discarded steps."""
         self._streaks.clear()
+        self._last.clear()
 
     def _change_rates(self, metrics: Mapping[str, float]) -> dict[str, float]:
         out: dict[str, float] = {}

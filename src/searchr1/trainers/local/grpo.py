@@ -15,6 +15,7 @@ from typing import Any, Callable, ContextManager, Optional, Sequence
 import torch
 
 from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
+from searchr1.health import mismatch_metrics
 from searchr1.tis import TisResult, compute_tis
 from searchr1.trainers.local.logprobs import score_responses
 
@@ -138,7 +139,7 @@ def grpo_update(
     temperature: float,
     pad_token_id: int,
 ) -> dict[str, float]:
-    """One optimizer step on a rollout batch; returns train/* and tis/* metrics.
+    """One optimizer step on a rollout batch; returns train/*, tis/* and the health/mismatch_* metrics.
 
     ``reference()`` enters a context yielding the frozen reference model (None: no KL term).
     There is one optimizer step per rollout, so the PPO ratio's "old" logprobs are the policy's
@@ -186,12 +187,19 @@ def grpo_update(
     grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
     optimizer.step()
     result = {key: value / total for key, value in sums.items()}
-    result.update(_tis(chunks, old, tis_cfg).metrics)
+    aligned = _aligned(chunks, old)
+    result.update(compute_tis(*aligned, tis_cfg).metrics)
+    result.update(mismatch_metrics(*aligned))
     result.update({"train/loss": loss_total, "train/grad_norm": float(grad_norm)})
     return result
 
 
 def _tis(chunks: Sequence[Chunk], old: dict[int, torch.Tensor], tis_cfg: TisConfig) -> TisResult:
+    return compute_tis(*_aligned(chunks, old), tis_cfg)
+
+
+def _aligned(chunks: Sequence[Chunk], old: dict[int, torch.Tensor]) -> tuple[list, list, list]:
+    """Per sample: the trainer's logprobs, the engine's and the loss mask, on the response's tokens."""
     train, rollout, masks = [], [], []
     for i, chunk in enumerate(chunks):
         for j, row in enumerate(chunk.rows):
@@ -199,7 +207,7 @@ def _tis(chunks: Sequence[Chunk], old: dict[int, torch.Tensor], tis_cfg: TisConf
             train.append(old[i][j, :length])
             rollout.append(torch.tensor(chunk.group.rollout_logprobs[row], dtype=torch.float32))
             masks.append(torch.tensor(chunk.group.loss_masks[row], dtype=torch.float32))
-    return compute_tis(train, rollout, masks, tis_cfg)
+    return train, rollout, masks
 
 
 def _split(weights: list[torch.Tensor], chunks: Sequence[Chunk]) -> dict[int, list[torch.Tensor]]:
