@@ -18,6 +18,8 @@ import yaml
 
 from searchr1.config.schema import (
     GoogleBackendConfig,
+    HealthConfig,
+    HealthRuleConfig,
     LocalBackendConfig,
     RewardConfig,
     RolloutConfig,
@@ -46,6 +48,7 @@ def build_custom_config(cfg: SearchR1Config, *, run_dir: Path, run_name: str,
         "search": dataclasses.asdict(cfg.search),
         "rollout": dataclasses.asdict(cfg.rollout),
         "reward": dataclasses.asdict(cfg.reward),
+        "health": dataclasses.asdict(cfg.health),
     }
     return {NAMESPACE: ours, **mis_keys(cfg.tis)}
 
@@ -86,6 +89,7 @@ class HookSettings:
     rollout: RolloutConfig
     reward: RewardConfig
     tis: TisConfig
+    health: HealthConfig
 
     @property
     def metrics_path(self) -> Path:
@@ -107,7 +111,14 @@ class HookSettings:
             rollout=RolloutConfig(**raw["rollout"]),
             reward=RewardConfig(**raw["reward"]),
             tis=tis_config_from_args(args),
+            health=health_config(raw.get("health", {})),
         )
+
+
+def health_config(raw: dict[str, Any]) -> HealthConfig:
+    """``health.*`` as written by build_custom_config (its rules are nested dicts)."""
+    return HealthConfig(**{key: HealthRuleConfig(**value) if isinstance(value, dict) else value
+                           for key, value in raw.items()})
 
 
 def tis_config_from_args(args: Any) -> TisConfig:

@@ -7,7 +7,9 @@
 - ``reward`` (``--custom-rm-path``, also under ``--group-rm``): our reward, as a dict (``--reward-key total``).
 - ``tis_weights`` (``--custom-tis-function-path``): :func:`searchr1.tis.compute_tis` with the signature of
   Miles' ``mis.compute_mis_weights_with_cp``.
-- ``log_rollout`` (``--custom-rollout-log-function-path``): our rollout metrics, next to Miles' own.
+- ``log_rollout`` (``--custom-rollout-log-function-path``): our rollout metrics, next to Miles' own, and the
+  training-health rules (``health.*``) over them: ``stop`` writes ``<run dir>/health_stop``, which the hooks
+  honour (see :func:`request_stop`).
 
 Miles is imported lazily, inside the hooks, so this module imports without Miles (tests, CPU installs).
 Invariants Miles relies on but does not check are enforced here: see :func:`check_sample`.
@@ -29,6 +31,7 @@ from searchr1.reward import RewardBreakdown, score_response
 from searchr1.rollout.loop import run_trajectory
 from searchr1.engines.base import EngineOutput, SamplingParams
 from searchr1.engines.sglang import SGLangEngine
+from searchr1.health import HealthMonitor, mismatch_metrics, rollout_health, warn
 from searchr1.metrics_file import MetricsWriter
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
 from searchr1.rollout.trajectory import Trajectory
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "searchr1"
 """Our per-sample counts live under this key of ``Sample.metadata`` (Miles ships only raw_reward/round_number)."""
+HEALTH_STOP_FILE = "health_stop"
+"""In the run dir: a health rule with action=stop fired (the file says which); the hooks end the run."""
 # Miles binds these W&B prefixes to a step metric; anything else would plot against W&B's _step.
 MILES_STEP_PREFIXES = ("rollout/", "train/", "eval/", "perf/", "multi_turn/", "passrate/")
 
@@ -135,6 +140,9 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
         runtime = await _runtime(args)
         settings = runtime.settings
         ids = sample_prompt_ids(sample.prompt, tokenizer)
+        if stop_reason(settings.run_dir) is not None:  # the run is ending: generate nothing
+            fail_sample(sample, ids, eos_token(tokenizer), "a health rule stopped the run")
+            return sample
         engine = EngineMetaRecorder(runtime.engine)
         traj = await run_trajectory(
             ids, engine=engine, search=runtime.search, tokenizer=tokenizer,
@@ -312,14 +320,16 @@ def tis_weights(args: Any, *, pg_loss: Any, train_log_probs: list, rollout_log_p
 
     cfg = tis_config_from_args(args)
     cp = _ContextParallel(args, total_lengths, response_lengths, kwargs.get("max_seq_lens"))
-    result = compute_tis(cp.gather(train_log_probs), cp.gather(rollout_log_probs), loss_masks, cfg)
+    train, rollout = cp.gather(train_log_probs), cp.gather(rollout_log_probs)
+    result = compute_tis(train, rollout, loss_masks, cfg)
     if cfg.enabled:
         pg_loss = pg_loss * cp.local(result.weights).to(pg_loss.dtype)
     local_lengths = [int(t.numel()) for t in train_log_probs]
     scale = masked_share_correction(loss_masks, per_token=bool(getattr(args, "calculate_per_token_loss", False)))
     metrics = {
         key: torch.cat([torch.full((n,), float(value) * scale, device=pg_loss.device) for n in local_lengths])
-        for key, value in miles_tis_metrics(result.metrics, args).items()
+        for key, value in miles_tis_metrics({**result.metrics, **mismatch_metrics(train, rollout, loss_masks)},
+                                            args).items()
     }
     return pg_loss, result.masks, metrics
 
@@ -385,11 +395,17 @@ class _ContextParallel:
 
 # --------------------------------------------------------------------------- rollout metrics
 def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
-    """Log our rollout metrics to W&B (via Miles' tracking) and to ``<run dir>/metrics.jsonl``.
+    """Log our rollout metrics to W&B (via Miles' tracking) and to ``<run dir>/metrics.jsonl``, after the
+    health rules have looked at them.
 
-    Returns False so Miles' default rollout logging still runs."""
+    Returns False so Miles' default rollout logging still runs. Raises :class:`HealthStop` (ending the
+    Miles job) when an earlier rollout's health rule asked to stop."""
+    reason = _stop_reason_of(args)
+    if reason is not None:
+        raise HealthStop(f"{reason} (delete {hook_settings(args).run_dir / HEALTH_STOP_FILE} before resuming)")
     try:
         metrics = rollout_log_metrics(samples, args, search_stats=search_stats_and_reset())
+        metrics.update(check_health(args, rollout_id, metrics))
         append_metrics(hook_settings(args).metrics_path, rollout_id, metrics)
         _log_to_miles(args, rollout_id, metrics)
     except Exception:  # our extra metrics must never stop Miles' own logging or training
@@ -405,7 +421,69 @@ def rollout_log_metrics(samples: Sequence[Any], args: Any, search_stats: Optiona
     trajectories = [sample_trajectory(s) for s in samples]
     rewards = [_breakdown(s, settings.reward) for s in samples]
     golds = [golden_answers(s.label) for s in samples]
-    return rollout_metrics(trajectories, rewards, golds, search_stats)
+    metrics = rollout_metrics(trajectories, rewards, golds, search_stats)
+    metrics.update(rollout_health(trajectories, rewards, reward_groups(samples, rewards)))
+    return metrics
+
+
+def reward_groups(samples: Sequence[Any], rewards: Sequence[RewardBreakdown]) -> list[list[float]]:
+    """Each GRPO group's rewards, by ``Sample.group_index`` (a sample without one is its own group)."""
+    groups: dict[Any, list[float]] = {}
+    for i, (sample, breakdown) in enumerate(zip(samples, rewards)):
+        index = getattr(sample, "group_index", None)
+        groups.setdefault(("sample", i) if index is None else index, []).append(breakdown.total)
+    return list(groups.values())
+
+
+# --------------------------------------------------------------------------- training health
+class HealthStop(RuntimeError):
+    """Raised from the rollout-log hook to end the Miles job after a health rule with action=stop."""
+
+
+# One monitor per run for the life of the rollout process: change rates and patience span rollouts.
+_MONITORS: dict[Path, HealthMonitor] = {}
+
+
+def check_health(args: Any, rollout_id: int, metrics: dict[str, float]) -> dict[str, float]:
+    """Run the health rules over a rollout's metrics: warn for each firing, request a stop for action=stop.
+    Returns the change-rate and ``health/fired/<rule>`` metrics to log beside them."""
+    settings = hook_settings(args)
+    monitor = _MONITORS.setdefault(settings.metrics_path, HealthMonitor(settings.health))
+    check = monitor.check(rollout_id, metrics)
+    for firing in check.firings:
+        warn(firing, alert=True)
+    stops = [f for f in check.firings if f.action == "stop"]
+    if stops:
+        request_stop(args, settings.run_dir, stops[0].message())
+    return check.metrics
+
+
+def request_stop(args: Any, run_dir: Path, reason: str) -> None:
+    """End the run after this rollout's training step, with a checkpoint when Miles saves (--save).
+
+    Miles gives a hook no way to end its loop, so: ``<run dir>/health_stop`` makes every later generate
+    call return at once, and the next rollout-log call raises :class:`HealthStop`, which ends the job
+    before that rollout trains. With ``--save-trigger-sentinel PATH`` the hook also creates PATH, and
+    Miles saves a checkpoint right after this rollout's step; otherwise the last --save-interval
+    checkpoint is the one to resume from."""
+    (run_dir / HEALTH_STOP_FILE).write_text(reason + "\n")
+    sentinel = getattr(args, "save_trigger_sentinel", None)
+    if sentinel:
+        Path(sentinel).touch()
+    log.warning("health: stopping the Miles run after this rollout's step (%s)%s", run_dir / HEALTH_STOP_FILE,
+                f"; Miles saves a checkpoint first ({sentinel})" if sentinel else "")
+
+
+def stop_reason(run_dir: Path) -> Optional[str]:
+    path = run_dir / HEALTH_STOP_FILE
+    return path.read_text().strip() if path.exists() else None
+
+
+def _stop_reason_of(args: Any) -> Optional[str]:
+    try:
+        return stop_reason(hook_settings(args).run_dir)
+    except Exception:  # args without our settings: log_rollout's own handler reports it
+        return None
 
 
 def sample_trajectory(sample: Any) -> Trajectory:
