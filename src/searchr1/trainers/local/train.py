@@ -26,6 +26,7 @@ from searchr1.config.schema import SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split
 from searchr1.eval import evaluate
+from searchr1.health import contiguous_groups, rollout_health
 from searchr1.metrics import rollout_metrics
 from searchr1.metrics_file import drop_steps_after
 from searchr1.retriever.embedded import run_retriever
@@ -38,6 +39,7 @@ from searchr1.tracking import Tracker
 from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
+from searchr1.trainers.local.health_guard import HealthGuard
 from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
 from searchr1.models.lora import sync_trainable
 from searchr1.trainers.local.sampler import PromptSampler
@@ -166,15 +168,25 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
         engine = LocalEngine(trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch,
                              seed=cfg.seed)
         try:
+            guard = HealthGuard(cfg.health, trainer.models.policy, trainer.optimizer,
+                                alert=cfg.logger.mode == "online", start_step=start)
             for step in range(start + 1, tcfg.steps + 1):
                 metrics = await _train_step(trainer, engine, search, step)
                 if tcfg.eval_every and step % tcfg.eval_every == 0:
                     metrics.update(await _evaluate(trainer, engine, search))
+                verdict = guard.review(step, metrics)  # health.*: may restore earlier weights
+                if verdict == "rollback":
+                    _sync_engine(trainer.models)
                 # Log before saving: a kill in between redoes the step, and resuming drops its lines.
                 tracker.log(metrics, step)
-                if tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
+                stopping = verdict == "stop"
+                if stopping or tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
                     save_checkpoint(trainer.checkpoint_dir, step, trainer.models.policy, trainer.optimizer,
                                     trainer.sampler.state(), keep=tcfg.checkpoint_keep)
+                if stopping:
+                    log.warning("health: stopping at step %d (a health.* rule with action=stop fired); "
+                                "checkpoint in %s", step, trainer.checkpoint_dir)
+                    break
         finally:
             await engine.close()
             await search.close()
@@ -201,6 +213,7 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
         prompt_texts = [text for text in decoded for _ in range(n)]
     rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward, prompt_texts=prompt_texts)
     metrics = rollout_metrics(trajectories, rewards, golds, search.stats_and_reset())
+    metrics.update(rollout_health(trajectories, rewards, contiguous_groups([r.total for r in rewards], n)))
     _write_rollouts(trainer.ctx.run_dir, step, batch, n, trajectories, rewards)
 
     update_started = time.perf_counter()

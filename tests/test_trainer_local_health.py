@@ -1,0 +1,84 @@
+"""The embedded trainer's health actions: rollback restores the last healthy weights at a lower lr, stop
+ends the run with a checkpoint, and firings land in metrics.jsonl."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from searchr1.config import to_typed
+from searchr1.config.schema import HealthConfig, HealthRuleConfig
+from searchr1.metrics_file import read_metrics
+from searchr1.run import RunContext
+from searchr1.trainers.local.health_guard import HealthGuard
+from searchr1.trainers.local.train import train
+from tests.support.compose import compose_config
+from tests.support.data import SMALL_ENTITIES
+
+HEALTHY = {"health/think_repetition": 0.0}
+COLLAPSED = {"health/think_repetition": 0.9}
+
+
+def _guard(**overrides) -> tuple[HealthGuard, torch.nn.Linear]:
+    policy = torch.nn.Linear(2, 1, bias=False)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=0.1)
+    cfg = dataclasses.replace(HealthConfig(), think_repetition=HealthRuleConfig(threshold=0.5, action="rollback"),
+                              **overrides)
+    return HealthGuard(cfg, policy, optimizer, alert=False), policy
+
+
+def _update(policy: torch.nn.Linear, value: float) -> None:
+    with torch.no_grad():
+        policy.weight.fill_(value)
+
+
+def test_rollback_restores_the_weights_the_last_healthy_step_started_from() -> None:
+    guard, policy = _guard()  # step 1 starts from the initial weights
+    _update(policy, 1.0)  # step 1's update (review follows each step's update)
+    assert guard.review(1, dict(HEALTHY)) == "continue"
+    _update(policy, 2.0)  # step 2 started from 1.0 and rolled out healthily
+    assert guard.review(2, dict(HEALTHY)) == "continue"
+    _update(policy, 3.0)  # step 3 started from 2.0 and its rollout collapsed
+    metrics = dict(COLLAPSED)
+    assert guard.review(3, metrics) == "rollback"
+    assert policy.weight.tolist() == [[1.0, 1.0]]  # what step 2 started from: the last healthy rollout's weights
+    assert guard.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert metrics["health/fired/think_repetition"] == 1.0
+    assert metrics["health/rollbacks"] == 1.0 and metrics["health/lr_scale"] == 0.5
+
+
+def test_rollbacks_compound_the_lr_factor_then_stop() -> None:
+    guard, policy = _guard(max_rollbacks=2)
+    verdicts = [guard.review(step, dict(COLLAPSED)) for step in (1, 2, 3)]
+    assert verdicts == ["rollback", "rollback", "stop"]
+    assert guard.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 2)
+
+
+def test_without_rollback_rules_no_snapshot_is_kept() -> None:
+    policy = torch.nn.Linear(2, 1)
+    guard = HealthGuard(HealthConfig(), policy, torch.optim.AdamW(policy.parameters()), alert=False)
+    assert guard.review(1, dict(COLLAPSED)) == "continue"  # warn only
+    assert guard._current is None
+
+
+TINY = ["trainer.prompts_per_step=1", "rollout.n_samples_per_prompt=2", "rollout.max_turn_tokens=16",
+        "rollout.max_turns=1", f"data.num_entities={SMALL_ENTITIES}", "logger.mode=disabled"]
+
+
+@pytest.mark.slow
+def test_a_rule_that_always_fires_rolls_back_then_stops_the_run_with_a_checkpoint(tmp_path) -> None:
+    # Entropy is always below 1e9 nats: the rule fires every step, whatever the model does.
+    cfg = compose_config(TINY + ["trainer.steps=5", "health.entropy.threshold=1e9", "health.entropy.action=rollback",
+                                 "health.max_rollbacks=1", "trainer.checkpoint_every=0"])
+    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
+    train(ctx)
+    rows = read_metrics(ctx.run_dir)
+    assert [r["step"] for r in rows] == [1, 2]  # step 1 rolled back, step 2 stopped the run
+    assert all(r["health/fired/entropy"] == 1.0 for r in rows)
+    assert [r["health/rollbacks"] for r in rows] == [1.0, 1.0]
+    assert rows[0]["health/lr_scale"] == 0.5
+    assert {"health/think_repetition", "health/zero_variance_groups", "health/mismatch_k3_kl",
+            "health/sampled_neg_logprob"} <= set(rows[0])
+    assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
