@@ -1,4 +1,4 @@
-"""Warm starts (trainer.init_from / eval.init_from): a bad directory fails in one line naming the key
+"""Warm starts (trainer.init_from / eval.checkpoint): a bad directory fails in one line naming the key
 before any weights load, a package-relative form resolves, and a resumed checkpoint wins over the warm start."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def test_a_resumed_checkpoint_overrides_the_warm_start(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("main, key", [("searchr1.cli", "trainer.init_from"), ("searchr1.eval.cli", "eval.init_from")])
+@pytest.mark.parametrize("main, key", [("searchr1.cli", "trainer.init_from"), ("searchr1.eval.cli", "eval.checkpoint")])
 def test_cli_rejects_a_missing_warm_start_in_one_line(tmp_path, main, key):
     program = f"import sys; from {main} import main; main()"
     env = {**os.environ, "WANDB_MODE": "offline"}

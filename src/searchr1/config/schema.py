@@ -7,6 +7,7 @@ Range checks live in ``__post_init__`` so they also fire when a test builds a no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -560,9 +561,15 @@ class EvalConfig:
     """Evaluate through an SGLang endpoint instead of the embedded engine."""
     output: Optional[str] = None
     """Result JSON path; default: <run dir>/eval.json."""
-    init_from: Optional[str] = None
-    """Evaluate a warm start (same forms as trainer.init_from; a LoRA adapter is merged) on the embedded
-    engine; None evaluates model.hf_checkpoint."""
+    checkpoint: Optional[str] = None
+    """Score a trained policy on the embedded engine: a run dir (its newest checkpoint), a step_XXXXXX.pt
+    checkpoint, a LoRA adapter dir (merged) or a whole Hugging Face model dir; None scores
+    model.hf_checkpoint. eval.json records which (path, step, sha256)."""
+    run: Optional[str] = None
+    """Score the saved checkpoints of this run dir (eval.steps picks them) on the same prompts: an EM/F1
+    vs step table and curve in the run dir, and W&B eval/* on the run's own step axis."""
+    steps: str = "all"
+    """With eval.run: all, last, or every:N (the saved steps divisible by N)."""
 
     def __post_init__(self) -> None:
         check_choice("eval.split", self.split, ("test", "train"))
@@ -570,6 +577,14 @@ class EvalConfig:
         check_range("eval.temperature", self.temperature, low=0.0)
         if self.pass_k > 1 and self.temperature == 0.0:
             raise ConfigError("eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)")
+        if not re.fullmatch(r"all|last|every:[1-9]\d*", self.steps):
+            raise ConfigError(f"eval.steps={self.steps!r}: use all, last or every:N (N >= 1)")
+        if self.run and self.checkpoint:
+            raise ConfigError("eval.run and eval.checkpoint both set: eval.run scores the run's checkpoints, "
+                              "eval.checkpoint one policy; set one")
+        if self.sglang_url and (self.run or self.checkpoint):
+            raise ConfigError("eval.checkpoint / eval.run load weights into the embedded engine, but eval.sglang_url "
+                              "is set; serve the export (searchr1-export) with SGLang and unset eval.checkpoint")
 
 
 # --------------------------------------------------------------------------- sft

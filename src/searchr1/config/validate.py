@@ -12,6 +12,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import SearchR1Config
 
+RENAMED_KEYS = {"eval.init_from": "eval.checkpoint"}
+"""Keys that moved: the old name fails in one line naming the new one."""
+
 
 def to_typed(cfg: DictConfig) -> SearchR1Config:
     """Resolve and instantiate every schema, which runs each range check."""
@@ -33,6 +36,8 @@ def check_no_added_keys(node: DictConfig, prefix: str = "") -> None:
         name = str(key)
         full_key = prefix + name
         if fields is not None and name not in fields:
+            if full_key in RENAMED_KEYS:
+                raise ConfigError(renamed_message(full_key))
             close = difflib.get_close_matches(name, list(fields), n=1)
             hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key {full_key!r}{hint}")
@@ -71,11 +76,17 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 def _unknown_key_message(err: OmegaConfBaseException) -> str:
     full_key = err.full_key or ""
+    if full_key in RENAMED_KEYS:
+        return renamed_message(full_key)
     parent_path, _, leaf = full_key.rpartition(".")
     known = _known_keys(err)
     close = difflib.get_close_matches(leaf, known, n=1)
     hint = f" (did you mean {'.'.join(filter(None, [parent_path, close[0]]))!r}?)" if close else ""
     return f"unknown config key {full_key!r}{hint}"
+
+
+def renamed_message(old_key: str) -> str:
+    return f"{old_key} was renamed to {RENAMED_KEYS[old_key]} (use {RENAMED_KEYS[old_key]}=...)"
 
 
 def _unknown_option_message(err: MissingConfigException) -> str:

@@ -44,7 +44,7 @@ def identity(cfg: SearchR1Config, *, split_path: str, num_examples: int, evaluat
         retriever["replay"] = file_identity(cfg.search.replay_path)
     return {
         "model": {"name": cfg.model.name, "hf_checkpoint": cfg.model.hf_checkpoint, "gguf_file": cfg.model.gguf_file,
-                  "init_from": cfg.eval.init_from, "engine": engine},
+                  "checkpoint": cfg.eval.checkpoint, "engine": engine},
         "retriever": retriever,
         "data": {"name": cfg.data.name, "split": cfg.eval.split, **file_identity(split_path),
                  "examples_in_split": num_examples, "examples_evaluated": evaluated},

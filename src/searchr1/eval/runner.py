@@ -15,6 +15,7 @@ from searchr1.reward import reads_prompt
 from searchr1.rollout import prompt_ids
 from searchr1.engines.base import Engine, Tokenizer
 from searchr1.rollout.loop import run_batch
+from searchr1.rollout.trajectory import Trajectory
 from searchr1.search.base import SearchBackend
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 class EvalResult:
     table: EvalTable
     scores: list[SampleScore]
-    responses: list[str]
-    """Response text per sample, in the order of ``scores``."""
+    trajectories: list[Trajectory]
+    """Each sample's trajectory, in the order of ``scores``."""
 
     def metrics(self, prefix: str = "eval") -> dict[str, float]:
         return flat_metrics(self.table, self.scores, prefix) if self.scores else {}
@@ -79,7 +80,7 @@ async def evaluate_examples(examples: Sequence[QAExample], *, engine: Engine, se
         example = examples[i // k]
         prompt_text = tokenizer.decode(prompts[i // k], skip_special_tokens=False) if reads_prompt(cfg.reward) else ""
         scores.append(score_sample(traj, example.golden_answers, example.data_source, i // k, cfg.reward, prompt_text))
-    return EvalResult(table=build_table(scores, k), scores=scores, responses=[t.response_text for t in trajectories])
+    return EvalResult(table=build_table(scores, k), scores=scores, trajectories=trajectories)
 
 
 async def evaluate(examples: Sequence[QAExample], *, engine: Engine, search: SearchBackend, tokenizer: Tokenizer,

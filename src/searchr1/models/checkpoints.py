@@ -100,7 +100,7 @@ def find_policy(given: str, key: str) -> SavedPolicy:
 
 def run_checkpoints(run_dir: Path, key: str) -> dict[int, Path]:
     """{step: checkpoint} of a run dir (its ``trainer.checkpoint_dir`` or ``checkpoints/``)."""
-    config = _resolved_config(run_dir, key)
+    config = run_config(run_dir, key)
     directory = config.get("trainer", {}).get("checkpoint_dir") or run_dir / CHECKPOINT_DIR
     return saved_checkpoints(Path(directory))
 
@@ -129,7 +129,8 @@ def _run_dir_of(checkpoint: Path, given: str, key: str) -> Path:
                       "weights, and the run's config says which model and warm start they belong to")
 
 
-def _resolved_config(run_dir: Path, key: str) -> dict[str, Any]:
+def run_config(run_dir: Path, key: str) -> dict[str, Any]:
+    """A run dir's resolved config as plain data, or a one-line ConfigError naming ``key``."""
     import yaml
 
     path = run_dir / RESOLVED_CONFIG_FILE
@@ -146,12 +147,12 @@ def run_trainer_name(path: Path) -> Optional[str]:
     """``trainer.name`` of the run dir ``path`` (local, miles), None when it is no run dir."""
     if not (path / RESOLVED_CONFIG_FILE).is_file():
         return None
-    return _resolved_config(path, str(path)).get("trainer", {}).get("name")
+    return run_config(path, str(path)).get("trainer", {}).get("name")
 
 
 def run_model_config(run_dir: Path, key: str) -> ModelConfig:
     """The ``model.*`` a run trained, from its resolved config."""
-    section = _resolved_config(run_dir, key)["model"]
+    section = run_config(run_dir, key)["model"]
     known = {name: value for name, value in section.items() if name in ModelConfig.__dataclass_fields__}
     return ModelConfig(**known)
 
@@ -172,7 +173,7 @@ def load_saved_policy(saved: SavedPolicy, model_cfg: ModelConfig, *, merge: bool
         policy = load_policy(base, str(saved.path), 0 if merge else _adapter_rank(saved), key="checkpoint")
         return policy.eval().requires_grad_(False)
     assert saved.run_dir is not None
-    trainer = _resolved_config(saved.run_dir, "checkpoint").get("trainer", {})
+    trainer = run_config(saved.run_dir, "checkpoint").get("trainer", {})
     policy = load_policy(run_model_config(saved.run_dir, "checkpoint"), trainer.get("init_from"),
                          int(trainer.get("lora_rank", 0)), key=f"{saved.run_dir}: trainer.init_from")
     trainable = read_checkpoint(saved.path, "checkpoint")[TRAINABLE_KEY]

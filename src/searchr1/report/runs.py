@@ -1,7 +1,9 @@
-"""Load run dirs: ``metrics.jsonl`` + ``resolved_config.yaml`` (+ Hydra's ``.hydra/overrides.yaml``), nothing else."""
+"""Load run dirs: ``metrics.jsonl`` + ``resolved_config.yaml`` (+ Hydra's ``.hydra/overrides.yaml`` and
+``checkpoint_eval.json`` when ``searchr1-eval eval.run`` scored its checkpoints), nothing else."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 import yaml
 
 from searchr1.metrics_file import read_records
-from searchr1.paths import METRICS_FILE, RESOLVED_CONFIG_FILE
+from searchr1.paths import CHECKPOINT_EVAL_FILE, METRICS_FILE, RESOLVED_CONFIG_FILE
 
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 # Overrides that do not change what a run is: the seed (aggregated over) and the sweep selector.
@@ -24,6 +26,8 @@ class Run:
     overrides: list[str]
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     """Metric key -> [(step, value)] in step order; non-numeric and NaN values are dropped."""
+    checkpoint_eval: list[dict[str, Any]] = field(default_factory=list)
+    """Held-out EM/F1 per saved checkpoint (``checkpoint_eval.json`` rows), empty when not evaluated."""
 
     @property
     def seed(self) -> Any:
@@ -70,7 +74,10 @@ def load_run(run_dir: Path) -> Run:
     config = yaml.safe_load((run_dir / RESOLVED_CONFIG_FILE).read_text()) or {}
     overrides_path = run_dir / OVERRIDES_FILE
     overrides = [str(o) for o in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
-    return Run(run_dir=run_dir, config=config, overrides=overrides, history=read_history(run_dir / METRICS_FILE))
+    checkpoint_eval = run_dir / CHECKPOINT_EVAL_FILE
+    rows = json.loads(checkpoint_eval.read_text())["rows"] if checkpoint_eval.is_file() else []
+    return Run(run_dir=run_dir, config=config, overrides=overrides, history=read_history(run_dir / METRICS_FILE),
+               checkpoint_eval=rows)
 
 
 def read_history(path: Path) -> dict[str, list[tuple[int, float]]]:
