@@ -16,6 +16,7 @@ from typing import Iterable
 
 FLAGS_FILE = "miles_flags.txt"
 _COMMIT_LINE = re.compile(r"^# (\w+): (\S+)@([0-9a-f]{40})$")
+_SECTION_LINE = re.compile(r"^\[(\w+)\]$")
 
 
 @dataclass(frozen=True)
@@ -23,19 +24,31 @@ class MilesFlags:
     flags: frozenset[str]
     commits: dict[str, str]
     """Source name (miles, megatron) -> 'repo@commit' the flags were read from."""
+    sections: dict[str, frozenset[str]]
+    """The file's ``[section]`` -> its flags (who defines them, or which are required)."""
 
     def unknown(self, argv: Iterable[str]) -> list[str]:
         """Flags in ``argv`` that Miles' parser does not define (values are skipped)."""
         return [arg for arg in argv if arg.startswith("--") and arg.split("=", 1)[0] not in self.flags]
 
 
-@lru_cache(maxsize=1)
 def miles_flags() -> MilesFlags:
-    text = resources.files(__package__).joinpath(FLAGS_FILE).read_text(encoding="utf-8")
-    flags, commits = set(), {}
+    return recorded_flags(FLAGS_FILE)
+
+
+@lru_cache(maxsize=4)
+def recorded_flags(file_name: str) -> MilesFlags:
+    """A flag list recorded next to this module (``miles_flags.txt``, or a Miles tool's)."""
+    text = resources.files(__package__).joinpath(file_name).read_text(encoding="utf-8")
+    sections: dict[str, set[str]] = {}
+    commits: dict[str, str] = {}
+    section = ""
     for line in text.splitlines():
         if line.startswith("--"):
-            flags.add(line.strip())
+            sections.setdefault(section, set()).add(line.strip())
+        elif match := _SECTION_LINE.match(line):
+            section = match.group(1)
         elif match := _COMMIT_LINE.match(line):
             commits[match.group(1)] = f"{match.group(2)}@{match.group(3)}"
-    return MilesFlags(flags=frozenset(flags), commits=commits)
+    flags = frozenset(flag for names in sections.values() for flag in names)
+    return MilesFlags(flags=flags, commits=commits, sections={k: frozenset(v) for k, v in sections.items()})
