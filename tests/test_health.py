@@ -106,10 +106,11 @@ def _cfg(**overrides) -> HealthConfig:
 def test_a_rule_fires_past_its_threshold_and_records_a_firing_metric() -> None:
     monitor = HealthMonitor(_cfg())
     quiet = monitor.check(1, {"health/think_repetition": 0.1, "tis/effective_sample_size_fraction": 0.9})
-    assert quiet.firings == [] and quiet.healthy
+    assert quiet.firings == [] and quiet.breached == []
     loud = monitor.check(2, {"health/think_repetition": 0.7, "tis/effective_sample_size_fraction": 0.3})
     assert sorted(f.rule.name for f in loud.firings) == ["ess_fraction", "think_repetition"]
-    assert loud.metrics[FIRED_PREFIX + "think_repetition"] == 1.0 and not loud.healthy
+    assert loud.metrics[FIRED_PREFIX + "think_repetition"] == 1.0
+    assert loud.breached == ["ess_fraction", "think_repetition"]
     firing = next(f for f in loud.firings if f.rule.name == "ess_fraction")
     assert firing.message().startswith("health: rule ess_fraction fired at step 2: "
                                        "tis/effective_sample_size_fraction=0.3 < 0.5 (health.ess_fraction.action=warn)")
@@ -124,9 +125,9 @@ def test_patience_needs_consecutive_breaches() -> None:
 
 def test_off_rules_and_a_disabled_monitor_never_fire() -> None:
     off = _cfg(truncation=HealthRuleConfig(threshold=0.5, action="off"))
-    assert HealthMonitor(off).check(1, {"rollout/truncated_fraction": 1.0}).healthy
+    assert HealthMonitor(off).check(1, {"rollout/truncated_fraction": 1.0}).breached == []
     disabled = HealthMonitor(_cfg(enabled=False)).check(1, {"rollout/truncated_fraction": 1.0})
-    assert disabled.firings == [] and not disabled.healthy  # still says the step was unhealthy
+    assert disabled.firings == [] and disabled.breached == ["truncation"]  # still says what was past its limit
 
 
 def test_entropy_rule_prefers_the_trainers_entropy_over_the_proxy() -> None:

@@ -56,6 +56,18 @@ def test_rollbacks_compound_the_lr_factor_then_stop() -> None:
     assert guard.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 2)
 
 
+def test_a_warn_only_breach_still_counts_as_healthy_for_rollback() -> None:
+    guard, policy = _guard()
+    _update(policy, 1.0)
+    assert guard.review(1, dict(HEALTHY)) == "continue"
+    _update(policy, 2.0)
+    # step 2 (from 1.0): zero-variance groups past their warn limit, a sparse-reward run's normal state
+    assert guard.review(2, {**HEALTHY, "health/zero_variance_groups": 1.0}) == "continue"
+    _update(policy, 3.0)
+    assert guard.review(3, dict(COLLAPSED)) == "rollback"
+    assert policy.weight.tolist() == [[1.0, 1.0]]  # step 2 vouched for its starting weights
+
+
 def test_without_rollback_rules_no_snapshot_is_kept() -> None:
     policy = torch.nn.Linear(2, 1)
     guard = HealthGuard(HealthConfig(), policy, torch.optim.AdamW(policy.parameters()), alert=False)

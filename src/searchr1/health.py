@@ -193,8 +193,8 @@ class HealthCheck:
 
     metrics: dict[str, float]
     firings: list[Firing]
-    healthy: bool
-    """No rule (that is not off) had its indicator past its threshold at this step."""
+    breached: list[str]
+    """The rules (not off) whose indicator was past its threshold at this step, fired or not (patience)."""
 
     def actions(self) -> set[str]:
         return {f.action for f in self.firings}
@@ -211,7 +211,8 @@ class HealthMonitor:
     def check(self, step: int, metrics: Mapping[str, float]) -> HealthCheck:
         extra = self._change_rates(metrics)
         seen = {**metrics, **extra}
-        firings, healthy = [], True
+        firings: list[Firing] = []
+        breached_rules: list[str] = []
         for rule in RULES:
             rule_cfg = self.cfg.rules()[rule.name]
             found = _indicator(rule, seen)
@@ -220,12 +221,14 @@ class HealthMonitor:
             key, value = found
             compared = abs(value) if rule.absolute else value
             breached = compared < rule_cfg.threshold if rule.below else compared > rule_cfg.threshold
-            healthy = healthy and not breached
             self._streaks[rule.name] = self._streaks.get(rule.name, 0) + 1 if breached else 0
-            if self.cfg.enabled and breached and self._streaks[rule.name] % self.cfg.patience == 0:
+            if not breached:
+                continue
+            breached_rules.append(rule.name)
+            if self.cfg.enabled and self._streaks[rule.name] % self.cfg.patience == 0:
                 firings.append(Firing(rule, step, key, value, rule_cfg.threshold, rule_cfg.action))
                 extra[FIRED_PREFIX + rule.name] = 1.0
-        return HealthCheck(metrics=extra, firings=firings, healthy=healthy)
+        return HealthCheck(metrics=extra, firings=firings, breached=breached_rules)
 
     def reset(self) -> None:
         """After a rollback, the breach streaks and the last values (change rates) belong to discarded steps."""

@@ -3,7 +3,7 @@
 :class:`searchr1.health.HealthMonitor` says which ``health.*`` rules fired on a step's metrics; this module
 decides what the run does about it. A step's rollout (and the update's entropy, ESS and mismatch, all
 computed on the pre-update logprobs) describe the weights the step *started* from, so those weights are
-what a healthy step vouches for: the guard keeps an in-memory copy of them (trainable weights and
+what a healthy step (no stop or rollback rule past its threshold) vouches for: the guard keeps an in-memory copy of them (trainable weights and
 optimizer moments), and a rollback restores the newest such copy (the starting weights until a step
 was healthy) and lowers the learning rate by ``health.rollback_lr_factor``.
 """
@@ -23,6 +23,9 @@ from searchr1.health import HealthMonitor, warn
 log = logging.getLogger(__name__)
 
 Verdict = Literal["continue", "stop", "rollback"]
+ACTING = ("stop", "rollback")
+"""Rules with these actions judge whether a step was healthy; warn-only rules (say, zero-variance groups
+early in a sparse-reward run) would otherwise keep a rollback at the starting weights forever."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class HealthGuard:
         for firing in check.firings:
             warn(firing, alert=self.alert)
         if self._keeps_snapshots:
-            if check.healthy:
+            if not any(self.cfg.rules()[name].action in ACTING for name in check.breached):
                 self._healthy = self._current
             self._current = snapshot(step + 1, self.policy, self.optimizer)
         verdict = _verdict(check.actions())
