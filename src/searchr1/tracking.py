@@ -36,6 +36,8 @@ CONSOLE_KEYS = (
     ("loss_mask/observation_fraction", "obs", "{:.2f}"),
     ("tis/effective_sample_size", "ess", "{:.1f}"),
     ("train/loss", "loss", "{:.4f}"),
+    ("sft/loss", "sft_loss", "{:.4f}"),
+    ("eval/exact_match", "eval_em", "{:.3f}"),
     ("perf/step_seconds", "s", "{:.1f}"),
 )
 
@@ -65,7 +67,7 @@ class Tracker:
         self.last = record
         line = console_line(record, self._bar.total if self._bar else None)
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(1 if step > 0 else 0)  # step 0 is the starting policy's eval, not progress
             self._bar.write(line)
         else:
             print(line, flush=True)
