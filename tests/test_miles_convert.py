@@ -80,3 +80,11 @@ def test_the_recorder_runs_only_the_tools_parser_statements():
               "    raise SystemExit('the conversion itself never runs')\n")
     parser = tool_parser(source)
     assert [a.option_strings for a in parser._actions][1:] == [["--input-dir"]]
+
+
+def test_eval_checkpoint_on_a_miles_run_points_to_the_conversion(tmp_path):
+    from searchr1.models.checkpoints import find_policy
+
+    run_dir = _miles_run(tmp_path, PRESETS[0])
+    with pytest.raises(ConfigError, match=f"is a Miles run.*searchr1-export {run_dir} --out DIR"):
+        find_policy(str(run_dir), "eval.checkpoint")

@@ -24,7 +24,8 @@ log = logging.getLogger("searchr1.export")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="searchr1-export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="searchr1-export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a run dir, a step_XXXXXX.pt checkpoint, a LoRA adapter dir or an HF model dir")
     parser.add_argument("--out", required=True, type=Path, help="the directory to write (new or empty)")
     parser.add_argument("--adapter-only", action="store_true",

@@ -112,6 +112,9 @@ def _newest_of_run(run_dir: Path, given: str, key: str) -> SavedPolicy:
         return SavedPolicy(path=saved[step], kind="checkpoint", step=step, run_dir=run_dir)
     if (run_dir / POLICY_DIR).is_dir():
         return find_policy(str(run_dir / POLICY_DIR), key)
+    if run_trainer_name(run_dir) == "miles":
+        raise ConfigError(f"{key}={given!r} is a Miles run: its checkpoints are Megatron torch_dist; convert one with "
+                          f"searchr1-export {given} --out DIR and serve DIR with SGLang (eval.sglang_url)")
     raise ConfigError(f"{key}={given!r}: the run dir holds no checkpoint ({CHECKPOINT_DIR}/step_*.pt) and no "
                       f"{POLICY_DIR}/ dir")
 
