@@ -158,6 +158,28 @@ def test_warn_logs_one_line_with_value_and_remedy(caplog: pytest.LogCaptureFixtu
         "rollout.n_samples_per_prompt or use prompts of mixed difficulty"]
 
 
+def test_warn_alerts_an_online_wandb_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wandb
+
+    class FakeRun:
+        def __init__(self, offline: bool) -> None:
+            self.offline, self.alerts = offline, []
+
+        def alert(self, **kwargs) -> None:
+            self.alerts.append(kwargs)
+
+    firing = HealthMonitor(_cfg()).check(2, {"rollout/truncated_fraction": 0.9}).firings[0]
+    for offline, alert, expected in ((False, True, 1), (True, True, 0), (False, False, 0)):
+        run = FakeRun(offline)
+        monkeypatch.setattr(wandb, "run", run)
+        warn(firing, alert=alert)
+        assert len(run.alerts) == expected
+    online = FakeRun(False)
+    monkeypatch.setattr(wandb, "run", online)
+    warn(firing, alert=True)
+    assert online.alerts == [{"title": "searchr1 health: truncation", "text": firing.message(), "level": "WARN"}]
+
+
 def test_config_names_the_bad_key() -> None:
     with pytest.raises(ConfigError, match=r"health\.entropy\.action='stpo'.*did you mean 'stop'"):
         _cfg(entropy=HealthRuleConfig(threshold=0.1, action="stpo"))

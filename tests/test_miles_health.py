@@ -55,7 +55,7 @@ def test_a_stop_rule_saves_then_ends_the_miles_run(tmp_path, monkeypatch):
     assert logged[0][0]["rollout/health/fired/think_repetition"] == 1.0
     assert sentinel.exists()  # ... and Miles saves a checkpoint after its step
     assert "rule think_repetition fired at step 4" in (tmp_path / hooks.HEALTH_STOP_FILE).read_text()
-    with pytest.raises(hooks.HealthStop, match="think_repetition.*delete .*health_stop"):
+    with pytest.raises(hooks.HealthStopError, match="think_repetition.*delete .*health_stop"):
         hooks.log_rollout(5, args, samples, {}, 1.0)  # the next rollout ends the job before training
 
 

@@ -269,4 +269,4 @@ def warn(firing: Firing, *, alert: bool) -> None:
 
     run = wandb.run
     if run is not None and not run.offline:
-        run.alert(title=f"searchr1 health: {firing.rule.name}", text=firing.message(), level=wandb.AlertLevel.WARN)
+        run.alert(title=f"searchr1 health: {firing.rule.name}", text=firing.message(), level="WARN")

@@ -117,8 +117,9 @@ class HookSettings:
 
 def health_config(raw: dict[str, Any]) -> HealthConfig:
     """``health.*`` as written by build_custom_config (its rules are nested dicts)."""
-    return HealthConfig(**{key: HealthRuleConfig(**value) if isinstance(value, dict) else value
-                           for key, value in raw.items()})
+    values: dict[str, Any] = {key: HealthRuleConfig(**value) if isinstance(value, dict) else value
+                              for key, value in raw.items()}
+    return HealthConfig(**values)
 
 
 def tis_config_from_args(args: Any) -> TisConfig:

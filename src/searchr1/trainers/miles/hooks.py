@@ -398,11 +398,11 @@ def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics
     """Log our rollout metrics to W&B (via Miles' tracking) and to ``<run dir>/metrics.jsonl``, after the
     health rules have looked at them.
 
-    Returns False so Miles' default rollout logging still runs. Raises :class:`HealthStop` (ending the
+    Returns False so Miles' default rollout logging still runs. Raises :class:`HealthStopError` (ending the
     Miles job) when an earlier rollout's health rule asked to stop."""
     reason = _stop_reason_of(args)
     if reason is not None:
-        raise HealthStop(f"{reason} (delete {hook_settings(args).run_dir / HEALTH_STOP_FILE} before resuming)")
+        raise HealthStopError(f"{reason} (delete {hook_settings(args).run_dir / HEALTH_STOP_FILE} before resuming)")
     try:
         metrics = rollout_log_metrics(samples, args, search_stats=search_stats_and_reset())
         metrics.update(check_health(args, rollout_id, metrics))
@@ -436,7 +436,7 @@ def reward_groups(samples: Sequence[Any], rewards: Sequence[RewardBreakdown]) ->
 
 
 # --------------------------------------------------------------------------- training health
-class HealthStop(RuntimeError):
+class HealthStopError(RuntimeError):
     """Raised from the rollout-log hook to end the Miles job after a health rule with action=stop."""
 
 
@@ -462,7 +462,7 @@ def request_stop(args: Any, run_dir: Path, reason: str) -> None:
     """End the run after this rollout's training step, with a checkpoint when Miles saves (--save).
 
     Miles gives a hook no way to end its loop, so: ``<run dir>/health_stop`` makes every later generate
-    call return at once, and the next rollout-log call raises :class:`HealthStop`, which ends the job
+    call return at once, and the next rollout-log call raises :class:`HealthStopError`, which ends the job
     before that rollout trains. With ``--save-trigger-sentinel PATH`` the hook also creates PATH, and
     Miles saves a checkpoint right after this rollout's step; otherwise the last --save-interval
     checkpoint is the one to resume from."""
@@ -482,7 +482,7 @@ def stop_reason(run_dir: Path) -> Optional[str]:
 def _stop_reason_of(args: Any) -> Optional[str]:
     try:
         return stop_reason(hook_settings(args).run_dir)
-    except Exception:  # args without our settings: log_rollout's own handler reports it
+    except (RuntimeError, KeyError, TypeError, ValueError):  # args without usable settings: log_rollout reports it
         return None
 
 
