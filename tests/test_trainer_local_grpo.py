@@ -154,3 +154,56 @@ def test_group_shared_prompt_forward_equals_separate_sequences():
             expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(response).unsqueeze(-1)).squeeze(-1)
             torch.testing.assert_close(shared[i, : len(response)], expected, rtol=1e-4, atol=1e-5)
             assert shared[i, len(response):].abs().sum() == 0
+
+
+def _plain_scores(model, prompt: list[int], responses: list[list[int]], temperature: float):
+    """Reference: each sequence through the whole model, full-vocabulary logits, no sharing, no slices."""
+    logprobs, entropies = [], []
+    for response in responses:
+        logits = model(input_ids=torch.tensor([prompt + response])).logits[0, len(prompt) - 1 : -1] / temperature
+        log_probs = torch.log_softmax(logits.float(), -1)
+        logprobs.append(log_probs.gather(-1, torch.tensor(response).unsqueeze(-1)).squeeze(-1))
+        entropies.append(-(log_probs.exp() * log_probs).sum(-1))
+    return logprobs, entropies
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk_tokens, checkpointing", [(0, False), (7, True)])
+def test_sliced_vocabulary_projection_equals_the_plain_computation_on_smollm2(chunk_tokens, checkpointing):
+    """Logprobs, entropies and every weight's gradient (tied embedding / LM head included) of the real
+    SmolLM2-135M match a plain full-logits forward per sequence, with the vocabulary projection in
+    checkpointed slices of 7 tokens and the decoder layers checkpointed (recomputed over the shared
+    prompt's cache), or neither."""
+    from searchr1.models.loading import checkpoint_layers, load_model
+    from tests.support.local_trainer import SMOLLM2, smollm2_tokenizer
+
+    tok = smollm2_tokenizer()
+    prompt = tok.encode("Question: who made the Ruby Lamp? Answer with a search.", add_special_tokens=False)
+    responses = [tok.encode("<search>Ruby Lamp</search> <information>made by Vessa</information> <answer>Vessa",
+                            add_special_tokens=False), tok.encode("<answer>Orlan</answer>", add_special_tokens=False)]
+    weights = [torch.linspace(-1.0, 1.0, len(r)) for r in responses]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared small CPU runs one thread ~10x faster than several
+    try:
+        model = load_model(SMOLLM2).train()  # train mode: checkpointing is active (SmolLM2 has no dropout)
+        logprobs, entropies = _plain_scores(model, prompt, responses, 0.7)
+        sum(((lp * w).sum() + 0.1 * e.sum()) for lp, e, w in zip(logprobs, entropies, weights)).backward()
+        expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+        model.zero_grad()
+        if checkpointing:
+            checkpoint_layers(model)
+        scores = score_responses(model, prompt, responses, temperature=0.7, with_entropy=True, chunk_tokens=chunk_tokens)
+        loss = 0.0
+        for i, (lp, e, w) in enumerate(zip(logprobs, entropies, weights)):
+            n = len(responses[i])
+            torch.testing.assert_close(scores.logprobs[i, :n], lp.detach(), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(scores.entropy[i, :n], e.detach(), rtol=1e-5, atol=1e-5)
+            loss = loss + (scores.logprobs[i, :n] * w).sum() + 0.1 * scores.entropy[i, :n].sum()
+        loss.backward()
+        for name, param in model.named_parameters():
+            # Relative to the gradient's norm: summation order differs (shared prompt, slices), a few of
+            # the 28M embedding entries differ by ~5e-5 in absolute terms.
+            error = float((param.grad - expected[name]).norm() / expected[name].norm().clamp_min(1e-12))
+            assert error < 1e-5, (name, error)
+    finally:
+        torch.set_num_threads(threads)

@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 from torch.utils.checkpoint import checkpoint
+from transformers.cache_utils import Cache, DynamicLayer
 
 from searchr1.config.schema import LocalTrainerConfig
 
@@ -49,11 +50,12 @@ def score_responses(
     """
     count, length = len(responses), max(len(r) for r in responses)
     decoder = model.get_decoder()
-    prompt = decoder(input_ids=torch.tensor([list(prompt_ids)], dtype=torch.long), use_cache=True)
-    cache = prompt.cache
-    for layer in cache.layers:
-        layer.keys = layer.keys.expand(count, -1, -1, -1)
-        layer.values = layer.values.expand(count, -1, -1, -1)
+    prompt_cache = Cache(layers=[_FixedPrefixLayer() for _ in decoder.layers])
+    prompt = decoder(input_ids=torch.tensor([list(prompt_ids)], dtype=torch.long), cache=prompt_cache,
+                     use_cache=False)
+    cache = Cache(layers=[_FixedPrefixLayer(layer.latest[0].expand(count, -1, -1, -1),
+                                            layer.latest[1].expand(count, -1, -1, -1))
+                          for layer in prompt_cache.layers])
     ids = torch.full((count, length), pad_token_id, dtype=torch.long)
     response_mask = torch.zeros((count, length), dtype=torch.bool)
     for i, response in enumerate(responses):
@@ -62,7 +64,7 @@ def score_responses(
     mask = torch.cat([torch.ones((count, len(prompt_ids)), dtype=torch.long), response_mask.long()], dim=1)
     positions = torch.arange(len(prompt_ids), len(prompt_ids) + length).expand(count, -1)
     hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                     use_cache=True).last_hidden_state
+                     use_cache=False).last_hidden_state
     # The prompt's last state predicts each response's first token; response states predict the rest.
     hidden = torch.cat([prompt.last_hidden_state[:, -1:].expand(count, -1, -1), hidden[:, :-1]], dim=1)
     # Padding is never projected: only the real response tokens, flattened, go through the head.
@@ -73,6 +75,30 @@ def score_responses(
         return torch.zeros((count, length), dtype=values.dtype).masked_scatter(response_mask, values)
 
     return ResponseScores(logprobs=unflatten(picked), entropy=unflatten(entropy) if entropy is not None else None)
+
+
+class _FixedPrefixLayer(DynamicLayer):
+    """One layer's KV cache that never grows: attention gets the fixed prefix's keys and values (none
+    in the prompt pass, the prompt's in the response pass) followed by the new ones, which are kept in
+    ``latest`` for the next pass.
+
+    Unchanged by a pass, the cache gives a decoder layer recomputed in the backward (gradient
+    checkpointing, models.loading.checkpoint_layers) the very keys and values of its forward.
+    """
+
+    def __init__(self, keys: Optional[torch.Tensor] = None, values: Optional[torch.Tensor] = None) -> None:
+        super().__init__()
+        self.latest: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        if keys is not None and values is not None:
+            self.lazy_initialization(keys, values)
+            self.keys, self.values = keys, values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        self.latest = (key_states, value_states)
+        if not self.is_initialized:
+            return key_states, value_states
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
 
 
 def _token_scores(head: Any, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool,

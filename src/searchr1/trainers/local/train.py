@@ -39,6 +39,7 @@ from searchr1.tracking import Tracker
 from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkpoint
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
+from searchr1.trainers.local.heap import map_large_allocations, trim_heap
 from searchr1.trainers.local.health_guard import HealthGuard
 from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
 from searchr1.models.lora import sync_trainable
@@ -79,6 +80,7 @@ def train(ctx: RunContext) -> None:
     _seed_everything(cfg.seed)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
+    map_large_allocations()  # freed activations go back to the OS instead of piling up in RSS
     trainer = _build(ctx)
     start = _resume(trainer) if tcfg.resume else 0
     drop_steps_after(ctx.run_dir / ROLLOUTS_FILE, start)
@@ -114,7 +116,7 @@ def _build(ctx: RunContext) -> Trainer:
 
 def build_models(cfg: SearchR1Config) -> Models:
     tcfg = cfg.trainer
-    policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank)
+    policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank, gradient_checkpointing=tcfg.gradient_checkpointing)
     policy.train()
     reference = None
     if cfg.grpo.kl_loss_coef > 0:
@@ -205,6 +207,9 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
         [p for p in prompts for _ in range(n)], engine=engine, search=search, tokenizer=trainer.tokenizer,
         rollout_cfg=cfg.rollout, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
     )
+    # The cached KV is stale once the update runs: free it, and the rollout's heap, before the update's peak.
+    engine.clear_prefix_cache()
+    trim_heap()
     rollout_s = time.perf_counter() - started
     golds = [example.golden_answers for example in batch for _ in range(n)]
     prompt_texts = None
