@@ -57,7 +57,7 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     if cfg.eval.run:
         from searchr1.eval.run_curve import evaluate_run
 
-        return evaluate_run(ctx)
+        return evaluate_run(ctx, Path(cfg.eval.run))
     # A bad checkpoint fails in one line, before data, model or retriever.
     saved = checked_policy(cfg, cfg.eval.checkpoint, "eval.checkpoint") if cfg.eval.checkpoint else None
     save_resolved_config(ctx)

@@ -40,12 +40,11 @@ def select_steps(saved: list[int], spec: str) -> list[int]:
     return [step for step in saved if step % every == 0]
 
 
-def evaluate_run(ctx: RunContext) -> dict[str, Any]:
-    """Score the chosen checkpoints of ``eval.run``; returns the table JSON (also written to the run dir)."""
+def evaluate_run(ctx: RunContext, run_dir: Path) -> dict[str, Any]:
+    """Score the chosen checkpoints of ``run_dir`` (eval.run); returns the table JSON (also written there)."""
     from searchr1.eval.cli import checked_policy, evaluate_policy, eval_examples, retriever_urls
 
     cfg = ctx.cfg
-    run_dir = Path(cfg.eval.run)
     checkpoints = _chosen_checkpoints(run_dir, cfg.eval.steps)
     checked_policy(cfg, str(checkpoints[max(checkpoints)]), "eval.run")  # same model as the run trained
     save_resolved_config(ctx)
