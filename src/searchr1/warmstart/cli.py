@@ -112,6 +112,7 @@ def _fine_tune(ctx: RunContext, trajectories: list[Trajectory], out: Path, prove
 
     from searchr1.models.loading import load_policy
     from searchr1.tracking import Tracker
+    from searchr1.trainers.local.heap import map_large_allocations
     from searchr1.trainers.local.sft import save_warm_start, sft_step
 
     cfg, sft, tcfg = ctx.cfg, ctx.cfg.sft, ctx.cfg.trainer
@@ -119,7 +120,9 @@ def _fine_tune(ctx: RunContext, trajectories: list[Trajectory], out: Path, prove
     torch.manual_seed(cfg.seed)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank)
+    map_large_allocations()  # as the RL trainer: freed activations go back to the OS
+    policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank,
+                         gradient_checkpointing=tcfg.gradient_checkpointing).train()  # checkpointing acts in train mode
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=sft.lr)
     batches = _batches(trajectories, sft.batch_size, random.Random(cfg.seed))
     made = _provenance(ctx, provenance)
