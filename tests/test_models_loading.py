@@ -49,6 +49,12 @@ def test_model_dir_without_weights_is_rejected(tmp_path):
         check_warm_start(str(tmp_path), 0, KEY)
 
 
+def test_home_relative_warm_start_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _adapter_dir(tmp_path)
+    assert check_warm_start("~/adapter", 16, KEY).path == tmp_path / "adapter"
+
+
 def test_adapter_rank_must_match_lora_rank_or_be_merged(tmp_path):
     directory = str(_adapter_dir(tmp_path))
     with pytest.raises(ConfigError, match="rank-16 LoRA adapter but trainer.lora_rank=8"):

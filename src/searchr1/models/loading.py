@@ -45,7 +45,7 @@ class WarmStart:
 def check_warm_start(init_from: str, lora_rank: int, key: str) -> WarmStart:
     """What ``init_from`` holds, or a one-line ConfigError naming ``key`` (without loading any weights)."""
     try:
-        path = Path(resolve_checkpoint(init_from))
+        path = Path(resolve_checkpoint(init_from)).expanduser()
     except FileNotFoundError as exc:
         raise ConfigError(f"{key}={init_from!r}: {exc}") from None
     if not path.is_dir():
