@@ -50,12 +50,10 @@ def score_responses(
     """
     count, length = len(responses), max(len(r) for r in responses)
     decoder = model.get_decoder()
-    prompt_cache = Cache(layers=[_FixedPrefixLayer() for _ in decoder.layers])
-    prompt = decoder(input_ids=torch.tensor([list(prompt_ids)], dtype=torch.long), cache=prompt_cache,
-                     use_cache=False)
-    cache = Cache(layers=[_FixedPrefixLayer(layer.latest[0].expand(count, -1, -1, -1),
-                                            layer.latest[1].expand(count, -1, -1, -1))
-                          for layer in prompt_cache.layers])
+    prompt_layers = [_FixedPrefixLayer() for _ in decoder.layers]
+    prompt = decoder(input_ids=torch.tensor([list(prompt_ids)], dtype=torch.long),
+                     cache=Cache(layers=list(prompt_layers)), use_cache=False)
+    cache = Cache(layers=[layer.latest_as_prefix(count) for layer in prompt_layers])
     ids = torch.full((count, length), pad_token_id, dtype=torch.long)
     response_mask = torch.zeros((count, length), dtype=torch.bool)
     for i, response in enumerate(responses):
@@ -93,10 +91,16 @@ class _FixedPrefixLayer(DynamicLayer):
             self.lazy_initialization(keys, values)
             self.keys, self.values = keys, values
 
+    def latest_as_prefix(self, count: int) -> _FixedPrefixLayer:
+        """The last pass's new keys and values as the fixed prefix of ``count`` rows."""
+        assert self.latest is not None, "no pass has reached this layer"
+        keys, values = self.latest
+        return _FixedPrefixLayer(keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1))
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         self.latest = (key_states, value_states)
-        if not self.is_initialized:
+        if not self.is_initialized or self.keys is None or self.values is None:
             return key_states, value_states
         return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
 
