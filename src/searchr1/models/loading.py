@@ -165,7 +165,7 @@ def _dequantized_checkpoint(gguf_path: Path) -> Path:
         model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                      dtype=torch_dtype("float32"))
         # The weights are plain float32 now; dropping the GGUF marker makes the model serializable.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # mypy reads the type from nn.Module.__getattr__
         model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(dest)
 
