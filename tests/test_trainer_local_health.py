@@ -94,3 +94,49 @@ def test_a_rule_that_always_fires_rolls_back_then_stops_the_run_with_a_checkpoin
     assert {"health/think_repetition", "health/zero_variance_groups", "health/mismatch_k3_kl",
             "health/sampled_neg_logprob"} <= set(rows[0])
     assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
+
+
+# --------------------------------------------------------------------------- a destructive learning rate
+GOOD, BAD = [11, 12, 13, 14, 15, 16], [21, 22, 23, 24, 25, 26]
+PROMPT = [5, 17, 42, 7]
+
+
+def _step(policy, optimizer, guard: HealthGuard, step: int) -> tuple[dict[str, float], str]:
+    """One GRPO step on a fixed group (the first response right, the second wrong), with the engine's
+    logprobs taken from the current policy, as the embedded engine's are; then the guard's review."""
+    from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
+    from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
+    from searchr1.trainers.local.logprobs import score_responses
+
+    with torch.no_grad():
+        engine = score_responses(policy, PROMPT, [GOOD, BAD], chunk_tokens=0).logprobs
+    group = Group(prompt_ids=PROMPT, responses=[GOOD, BAD], loss_masks=[[1] * 6, [1] * 6],
+                  rollout_logprobs=[row.tolist() for row in engine], advantages=group_advantages([1.0, 0.0], 2))
+    metrics = grpo_update(policy, None, [group], optimizer, LocalTrainerConfig(grad_clip=1e9),
+                          GrpoConfig(kl_loss_coef=0.0), TisConfig(), temperature=1.0, pad_token_id=0)
+    metrics["health/correct_logprob"] = float(engine[0].mean())
+    return metrics, guard.review(step, metrics)
+
+
+@pytest.mark.slow
+def test_a_destructive_learning_rate_is_caught_by_entropy_and_rolled_back():
+    """lr 100x what this toy trains at: the policy's entropy collapses within a few steps (and the right
+    answer starts getting less likely with it); the entropy rule rolls back to the last healthy weights at
+    lr x 0.01, and the restored weights explore again."""
+    from tests.support.local_trainer import tiny_llama
+
+    policy = tiny_llama(vocab_size=64).train()
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=0.3)  # 100x the 3e-3 that trains this toy
+    cfg = dataclasses.replace(HealthConfig(), entropy=HealthRuleConfig(threshold=1.0, action="rollback"),
+                              rollback_lr_factor=0.01)
+    guard = HealthGuard(cfg, policy, optimizer, alert=False)
+    history = [_step(policy, optimizer, guard, step) for step in range(1, 9)]
+    entropies = [m["train/entropy"] for m, _ in history]
+    verdicts = [v for _, v in history]
+    assert entropies[0] > 3.5  # log(64) = 4.16: the random policy explores
+    fired = verdicts.index("rollback")
+    assert fired >= 1 and entropies[fired] < 1.0  # a collapse a few steps in, caught at the step it shows
+    assert history[fired][0]["health/fired/entropy"] == 1.0
+    assert entropies[fired + 1] > 1.0 and entropies[fired + 1] > entropies[fired] + 0.5  # exploring again
+    assert guard.rollbacks >= 1
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.3 * 0.01 ** guard.rollbacks)
