@@ -1,15 +1,16 @@
-"""RL visibly learning on a laptop: a partial warm start, GRPO on top, held-out exact match before and after.
+"""RL visibly learning on a laptop: GRPO on top of a partial warm start, held-out exact match before and after.
 
     python benchmarks/learning_demo.py [--out outputs/learning_demo] [--plot docs/img/learning_demo.png]
 
-Three real runs, each a subprocess with its own run dir under --out:
-1. ``searchr1-sft +experiment=cpu_warmstart_partial``: a deliberately partial warm start;
-2. ``python -m searchr1 +experiment=cpu_learn trainer.init_from=<1>``: GRPO, with the shared eval code
-   scoring held-out test questions (greedy) before the first step and after the last;
-3. ``searchr1-eval eval.checkpoint=<2>/policy search.enabled=false``: the trained policy without search
-   (every search returns nothing), which shows where its answers come from.
+Real runs, each a subprocess with its own run dir under --out:
+0. (``--remake-warm-start``) ``searchr1-sft +experiment=cpu_warmstart``: make the warm start again instead of
+   using the one searchr1 ships (the same command made it; its provenance.json says so);
+1. ``python -m searchr1 +experiment=cpu_learn``: GRPO from the warm start, with the shared eval code scoring
+   200 held-out test questions (greedy) before the first step and after the last;
+2. ``searchr1-eval +experiment=cpu_learn eval.checkpoint=<1>/policy search.enabled=false``: the trained policy
+   on the same questions without search (every search returns nothing): where its answers come from.
 Prints warm-start EM, final EM, search-off EM, per-hop EM, searches per sample and wall time per phase,
-and plots the training curves. Extra ``key=value`` arguments go to every run (e.g. ``trainer.steps=4``).
+and plots the curves. Extra ``key=value`` arguments go to every run (e.g. ``trainer.steps=4``).
 """
 
 from __future__ import annotations
@@ -72,22 +73,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/learning_demo"))
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves (default: <out>/curves.png)")
+    parser.add_argument("--remake-warm-start", action="store_true", help="run searchr1-sft first instead of "
+                        "starting from the shipped warm start")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     args = parser.parse_args()
     out = args.out.resolve()
-    sft_dir, grpo_dir, off_dir = out / "sft", out / "grpo", out / "search_off"
+    grpo_dir, off_dir = out / "grpo", out / "search_off"
+    overrides = list(args.overrides)
     started = time.perf_counter()
-    seconds = {
-        "warm start": run("warm start", ["searchr1-sft", "+experiment=cpu_warmstart_partial",
-                                         f"hydra.run.dir={sft_dir}", *args.overrides]),
-        "grpo": run("grpo", [sys.executable, "-m", "searchr1", "+experiment=cpu_learn",
-                             f"trainer.init_from={sft_dir / 'warm_start'}", f"hydra.run.dir={grpo_dir}",
-                             *args.overrides]),
-    }
+    seconds = {}
+    if args.remake_warm_start:
+        warm_start = out / "warm_start"
+        seconds["warm start"] = run("warm start", ["searchr1-sft", "+experiment=cpu_warmstart",
+                                                   f"sft.output_dir={warm_start}", f"hydra.run.dir={out / 'sft'}",
+                                                   *overrides])
+        overrides.append(f"trainer.init_from={warm_start}")
+    seconds["grpo"] = run("grpo", [sys.executable, "-m", "searchr1", "+experiment=cpu_learn",
+                                   f"hydra.run.dir={grpo_dir}", *overrides])
     history = read_history(grpo_dir / METRICS_FILE)
     seconds["search off"] = run("search off", [
         "searchr1-eval", "+experiment=cpu_learn", f"eval.checkpoint={grpo_dir / 'policy'}", "search.enabled=false",
-        f"hydra.run.dir={off_dir}", *args.overrides])
+        f"hydra.run.dir={off_dir}", *overrides])
     search_off = json.loads((off_dir / "eval.json").read_text())["metrics"]
     before, after = eval_point(history, 0), eval_point(history, -1)
     print("\n== learning demo (greedy, held-out test questions)")
@@ -98,7 +104,7 @@ def main() -> None:
     print(f"EM gain from GRPO: {after.get('exact_match', 0.0) - before.get('exact_match', 0.0):+.3f}")
     print("wall time: " + ", ".join(f"{phase} {s / 60:.1f} min" for phase, s in seconds.items())
           + f", total {(time.perf_counter() - started) / 60:.1f} min")
-    plot(history, args.plot or out / "curves.png", "cpu_learn: SmolLM2-135M + LoRA, GRPO from a partial warm start")
+    plot(history, args.plot or out / "curves.png", "cpu_learn: SmolLM2-135M + LoRA, GRPO from the partial warm start")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
                                  "trainer.eval_every=2", "trainer.eval_prompts=1"])
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
     train(ctx)
-    rows = read_metrics(ctx.run_dir)
+    baseline, *rows = read_metrics(ctx.run_dir)
+    assert baseline["step"] == 0 and "eval/exact_match" in baseline  # the starting policy, before any update
+    assert not any(key.startswith(("reward/", "train/")) for key in baseline)
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:
         missing = [key for key in MISSION_METRICS if not isinstance(row.get(key), (int, float))]
@@ -71,6 +73,7 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
     assert "eval/exact_match" in rows[1] and "eval/exact_match" not in rows[0]  # the key reports read
     assert len(list((ctx.run_dir / "wandb").glob("offline-run-*/*.wandb"))) == 1
     assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
+    assert (ctx.run_dir / "policy" / "adapter_config.json").is_file()  # the trained policy, for eval.checkpoint
     assert _rollout_indices(ctx.run_dir) == _expected_indices(ctx.cfg, 2)
     printed = capsys.readouterr().out
     assert "step 2/2" in printed and "metrics at step 2:" in printed and "tis/effective_sample_size" in printed

@@ -617,6 +617,9 @@ class SftConfig:
     """AdamW learning rate (LoRA adapters)."""
     output_dir: Optional[str] = None
     """Where the warm start is written; default <run dir>/warm_start. trainer.init_from=<this> starts RL from it."""
+    save_every: int = 0
+    """Also write the warm start every N steps (to <output_dir>/step_NNNN): earlier, partial warm starts
+    from one run, each equal to what sft.steps=N writes. 0: only the final one."""
 
     def __post_init__(self) -> None:
         check_choice("sft.source", self.source, ("demonstrations", "samples"))
@@ -626,6 +629,7 @@ class SftConfig:
         check_range("sft.steps", self.steps, low=1)
         check_range("sft.batch_size", self.batch_size, low=1)
         check_range("sft.lr", self.lr, low=0.0)
+        check_range("sft.save_every", self.save_every, low=0)
         if self.source == "samples" and not self.samples_paths:
             raise ConfigError("sft.source=samples needs sft.samples_paths=[<rollouts.jsonl or eval_samples.jsonl>, ...]")
 

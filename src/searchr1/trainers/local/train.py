@@ -42,6 +42,7 @@ from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
 from searchr1.trainers.local.heap import map_large_allocations, trim_heap
 from searchr1.trainers.local.health_guard import HealthGuard
 from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
+from searchr1.models.checkpoints import POLICY_DIR
 from searchr1.models.lora import sync_trainable
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.trainers.local.sft import save_warm_start
@@ -49,7 +50,6 @@ from searchr1.trainers.local.sft import save_warm_start
 log = logging.getLogger(__name__)
 
 ROLLOUTS_FILE = "rollouts.jsonl"
-POLICY_DIR = "policy"
 
 
 @dataclass
@@ -91,8 +91,20 @@ def train(ctx: RunContext) -> None:
             return
         with run_retriever(cfg, ctx.run_dir) as urls:
             asyncio.run(_train_steps(trainer, tracker, start, urls))
+        _save_policy(trainer)
     finally:
         tracker.finish()
+
+
+def _save_policy(trainer: Trainer) -> None:
+    """The trained policy in the warm-start format: ``searchr1-eval eval.checkpoint=<dir>`` scores it,
+    ``trainer.init_from=<dir>`` continues from it (checkpoints also hold optimizer and sampler state)."""
+    ctx = trainer.ctx
+    path = save_warm_start(ctx.run_dir / POLICY_DIR, trainer.models.policy, {
+        "run_name": ctx.run_name, "steps": ctx.cfg.trainer.steps, "init_from": ctx.cfg.trainer.init_from,
+        "overrides": ctx.sweep_point, "model": ctx.cfg.model.hf_checkpoint, "seed": ctx.cfg.seed,
+    })
+    log.info("trained policy written to %s (score it: searchr1-eval eval.checkpoint=%s)", path, path)
 
 
 def _build(ctx: RunContext) -> Trainer:
@@ -170,6 +182,9 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
         engine = LocalEngine(trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch,
                              seed=cfg.seed)
         try:
+            if tcfg.eval_every and start == 0:
+                # The starting policy's score: the baseline every later eval is read against.
+                tracker.log(await _evaluate(trainer, engine, search), 0)
             guard = HealthGuard(cfg.health, trainer.models.policy, trainer.optimizer,
                                 alert=cfg.logger.mode == "online", start_step=start)
             for step in range(start + 1, tcfg.steps + 1):
@@ -277,6 +292,7 @@ def _write_rollouts(run_dir: Path, step: int, batch: Sequence[QAExample], n: int
                 "golden_answers": list(example.golden_answers), "response": traj.response_text,
                 "reward": reward.total, "exact_match": reward.exact_match, "format": reward.format,
                 "status": traj.status, "turns": traj.turns, "search_calls": traj.search_calls,
+                **traj.token_record(),
             }) + "\n")
 
 
