@@ -37,7 +37,7 @@ def measure(overrides: list[str], run_dir: str) -> dict:
     done = subprocess.run([sys.executable, "-c", _WATCHER, *command], capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["returncode"] != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"{' '.join(command)} failed:\n{(done.stdout + done.stderr)[-3000:]}")  # Hydra logs to stdout
     return {"peak_rss_gib": result["maxrss_kib"] / 2**20, "seconds": time.perf_counter() - started}
 
 
