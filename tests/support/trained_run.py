@@ -20,6 +20,7 @@ TINY_RUN = [
     f"data.num_entities={SMALL_ENTITIES}",
     "trainer.steps=2",
     "trainer.checkpoint_keep=0",
+    "trainer.init_from=null",  # from the base weights, whatever warm start the model ships
     # Tiny rollouts rarely differ in reward (zero advantages, no policy gradient); the entropy bonus and a
     # large learning rate move the adapters visibly in 2 steps, so an export that dropped them would show.
     "grpo.entropy_coef=0.01",
