@@ -63,7 +63,7 @@ def run_sft(ctx: RunContext) -> Path:
 def _trajectories(ctx: RunContext) -> tuple[list[Trajectory], dict[str, Any]]:
     cfg = ctx.cfg
     if cfg.sft.source == "samples":
-        from searchr1.warmstart.samples import rewarded_trajectories
+        from searchr1.sft.samples import rewarded_trajectories
 
         kept = rewarded_trajectories(cfg.sft.samples_paths, cfg.sft.min_reward)
         log.info("kept %d samples with exact match >= %s (sft.min_reward) from %s", len(kept), cfg.sft.min_reward,
@@ -90,7 +90,7 @@ def _demonstrations(ctx: RunContext, questions: list[Question]):
     from searchr1.models.loading import load_policy_tokenizer
     from searchr1.retriever.embedded import run_retriever
     from searchr1.search.factory import build_search_backend
-    from searchr1.warmstart.demonstrations import build_demonstrations
+    from searchr1.sft.demonstrations import build_demonstrations
 
     cfg = ctx.cfg
     tokenizer = load_policy_tokenizer(cfg.model)

@@ -16,9 +16,9 @@ from searchr1.data.errors import DataError
 from searchr1.data.synthetic import Question
 from searchr1.retriever.embedded import run_retriever
 from searchr1.search.factory import build_search_backend
-from searchr1.warmstart.cli import demonstration_questions
-from searchr1.warmstart.demonstrations import build_demonstrations, planned_turns
-from searchr1.warmstart.samples import rewarded_trajectories
+from searchr1.sft.cli import demonstration_questions
+from searchr1.sft.demonstrations import build_demonstrations, planned_turns
+from searchr1.sft.samples import rewarded_trajectories
 from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
 from tests.support.scripted import smollm2_tokenizer

@@ -12,7 +12,7 @@ from searchr1.config import to_typed
 from searchr1.models.loading import check_warm_start
 from searchr1.run import RunContext
 from searchr1.trainers.local.train import POLICY_DIR, ROLLOUTS_FILE, train
-from searchr1.warmstart.cli import run_sft
+from searchr1.sft.cli import run_sft
 from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
 
