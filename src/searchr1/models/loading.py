@@ -4,8 +4,8 @@ warm start.
 Dequantizing SmolLM2's GGUF takes a minute on a busy CPU; the float32 result is saved once as an
 ordinary Hugging Face checkpoint under the cache root, so later runs load it in under a second.
 
-A warm start (``trainer.init_from`` / ``eval.init_from``) is a directory that is either a PEFT LoRA
-adapter for the configured base model (what ``save_pretrained`` of a PEFT model writes) or a whole
+A warm start (``trainer.init_from``; ``eval.checkpoint`` takes these dirs too) is a directory that is
+either a PEFT LoRA adapter for the configured base model (what ``save_pretrained`` of a PEFT model writes) or a whole
 Hugging Face model directory.
 """
 

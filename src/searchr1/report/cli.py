@@ -8,7 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchr1.report.plots import plot_curves, plot_health, plot_heatmap
+from searchr1.paths import CHECKPOINT_EVAL_FILE
+from searchr1.report.plots import plot_checkpoint_eval, plot_curves, plot_health, plot_heatmap
 from searchr1.report.runs import find_runs
 from searchr1.report.summary import EM, SWEEP_AXES, as_json, heatmap_grid, markdown_table, summarize
 from searchr1.report.workspace import apply_workspace, workspace_spec
@@ -18,6 +19,7 @@ SUMMARY_FILE = "summary.json"
 CURVES_FILE = "curves.png"
 HEATMAP_FILE = "heatmap.png"
 HEALTH_FILE = "health.png"
+CHECKPOINT_EVAL_CURVES_FILE = "checkpoint_eval.png"
 WORKSPACE_FILE = "wandb_workspace.json"
 
 
@@ -36,13 +38,17 @@ def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = E
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = summarize(runs)
     report = Report(out_dir=out_dir, table=markdown_table(summaries))
-    _write(report, TABLE_FILE, f"# searchr1 report: {path}\n\n{report.table}")
+    _write(report, TABLE_FILE, f"# searchr1 report: {path}\n\n{report.table}{_checkpoint_eval_tables(runs)}")
     _write(report, SUMMARY_FILE, json.dumps(as_json(summaries), indent=2))
     plot_curves(summaries, out_dir / CURVES_FILE)
     report.files.append(out_dir / CURVES_FILE)
     if any(key.startswith("health/") for run in runs for key in run.history):  # training-health indicators
         plot_health(summaries, out_dir / HEALTH_FILE)
         report.files.append(out_dir / HEALTH_FILE)
+    evaluated = {run.run_dir.name: run.checkpoint_eval for run in runs if run.checkpoint_eval}
+    if evaluated:  # held-out scores of saved checkpoints, beside the training curves
+        plot_checkpoint_eval(evaluated, out_dir / CHECKPOINT_EVAL_CURVES_FILE)
+        report.files.append(out_dir / CHECKPOINT_EVAL_CURVES_FILE)
     rows, cols, grid = heatmap_grid(summaries, heatmap_metric)
     if len(summaries) > 1 and rows and cols:
         plot_heatmap(rows, cols, grid, out_dir / HEATMAP_FILE, title=f"final {heatmap_metric} (mean over seeds)",
@@ -50,6 +56,13 @@ def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = E
         report.files.append(out_dir / HEATMAP_FILE)
     _write(report, WORKSPACE_FILE, json.dumps(workspace_spec(runs), indent=2))
     return report
+
+
+def _checkpoint_eval_tables(runs) -> str:
+    """The step tables ``searchr1-eval eval.run`` left next to each run's checkpoint_eval.json."""
+    tables = [(run.run_dir / CHECKPOINT_EVAL_FILE).with_suffix(".md") for run in runs if run.checkpoint_eval]
+    texts = [path.read_text() for path in tables if path.is_file()]
+    return "\n## Held-out EM/F1 per saved checkpoint\n\n" + "\n".join(texts) if texts else ""
 
 
 def _write(report: Report, name: str, text: str) -> None:

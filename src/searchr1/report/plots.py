@@ -146,3 +146,24 @@ def plot_heatmap(rows: list[Any], cols: list[Any], grid: list[list[float | None]
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_checkpoint_eval(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Held-out EM and F1 vs step from ``searchr1-eval eval.run`` rows, one line per run and data source
+    (solid: the average over sources)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), squeeze=False)
+    for ax, metric, title in zip(axes.flat, ("exact_match", "f1"), ("held-out EM", "held-out F1")):
+        ax.set_title(f"{title} per saved checkpoint", fontsize=10)
+        ax.set_xlabel("step")
+        for name, rows in curves.items():
+            steps = [row["step"] for row in rows]
+            for source in rows[0][metric]:
+                average = source == "Avg."
+                ax.plot(steps, [row[metric][source] for row in rows], marker="o", markersize=3,
+                        linestyle="-" if average else "--", linewidth=2 if average else 1,
+                        label=f"{name} · {source}" if len(curves) > 1 else source)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
