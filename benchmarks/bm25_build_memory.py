@@ -67,8 +67,9 @@ print(json.dumps({"peak_mib": (max(peak[0], anon_kib()) - baseline) / 1024, "sec
 
 def measure(mode: str, corpus: Path) -> dict:
     with tempfile.TemporaryDirectory() as out_dir:
-        done = subprocess.run([sys.executable, "-c", _CHILD, mode, str(corpus), out_dir],
-                              check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, mode, str(corpus), out_dir], check=True, capture_output=True, text=True
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -78,13 +79,16 @@ def main() -> None:
     parser.add_argument("--num-docs", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    corpus = args.corpus or synthetic_corpus(cache_root() / "bench" / f"synthetic-{args.num_docs}.jsonl",
-                                             args.num_docs, args.seed)
+    corpus = args.corpus or synthetic_corpus(
+        cache_root() / "bench" / f"synthetic-{args.num_docs}.jsonl", args.num_docs, args.seed
+    )
     print(f"corpus {corpus} ({corpus.stat().st_size / 2**20:.0f} MiB)")
     results = {mode: measure(mode, corpus) for mode in ("streamed", "in-memory")}
     for mode, result in results.items():
-        print(f"{mode:9s}: peak {result['peak_mib']:8.0f} MiB of anonymous memory above baseline, "
-              f"{result['seconds']:6.1f} s")
+        print(
+            f"{mode:9s}: peak {result['peak_mib']:8.0f} MiB of anonymous memory above baseline, "
+            f"{result['seconds']:6.1f} s"
+        )
     ratio = results["in-memory"]["peak_mib"] / max(results["streamed"]["peak_mib"], 1.0)
     print(f"in-memory / streamed peak memory: {ratio:.1f}x")
 

@@ -25,8 +25,13 @@ from pathlib import Path
 from searchr1.paths import METRICS_FILE
 from searchr1.report.runs import read_history
 
-CURVES = ("reward/exact_match", "reward/format", "search_r1/search_calls_per_sample",
-          "loss_mask/observation_fraction", "tis/effective_sample_size_fraction")
+CURVES = (
+    "reward/exact_match",
+    "reward/format",
+    "search_r1/search_calls_per_sample",
+    "loss_mask/observation_fraction",
+    "tis/effective_sample_size_fraction",
+)
 HOPS = ("synthetic_1hop", "synthetic_2hop")
 
 
@@ -39,8 +44,11 @@ def run(phase: str, command: list[str]) -> float:
 
 def eval_point(history: dict, step_index: int) -> dict[str, float]:
     """The eval/* values logged at the first (0) or last (-1) eval step."""
-    return {key[len("eval/"):]: points[step_index][1] for key, points in history.items()
-            if key.startswith("eval/") and points}
+    return {
+        key[len("eval/") :]: points[step_index][1]
+        for key, points in history.items()
+        if key.startswith("eval/") and points
+    }
 
 
 def plot(history: dict, out: Path, title: str) -> None:
@@ -73,8 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/learning_demo"))
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves (default: <out>/curves.png)")
-    parser.add_argument("--remake-warm-start", action="store_true", help="run searchr1-sft first instead of "
-                        "starting from the shipped warm start")
+    parser.add_argument(
+        "--remake-warm-start",
+        action="store_true",
+        help="run searchr1-sft first instead of starting from the shipped warm start",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     args = parser.parse_args()
     out = args.out.resolve()
@@ -84,16 +95,32 @@ def main() -> None:
     seconds = {}
     if args.remake_warm_start:
         warm_start = out / "warm_start"
-        seconds["warm start"] = run("warm start", ["searchr1-sft", "+experiment=cpu_warmstart",
-                                                   f"sft.output_dir={warm_start}", f"hydra.run.dir={out / 'sft'}",
-                                                   *overrides])
+        seconds["warm start"] = run(
+            "warm start",
+            [
+                "searchr1-sft",
+                "+experiment=cpu_warmstart",
+                f"sft.output_dir={warm_start}",
+                f"hydra.run.dir={out / 'sft'}",
+                *overrides,
+            ],
+        )
         overrides.append(f"trainer.init_from={warm_start}")
-    seconds["grpo"] = run("grpo", [sys.executable, "-m", "searchr1", "+experiment=cpu_learn",
-                                   f"hydra.run.dir={grpo_dir}", *overrides])
+    seconds["grpo"] = run(
+        "grpo", [sys.executable, "-m", "searchr1", "+experiment=cpu_learn", f"hydra.run.dir={grpo_dir}", *overrides]
+    )
     history = read_history(grpo_dir / METRICS_FILE)
-    seconds["search off"] = run("search off", [
-        "searchr1-eval", "+experiment=cpu_learn", f"eval.checkpoint={grpo_dir / 'policy'}", "search.enabled=false",
-        f"hydra.run.dir={off_dir}", *overrides])
+    seconds["search off"] = run(
+        "search off",
+        [
+            "searchr1-eval",
+            "+experiment=cpu_learn",
+            f"eval.checkpoint={grpo_dir / 'policy'}",
+            "search.enabled=false",
+            f"hydra.run.dir={off_dir}",
+            *overrides,
+        ],
+    )
     search_off = json.loads((off_dir / "eval.json").read_text())["metrics"]
     before, after = eval_point(history, 0), eval_point(history, -1)
     print("\n== learning demo (greedy, held-out test questions)")
@@ -102,8 +129,11 @@ def main() -> None:
         off = search_off.get(f"eval/{key}", float("nan"))
         print(f"{key:24}{before.get(key, float('nan')):12.3f}{after.get(key, float('nan')):12.3f}{off:12.3f}")
     print(f"EM gain from GRPO: {after.get('exact_match', 0.0) - before.get('exact_match', 0.0):+.3f}")
-    print("wall time: " + ", ".join(f"{phase} {s / 60:.1f} min" for phase, s in seconds.items())
-          + f", total {(time.perf_counter() - started) / 60:.1f} min")
+    print(
+        "wall time: "
+        + ", ".join(f"{phase} {s / 60:.1f} min" for phase, s in seconds.items())
+        + f", total {(time.perf_counter() - started) / 60:.1f} min"
+    )
     plot(history, args.plot or out / "curves.png", "cpu_learn: SmolLM2-135M + LoRA, GRPO from the partial warm start")
 
 

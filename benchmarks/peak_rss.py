@@ -49,8 +49,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, extra) in enumerate(VARIANTS.items()):
             results[name] = measure([*args.overrides, *extra], f"{tmp}/run{i}")
-            print(f"{name:>36}: peak RSS {results[name]['peak_rss_gib']:.2f} GiB, {results[name]['seconds']:.0f} s "
-                  f"(overrides: {' '.join([*args.overrides, *extra]) or 'none'})", flush=True)
+            print(
+                f"{name:>36}: peak RSS {results[name]['peak_rss_gib']:.2f} GiB, {results[name]['seconds']:.0f} s "
+                f"(overrides: {' '.join([*args.overrides, *extra]) or 'none'})",
+                flush=True,
+            )
     default, before = results.values()
     print(f"ratio before / default: {before['peak_rss_gib'] / default['peak_rss_gib']:.2f}x")
 

@@ -1,7 +1,7 @@
 """Plot a cpu_learn run's reward/exact_match and reward/format over steps (docs/img/cpu_learn.png).
 
-    python -m searchr1 +experiment=cpu_learn hydra.run.dir=outputs/cpu_learn
-    python benchmarks/plot_cpu_learn.py outputs/cpu_learn [--out docs/img/cpu_learn.png]
+python -m searchr1 +experiment=cpu_learn hydra.run.dir=outputs/cpu_learn
+python benchmarks/plot_cpu_learn.py outputs/cpu_learn [--out docs/img/cpu_learn.png]
 """
 
 from __future__ import annotations

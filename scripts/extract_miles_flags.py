@@ -84,8 +84,12 @@ def train_parser_flags(add_megatron_arguments: Provider, miles_provider: Provide
 
 
 def _long_flags(parser: argparse.ArgumentParser) -> set[str]:
-    return {flag for action in parser._actions for flag in action.option_strings
-            if flag.startswith("--") and flag != "--help"}
+    return {
+        flag
+        for action in parser._actions
+        for flag in action.option_strings
+        if flag.startswith("--") and flag != "--help"
+    }
 
 
 @contextlib.contextmanager
@@ -98,7 +102,9 @@ def _argv(argv: list[str]):
 
 
 def commit(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def export(repo: Path, dest: Path) -> Path:

@@ -11,16 +11,30 @@ import pytest
 
 def run_cli(*args: str, cwd, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "searchr1", *args], check=False, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "searchr1", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_help_lists_groups_and_options(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for line in ("backend: google, local", "model: qwen2.5-0.5B, qwen2.5-3B, qwen2.5-7B, smollm2-135m", "tis: off, on",
-                 "reward: em, em+format", "trainer: local, miles", "retriever: bm25, dense",
-                 "data: nq_hotpotqa, synthetic", "logger: wandb"):
+    for line in (
+        "backend: google, local",
+        "model: qwen2.5-0.5B, qwen2.5-3B, qwen2.5-7B, smollm2-135m",
+        "tis: off, on",
+        "reward: em, em+format",
+        "trainer: local, miles",
+        "retriever: bm25, dense",
+        "data: nq_hotpotqa, synthetic",
+        "logger: wandb",
+    ):
         assert line in result.stdout
 
 
@@ -30,7 +44,9 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert "api_key_env: SERPER_API_KEY" in result.stdout
     assert "max_turns: 4" in result.stdout
     # trainer=local reaches outside trainer.*; the printed config says which keys it set.
-    assert "also_sets:\n  - rollout.max_turn_tokens\n  - rollout.max_response_len\n  - grpo.kl_loss_coef" in result.stdout
+    assert (
+        "also_sets:\n  - rollout.max_turn_tokens\n  - rollout.max_response_len\n  - grpo.kl_loss_coef" in result.stdout
+    )
     assert not (tmp_path / "outputs").exists()
 
 
@@ -82,15 +98,19 @@ def user_config_dir(tmp_path):
     "args,expected",
     [
         # The example: a cross-field check under -m.
-        (["-m", "tis.level=geometric", "tis.batch_normalize=true"],
-         "tis.batch_normalize=true needs tis.level token or sequence, not geometric"),
+        (
+            ["-m", "tis.level=geometric", "tis.batch_normalize=true"],
+            "tis.batch_normalize=true needs tis.level token or sequence, not geometric",
+        ),
         (["-m", "seed=0,1", "search.topk=0"], "search.topk=0 is out of range"),
         # Only the second point of the axis is bad: every point is checked before the first one runs.
         (["-m", "rollout.max_turns=1,100"], "rollout.max_turns=100 is out of range; allowed: >= 1 and <= 64"),
         # A sweep preset is a multirun without -m; its own axes are expanded too.
         (["+sweep=smoke_2x2", "search.topk=1,101"], "search.topk=101 is out of range"),
-        (["-m", "trainer=miles", "trainer.group_rm=true", "trainer.eval_interval=5"],
-         "trainer.group_rm=true cannot be combined with trainer.eval_interval>0"),
+        (
+            ["-m", "trainer=miles", "trainer.group_rm=true", "trainer.eval_interval=5"],
+            "trainer.group_rm=true cannot be combined with trainer.eval_interval>0",
+        ),
         (["--config-name", "nope"], "Cannot find primary config 'nope'"),
         (["--config-dir", "no_such_dir"], "no_such_dir is not a directory"),
         (["-m", "seed=0,1", "tis=maybe"], "unknown option tis=maybe; available: off, on"),
@@ -113,8 +133,10 @@ def test_a_bad_sweep_point_is_named_in_the_error(tmp_path):
     [
         (["+experiment=typo"], "unknown config key 'rollout.max_turnz' (did you mean 'rollout.max_turns'?)"),
         (["+experiment=mine", "search.topk=0"], "search.topk=0 is out of range"),
-        (["-m", "+experiment=mine", "seed=0,1", "tis.level=geometric", "tis.batch_normalize=true"],
-         "tis.batch_normalize=true needs tis.level"),
+        (
+            ["-m", "+experiment=mine", "seed=0,1", "tis.level=geometric", "tis.batch_normalize=true"],
+            "tis.batch_normalize=true needs tis.level",
+        ),
     ],
 )
 def test_config_dir_errors_are_one_line(tmp_path, args, expected):
@@ -131,8 +153,14 @@ def test_config_dir_presets_compose(tmp_path):
 
 
 def test_eval_config_errors_are_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-c", "from searchr1.eval.cli import main; main()", "eval.pass_k=2"], check=False,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "from searchr1.eval.cli import main; main()", "eval.pass_k=2"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = one_error_line(result)
     assert line == "searchr1-eval: config error: eval.pass_k>1 needs eval.temperature>0 (greedy samples are identical)"
     assert not (tmp_path / "outputs").exists()

@@ -45,8 +45,9 @@ def _preset_file(name: str) -> tuple[dict[str, str], dict[str, object]]:
     dotted key, read from its YAML: what the preset says it runs."""
     body = OmegaConf.to_container(OmegaConf.load(REPO / "experiments" / f"{name}.yaml"))
     assert isinstance(body, dict)
-    groups = {key.removeprefix("override /"): option
-              for entry in body.pop("defaults", []) for key, option in entry.items()}
+    groups = {
+        key.removeprefix("override /"): option for entry in body.pop("defaults", []) for key, option in entry.items()
+    }
 
     def leaves(node: object, prefix: str) -> dict[str, object]:
         if not isinstance(node, dict):
@@ -81,7 +82,11 @@ def test_gpu_presets_run_the_paper_recipe_on_miles(name):
     exact-match reward and the GPU count the name says."""
     size, gpus = re.fullmatch(r"grpo-qwen2\.5-(\d+(?:\.\d+)?b)-1n(\d+)g-.*", name).groups()
     typed = to_typed(compose_config([f"+experiment={name}"]))
-    assert (typed.trainer.name, typed.model.name.lower(), typed.data.name) == ("miles", f"qwen2.5-{size}", "nq_hotpotqa")
+    assert (typed.trainer.name, typed.model.name.lower(), typed.data.name) == (
+        "miles",
+        f"qwen2.5-{size}",
+        "nq_hotpotqa",
+    )
     assert typed.tis.enabled and typed.reward.kind == "em"
     assert typed.trainer.node_gpus == int(gpus)
     assert typed.trainer.gpus_per_node <= typed.trainer.node_gpus

@@ -84,13 +84,24 @@ def _values(rel: str) -> tuple[type, dict[str, Any], dict[str, Any]]:
 
 def _differing(rel: str) -> set[str]:
     schema, node, _ = _values(rel)
-    return {key for key, value in node.items() if _default(schema, key) is not MISSING and value != _default(schema, key)}
+    return {
+        key for key, value in node.items() if _default(schema, key) is not MISSING and value != _default(schema, key)
+    }
 
 
 def test_every_conf_file_is_either_checked_or_listed_with_a_reason():
     groups = {p.parent.relative_to(CONF).parts[0] for p in CONF.rglob("*.yaml") if p.parent != CONF}
-    assert groups - set(NOT_DEFAULTS) >= {"backend", "data", "logger", "model", "retriever", "reward", "tis",
-                                          "trainer", "hydra"}
+    assert groups - set(NOT_DEFAULTS) >= {
+        "backend",
+        "data",
+        "logger",
+        "model",
+        "retriever",
+        "reward",
+        "tis",
+        "trainer",
+        "hydra",
+    }
     assert "trainer/local.yaml" in _option_files() and "config.yaml" in _option_files()
 
 
@@ -104,7 +115,8 @@ def test_group_files_restate_schema_defaults_only_with_the_same_value(rel):
     unexpected = _differing(rel) - allowed
     assert not unexpected, (
         f"conf/{rel} sets {sorted(unexpected)} to other values than its schema's defaults: change the schema's "
-        "default (one place), or list a real per-option value in PER_OPTION_VALUES")
+        "default (one place), or list a real per-option value in PER_OPTION_VALUES"
+    )
 
 
 @pytest.mark.parametrize("pattern", sorted(PER_OPTION_VALUES))
@@ -146,10 +158,17 @@ def test_trainer_local_also_sets_lists_exactly_the_keys_its_file_sets_outside_tr
 
 
 def test_help_and_the_file_header_name_what_trainer_local_also_sets(tmp_path):
-    help_text = subprocess.run([sys.executable, "-m", "searchr1", "--help"], check=True, cwd=tmp_path, capture_output=True,
-                               text=True, timeout=120).stdout
-    header = "".join(line for line in (CONF / "trainer/local.yaml").read_text().splitlines(keepends=True)
-                     if line.startswith("#"))
+    help_text = subprocess.run(
+        [sys.executable, "-m", "searchr1", "--help"],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    header = "".join(
+        line for line in (CONF / "trainer/local.yaml").read_text().splitlines(keepends=True) if line.startswith("#")
+    )
     sentence = " ".join(help_text.split("trainer=local (the default) also sets", 1)[1].split("\n\n")[0].split())
     for key in LOCAL_TRAINER_ALSO_SETS:
         assert key in sentence
@@ -172,8 +191,9 @@ def test_the_retriever_schema_defaults_are_the_bm25_options_so_flag_help_can_sho
 
 
 def test_retriever_flags_given_win_over_the_kinds_values():
-    flags = retriever_parser().parse_args(["serve", "--corpus=c.jsonl", "--kind", "dense", "--max-batch-size", "8",
-                                           "--no-faiss-gpu"])
+    flags = retriever_parser().parse_args(
+        ["serve", "--corpus=c.jsonl", "--kind", "dense", "--max-batch-size", "8", "--no-faiss-gpu"]
+    )
     cfg = config_from(flags)
     assert (cfg.kind, cfg.max_batch_size, cfg.faiss_gpu, cfg.search_workers) == ("dense", 8, False, 2)
 

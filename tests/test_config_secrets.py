@@ -24,8 +24,9 @@ def test_shell_join_replaces_secrets_by_variable_references_and_stays_replayable
     argv = ["printf", "%s|", "--wandb-key", KEY, f"--header=X-API-KEY:{KEY}", "it's", ""]
     line = shell_join_redacted(argv, {"WANDB_API_KEY": KEY})
     assert KEY not in line and '"${WANDB_API_KEY}"' in line
-    replayed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True,
-                              env={**os.environ, "WANDB_API_KEY": KEY}).stdout
+    replayed = subprocess.run(
+        ["bash", "-c", line], capture_output=True, text=True, check=True, env={**os.environ, "WANDB_API_KEY": KEY}
+    ).stdout
     assert replayed == f"--wandb-key|{KEY}|--header=X-API-KEY:{KEY}|it's||"
 
 

@@ -24,10 +24,14 @@ def test_console_script_writes_the_same_bytes_as_ensure_data(tmp_path, monkeypat
     exe = shutil.which("searchr1-data")
     assert exe, "searchr1-data console script not installed"
     out = tmp_path / "cli"
-    run = subprocess.run([exe, "synthetic", "--out", str(out), "--num-entities", "100"],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [exe, "synthetic", "--out", str(out), "--num-entities", "100"], capture_output=True, text=True, check=True
+    )
     assert "100 passages" in run.stdout
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-    for name, path in (("train.parquet", cfg.train_path), ("test.parquet", cfg.test_path),
-                       ("corpus.jsonl", cfg.corpus_path)):
+    for name, path in (
+        ("train.parquet", cfg.train_path),
+        ("test.parquet", cfg.test_path),
+        ("corpus.jsonl", cfg.corpus_path),
+    ):
         assert digest(out / name) == digest(Path(path))

@@ -27,8 +27,10 @@ def test_synthetic_splits_round_trip_through_the_parquet_schema(tmp_path):
 def test_rows_read_the_way_miles_reads_them(tmp_path):
     # Miles: pyarrow to_pylist, prompt = row["prompt"] (--input-key), label = row["reward_model"].
     path = tmp_path / "x.parquet"
-    write_split([make_row(row_id="t_0", question=" who? ", golden_answers=["a", "b"], data_source="nq",
-                          split="test", index=0)], path)
+    write_split(
+        [make_row(row_id="t_0", question=" who? ", golden_answers=["a", "b"], data_source="nq", split="test", index=0)],
+        path,
+    )
     (row,) = pq.read_table(path).to_pylist()
     assert row["prompt"] == [{"role": "user", "content": make_prompt("who?")}]
     assert row["reward_model"] == {"style": "rule", "ground_truth": {"target": ["a", "b"]}}
@@ -51,8 +53,11 @@ def test_unreadable_or_foreign_files_give_one_line_errors(tmp_path):
     garbage.write_bytes(b"not parquet")
     foreign = tmp_path / "foreign.parquet"
     pq.write_table(pa.table({"text": ["x"]}), foreign)
-    for path, words in ((tmp_path / "absent.parquet", "does not exist"), (garbage, "not a readable parquet"),
-                        (foreign, "lacks column(s) data_source")):
+    for path, words in (
+        (tmp_path / "absent.parquet", "does not exist"),
+        (garbage, "not a readable parquet"),
+        (foreign, "lacks column(s) data_source"),
+    ):
         with pytest.raises(DataError) as info:
             load_split(path)
         assert words in str(info.value) and "\n" not in str(info.value)
@@ -60,8 +65,9 @@ def test_unreadable_or_foreign_files_give_one_line_errors(tmp_path):
 
 def test_load_split_applies_the_prompt_style(tmp_path):
     path = tmp_path / "one.parquet"
-    write_split([make_row(row_id="0", question="who?", golden_answers=["a"], data_source="nq", split="train",
-                          index=0)], path)
+    write_split(
+        [make_row(row_id="0", question="who?", golden_answers=["a"], data_source="nq", split="train", index=0)], path
+    )
     (plain,) = load_split(path)
     (demo,) = load_split(path, "demo")
     assert demo.prompt_messages == styled_messages(plain.prompt_messages, "demo") != plain.prompt_messages

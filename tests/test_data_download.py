@@ -46,10 +46,17 @@ class FakeHub:
 
 def pin(artifacts, served=SERVED):
     """The shipped artifacts pinned to the fake hub's bytes (same repos, names and unpacking)."""
-    return {key: dl.Artifact(a.output, tuple(dl.RemoteFile(r.repo, r.name, REVISION, len(served[r.name]),
-                                                            hashlib.sha256(served[r.name]).hexdigest())
-                                             for r in a.parts), a.unpack)
-            for key, a in artifacts.items()}
+    return {
+        key: dl.Artifact(
+            a.output,
+            tuple(
+                dl.RemoteFile(r.repo, r.name, REVISION, len(served[r.name]), hashlib.sha256(served[r.name]).hexdigest())
+                for r in a.parts
+            ),
+            a.unpack,
+        )
+        for key, a in artifacts.items()
+    }
 
 
 @pytest.fixture()
@@ -120,8 +127,9 @@ async def test_too_little_disk_space_fails_before_fetching_anything(hub, tmp_pat
 
 async def test_a_missing_remote_file_is_one_error_line(hub, tmp_path, capsys):
     _, endpoint = hub
-    code = await asyncio.to_thread(main, ["download", "--out", str(tmp_path / "o"), "--endpoint",
-                                          endpoint + "/nothing-here", "--what", "corpus"])
+    code = await asyncio.to_thread(
+        main, ["download", "--out", str(tmp_path / "o"), "--endpoint", endpoint + "/nothing-here", "--what", "corpus"]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "HTTP 404" in err
 

@@ -59,8 +59,11 @@ def test_concurrent_callers_all_see_complete_files_and_leave_no_temp_files(tmp_p
     [("train.parquet", "searchr1-data prepare"), ("wiki-18.jsonl", "searchr1-data download")],
 )
 def test_missing_real_data_names_the_file_and_the_command_that_makes_it(tmp_path, missing, command):
-    paths = {"train_path": tmp_path / "train.parquet", "test_path": tmp_path / "test.parquet",
-             "corpus_path": tmp_path / "wiki-18.jsonl"}
+    paths = {
+        "train_path": tmp_path / "train.parquet",
+        "test_path": tmp_path / "test.parquet",
+        "corpus_path": tmp_path / "wiki-18.jsonl",
+    }
     for path in paths.values():
         if path.name != missing:
             path.write_text("x")

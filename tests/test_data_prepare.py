@@ -29,9 +29,12 @@ def test_train_merge_is_nq_then_hotpotqa_train_in_search_r1_schema(source, tmp_p
     assert pq.read_schema(tmp_path / "out" / "train.parquet").remove_metadata() == SCHEMA
     rows = _table(tmp_path / "out" / "train.parquet")
     assert [(r["data_source"], r["extra_info"]) for r in rows] == [
-        ("nq", {"split": "train", "index": 0}), ("nq", {"split": "train", "index": 1}),
-        ("nq", {"split": "train", "index": 2}), ("hotpotqa", {"split": "train", "index": 0}),
-        ("hotpotqa", {"split": "train", "index": 1})]
+        ("nq", {"split": "train", "index": 0}),
+        ("nq", {"split": "train", "index": 1}),
+        ("nq", {"split": "train", "index": 2}),
+        ("hotpotqa", {"split": "train", "index": 0}),
+        ("hotpotqa", {"split": "train", "index": 1}),
+    ]
     assert rows[1] == {
         "id": "train_1",
         "question": "when did the first moon landing happen?",
@@ -50,8 +53,15 @@ def test_test_merge_prefers_test_then_dev_then_train_in_search_r1_order(source, 
     prepare(source, tmp_path / "out")
     rows = _table(tmp_path / "out" / "test.parquet")
     assert [(r["data_source"], r["id"]) for r in rows] == [
-        ("nq", "test_0"), ("nq", "test_1"), ("triviaqa", "test_0"), ("popqa", "test_0"),
-        ("hotpotqa", "dev_0"), ("2wikimultihopqa", "dev_0"), ("musique", "train_0"), ("bamboogle", "test_0")]
+        ("nq", "test_0"),
+        ("nq", "test_1"),
+        ("triviaqa", "test_0"),
+        ("popqa", "test_0"),
+        ("hotpotqa", "dev_0"),
+        ("2wikimultihopqa", "dev_0"),
+        ("musique", "train_0"),
+        ("bamboogle", "test_0"),
+    ]
     assert {r["extra_info"]["split"] for r in rows} == {"test"}
     examples = load_split(tmp_path / "out" / "test.parquet")
     assert examples[2].golden_answers == ["Japan", "Nippon"]
@@ -74,8 +84,14 @@ def test_cli_prepares_from_a_local_copy(capsys, source, tmp_path):
     [
         (lambda s: (s / "hotpotqa" / "train.jsonl").unlink(), "missing input file"),
         (lambda s: shutil.rmtree(s / "popqa"), "popqa test split"),
-        (lambda s: (s / "musique" / "dev.jsonl").write_text('{"id": "dev_0", "question": "trunc'), "dev.jsonl:1: not valid JSON"),
-        (lambda s: (s / "bamboogle" / "test.jsonl").write_text('{"id": 1, "question": "q"}\n'), "test.jsonl:1: 'golden_answers'"),
+        (
+            lambda s: (s / "musique" / "dev.jsonl").write_text('{"id": "dev_0", "question": "trunc'),
+            "dev.jsonl:1: not valid JSON",
+        ),
+        (
+            lambda s: (s / "bamboogle" / "test.jsonl").write_text('{"id": 1, "question": "q"}\n'),
+            "test.jsonl:1: 'golden_answers'",
+        ),
         (lambda s: (s / "nq" / "train.jsonl").write_text('\n["a list"]\n'), "train.jsonl:2: expected a JSON object"),
     ],
 )

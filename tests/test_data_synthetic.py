@@ -34,9 +34,11 @@ def test_same_seed_gives_same_bytes_and_another_seed_does_not(tmp_path):
 
 def test_bytes_do_not_depend_on_the_interpreter_hash_seed(tmp_path):
     # Set iteration order changes with PYTHONHASHSEED; the generator must never depend on it.
-    script = ("import sys; from pathlib import Path; from searchr1.data.synthetic import generate, write_encyclopedia;"
-              "r = Path(sys.argv[1]); write_encyclopedia(generate(3, 120), train_path=r / 'train.parquet',"
-              " test_path=r / 'test.parquet', corpus_path=r / 'corpus.jsonl')")
+    script = (
+        "import sys; from pathlib import Path; from searchr1.data.synthetic import generate, write_encyclopedia;"
+        "r = Path(sys.argv[1]); write_encyclopedia(generate(3, 120), train_path=r / 'train.parquet',"
+        " test_path=r / 'test.parquet', corpus_path=r / 'corpus.jsonl')"
+    )
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-c", script, str(tmp_path / hash_seed)], check=True, env=env)
@@ -106,7 +108,6 @@ def test_the_question_text_itself_is_a_good_enough_query(book_and_search):
     firsts = top_passage([q.text for q in book.test])
     hits = sum(f.startswith(f'"{q.hop_queries[0]}"') for f, q in zip(firsts, book.test))
     assert hits / len(book.test) > 0.9
-
 
 
 @settings(max_examples=20, deadline=None)

@@ -109,8 +109,14 @@ class _ScriptedModel(torch.nn.Module):
         self.tiny = tiny_llama()
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True, logits_to_keep=0):
-        out = self.tiny(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                        use_cache=True, logits_to_keep=logits_to_keep)
+        out = self.tiny(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=logits_to_keep,
+        )
         # The number of decode steps so far is the cache length minus the prefill length.
         steps = 0 if cache is None else int(attention_mask.shape[1] - self._prefill_len)
         if cache is None:

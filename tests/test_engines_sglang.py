@@ -28,8 +28,12 @@ async def test_request_is_sglang_native_with_token_ids(tok, http_session):
     assert payload["input_ids"] == [1, 2, 3] and "text" not in payload
     assert payload["return_logprob"] is True
     assert payload["sampling_params"] == {
-        "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.9, "stop": ["</search>", "</answer>"],
-        "no_stop_trim": True, "skip_special_tokens": False,
+        "max_new_tokens": 64,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "stop": ["</search>", "</answer>"],
+        "no_stop_trim": True,
+        "skip_special_tokens": False,
     }
 
 
@@ -84,7 +88,13 @@ def entries(ids):
 
 
 def test_parse_reads_ids_and_logprobs_from_output_token_logprobs():
-    body = {"text": "x", "meta_info": {"output_token_logprobs": [[-0.1, 5, "a"], [-0.2, 6, "b"]], "finish_reason": {"type": "length", "length": 2}}}
+    body = {
+        "text": "x",
+        "meta_info": {
+            "output_token_logprobs": [[-0.1, 5, "a"], [-0.2, 6, "b"]],
+            "finish_reason": {"type": "length", "length": 2},
+        },
+    }
     out = parse_response(body)
     assert (out.token_ids, out.logprobs, out.finish_reason) == ([5, 6], [-0.1, -0.2], "length")
 
@@ -94,7 +104,10 @@ def test_parse_reads_ids_and_logprobs_from_output_token_logprobs():
     [
         {"text": "x"},  # no meta_info
         {"output_ids": [5], "meta_info": {"finish_reason": {"type": "stop"}}},  # tokens without logprobs
-        {"output_ids": [5, 7], "meta_info": {"output_token_logprobs": entries([5, 6]), "finish_reason": {"type": "stop"}}},
+        {
+            "output_ids": [5, 7],
+            "meta_info": {"output_token_logprobs": entries([5, 6]), "finish_reason": {"type": "stop"}},
+        },
         {"meta_info": {"output_token_logprobs": entries([5]), "finish_reason": None}},  # unfinished
         {"meta_info": {"output_token_logprobs": entries([5]), "finish_reason": {"type": "abort", "message": "x"}}},
         {"meta_info": {"output_token_logprobs": [[-0.1]], "finish_reason": {"type": "stop"}}},  # no token id
@@ -111,8 +124,20 @@ def test_parse_keeps_partial_tokens_of_an_aborted_request():
 
 
 def test_response_meta_keeps_scalars_and_drops_token_lists():
-    body = {"meta_info": {"output_token_logprobs": [[-0.1, 5, None]], "input_token_logprobs": [], "cached_tokens": 12,
-                          "prompt_tokens": 30, "weight_version": "4", "finish_reason": {"type": "stop"}}}
-    assert response_meta(body) == {"cached_tokens": 12, "prompt_tokens": 30, "weight_version": "4",
-                                   "finish_reason": {"type": "stop"}}
+    body = {
+        "meta_info": {
+            "output_token_logprobs": [[-0.1, 5, None]],
+            "input_token_logprobs": [],
+            "cached_tokens": 12,
+            "prompt_tokens": 30,
+            "weight_version": "4",
+            "finish_reason": {"type": "stop"},
+        }
+    }
+    assert response_meta(body) == {
+        "cached_tokens": 12,
+        "prompt_tokens": 30,
+        "weight_version": "4",
+        "finish_reason": {"type": "stop"},
+    }
     assert response_meta({"text": "x"}) == {} and response_meta({"meta_info": {"finish_reason": None}}) == {}

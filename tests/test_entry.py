@@ -16,16 +16,25 @@ def _jobs_and_configs(argv: list[str]):
     with hydra_initialized(source):
         base = compose_in(source, without_sweep_axes(args.overrides), return_hydra_config=True)
         jobs, swept = sweep_jobs(args, base)
-        return [(job, OmegaConf.to_container(sweep_job_config(source, base, job, swept), resolve=True),
-                 OmegaConf.to_container(compose_in(source, job), resolve=True)) for job in jobs]
+        return [
+            (
+                job,
+                OmegaConf.to_container(sweep_job_config(source, base, job, swept), resolve=True),
+                OmegaConf.to_container(compose_in(source, job), resolve=True),
+            )
+            for job in jobs
+        ]
 
 
-@pytest.mark.parametrize("argv,count", [
-    (["+sweep=smoke_2x2"], 4),                                  # a preset's value axes
-    (["-m", "seed=3,4", "rollout.max_turns=4", "tis=on"], 2),   # a command-line axis over a changed base
-    (["-m", "tis=on,off", "search.topk=2,5"], 4),               # a swept group: composed per job
-    (["+sweep=seeds", "data.num_entities=100,200"], 6),         # an axis that an interpolated path reads
-])
+@pytest.mark.parametrize(
+    "argv,count",
+    [
+        (["+sweep=smoke_2x2"], 4),  # a preset's value axes
+        (["-m", "seed=3,4", "rollout.max_turns=4", "tis=on"], 2),  # a command-line axis over a changed base
+        (["-m", "tis=on,off", "search.topk=2,5"], 4),  # a swept group: composed per job
+        (["+sweep=seeds", "data.num_entities=100,200"], 6),  # an axis that an interpolated path reads
+    ],
+)
 def test_each_sweep_job_config_equals_hydras_composition(argv, count):
     results = _jobs_and_configs(argv)
     assert len(results) == count

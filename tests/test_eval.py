@@ -28,22 +28,40 @@ from tests.support.sglang_server import serve_fake_sglang
 
 
 def _example(source: str, i: int) -> QAExample:
-    return QAExample(question=f"q{source}{i}", prompt_messages=[{"role": "user", "content": f"Question: q{i}"}],
-                     golden_answers=[f"a{i}"], data_source=source, index=i)
+    return QAExample(
+        question=f"q{source}{i}",
+        prompt_messages=[{"role": "user", "content": f"Question: q{i}"}],
+        golden_answers=[f"a{i}"],
+        data_source=source,
+        index=i,
+    )
 
 
 def _score(source: str, prompt: int, em: float, turns: int = 2) -> SampleScore:
-    return SampleScore(data_source=source, prompt_index=prompt, answer="x", golden_answers=["x"], exact_match=em,
-                       sub_exact_match=em, f1=em, turns=turns, search_calls=turns - 1, status="completed")
+    return SampleScore(
+        data_source=source,
+        prompt_index=prompt,
+        answer="x",
+        golden_answers=["x"],
+        exact_match=em,
+        sub_exact_match=em,
+        f1=em,
+        turns=turns,
+        search_calls=turns - 1,
+        status="completed",
+    )
 
 
-@pytest.mark.parametrize("prediction,gold,expected", [
-    ("Barack Obama", ["Obama"], 2 / 3),
-    ("the Eiffel Tower", ["Eiffel Tower"], 1.0),
-    ("Paris", ["London", "paris!"], 1.0),
-    ("", ["x"], 0.0),
-    ("blue whale", ["red panda"], 0.0),
-])
+@pytest.mark.parametrize(
+    "prediction,gold,expected",
+    [
+        ("Barack Obama", ["Obama"], 2 / 3),
+        ("the Eiffel Tower", ["Eiffel Tower"], 1.0),
+        ("Paris", ["London", "paris!"], 1.0),
+        ("", ["x"], 0.0),
+        ("blue whale", ["red panda"], 0.0),
+    ],
+)
 def test_token_f1(prediction, gold, expected):
     assert token_f1(prediction, gold) == pytest.approx(expected)
 
@@ -66,8 +84,14 @@ def test_select_examples_round_robins_over_sources():
 
 
 def test_table_uses_paper_order_and_unweighted_average():
-    scores = [_score("hotpotqa", 0, 1.0), _score("synthetic_1hop", 1, 0.0), _score("nq", 2, 1.0),
-              _score("nq", 3, 0.0), _score("nq", 4, 0.0), _score("nq", 5, 0.0)]
+    scores = [
+        _score("hotpotqa", 0, 1.0),
+        _score("synthetic_1hop", 1, 0.0),
+        _score("nq", 2, 1.0),
+        _score("nq", 3, 0.0),
+        _score("nq", 4, 0.0),
+        _score("nq", 5, 0.0),
+    ]
     table = build_table(scores)
     assert table.columns == ["nq", "hotpotqa", "synthetic_1hop"]
     assert table.cells["EM"] == {"nq": 0.25, "hotpotqa": 1.0, "synthetic_1hop": 0.0, AVERAGE: pytest.approx(1.25 / 3)}
@@ -96,25 +120,40 @@ def test_file_identity_fingerprint_changes_with_content(tmp_path):
 
 def _oracle_policy(correct: dict[str, str]):
     """Searches once, then answers; right exactly for the questions in ``correct`` (question -> gold)."""
+
     def policy(context: str) -> str:
         question = context.rsplit("Question:", 1)[-1].split("<|im_end|>", 1)[0].strip()
         if "<information>" not in context.rsplit("<|im_start|>assistant", 1)[-1]:
             return f"<think>Look it up.</think>\n<search>{question}</search>"
         return f"<think>Found it.</think>\n<answer>{correct.get(question, 'no idea')}</answer><|im_end|>"
+
     return policy
 
 
 @pytest.mark.slow
 async def test_periodic_evaluate_hook_reports_em_per_source(tmp_path):
     cfg = to_typed(compose_config(["rollout.max_turns=2", "eval.temperature=0"]))
-    examples = [QAExample(question=q, prompt_messages=[{"role": "user", "content": f"Question: {q}\n"}],
-                          golden_answers=[a], data_source=src, index=i)
-                for i, (q, a, src) in enumerate([("Who?", "Ann", "nq"), ("What?", "Box", "nq"), ("Where?", "Rome", "popqa")])]
+    examples = [
+        QAExample(
+            question=q,
+            prompt_messages=[{"role": "user", "content": f"Question: {q}\n"}],
+            golden_answers=[a],
+            data_source=src,
+            index=i,
+        )
+        for i, (q, a, src) in enumerate([("Who?", "Ann", "nq"), ("What?", "Box", "nq"), ("Where?", "Rome", "popqa")])
+    ]
     tokenizer = smollm2_tokenizer()
     async with serve_fake_sglang(tokenizer, _oracle_policy({"Who?": "Ann", "Where?": "Rome"})) as fake:
         async with aiohttp.ClientSession() as session:
-            metrics = await evaluate(examples, engine=SGLangEngine(fake.url, session, 30), search=ScriptedSearch(),
-                                     tokenizer=tokenizer, cfg=cfg, max_prompts=3)
+            metrics = await evaluate(
+                examples,
+                engine=SGLangEngine(fake.url, session, 30),
+                search=ScriptedSearch(),
+                tokenizer=tokenizer,
+                cfg=cfg,
+                max_prompts=3,
+            )
     assert metrics["eval/nq/exact_match"] == 0.5 and metrics["eval/popqa/exact_match"] == 1.0
     assert metrics["eval/exact_match"] == pytest.approx(2 / 3)
     assert metrics["eval/turns_per_sample"] == 2.0 and metrics["eval/search_calls_per_sample"] == 1.0
@@ -151,8 +190,13 @@ def test_eval_cli_on_the_synthetic_test_split(tmp_path):
     from searchr1.run import RunContext
 
     out = tmp_path / "out" / "eval.json"
-    overrides = ["data.num_entities=200", "eval.max_prompts=10", "rollout.max_turns=2", "search.topk=2",
-                 f"eval.output={out}"]
+    overrides = [
+        "data.num_entities=200",
+        "eval.max_prompts=10",
+        "rollout.max_turns=2",
+        "search.topk=2",
+        f"eval.output={out}",
+    ]
     typed = to_typed(compose_config(overrides))
     ensure_data(typed.data)
     chosen = select_examples(load_split(typed.data.test_path), 10)
@@ -172,7 +216,10 @@ def test_eval_cli_on_the_synthetic_test_split(tmp_path):
     samples = [json.loads(line) for line in (out.parent / "eval_samples.jsonl").read_text().splitlines()]
     assert len(samples) == 10
     for sample in samples:
-        assert sample["exact_match"] == score_response(sample["response"], sample["golden_answers"], typed.reward).exact_match
+        assert (
+            sample["exact_match"]
+            == score_response(sample["response"], sample["golden_answers"], typed.reward).exact_match
+        )
     # The result names what it measured.
     assert result["model"]["engine"] == f"sglang:{fake.url}" and result["model"]["name"] == "smollm2-135m"
     assert result["data"]["split"] == "test" and result["data"]["examples_evaluated"] == 10
@@ -187,8 +234,10 @@ def test_split_by_source_writes_one_readable_file_per_dataset(tmp_path):
     from searchr1.data.dataset import make_row, write_split
     from searchr1.eval.datasets import split_by_source
 
-    rows = [make_row(row_id=str(i), question=f"q{i}", golden_answers=[f"a{i}"], data_source=src, split="test", index=i)
-            for i, src in enumerate(["nq", "hotpotqa", "nq", "bamboogle"])]
+    rows = [
+        make_row(row_id=str(i), question=f"q{i}", golden_answers=[f"a{i}"], data_source=src, split="test", index=i)
+        for i, src in enumerate(["nq", "hotpotqa", "nq", "bamboogle"])
+    ]
     write_split(rows, tmp_path / "test.parquet")
     files = split_by_source(tmp_path / "test.parquet", tmp_path / "by_source")
     assert sorted(files) == ["bamboogle", "hotpotqa", "nq"]

@@ -23,8 +23,13 @@ from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
 from tests.support.trained_run import TINY_RUN, trained_run  # noqa: F401  (a fixture)
 
-EVAL = ["rollout.max_turn_tokens=16", "rollout.max_turns=1", f"data.num_entities={SMALL_ENTITIES}",
-        "eval.max_prompts=2", "logger.mode=offline"]
+EVAL = [
+    "rollout.max_turn_tokens=16",
+    "rollout.max_turns=1",
+    f"data.num_entities={SMALL_ENTITIES}",
+    "eval.max_prompts=2",
+    "logger.mode=offline",
+]
 
 
 def _context(tmp_path, overrides):
@@ -38,12 +43,15 @@ def test_steps_pick_all_last_or_every_n():
     assert select_steps([1, 2, 3, 4], "every:2") == [2, 4]
 
 
-@pytest.mark.parametrize("overrides, says", [
-    (["eval.init_from=/x"], "eval.init_from was renamed to eval.checkpoint"),
-    (["eval.steps=every:0"], "eval.steps='every:0'"),
-    (["eval.run=/x", "eval.checkpoint=/y"], "eval.run and eval.checkpoint both set"),
-    (["eval.checkpoint=/y", "eval.sglang_url=http://h:1"], "eval.sglang_url"),
-])
+@pytest.mark.parametrize(
+    "overrides, says",
+    [
+        (["eval.init_from=/x"], "eval.init_from was renamed to eval.checkpoint"),
+        (["eval.steps=every:0"], "eval.steps='every:0'"),
+        (["eval.run=/x", "eval.checkpoint=/y"], "eval.run and eval.checkpoint both set"),
+        (["eval.checkpoint=/y", "eval.sglang_url=http://h:1"], "eval.sglang_url"),
+    ],
+)
 def test_bad_eval_keys_fail_in_one_line(overrides, says):
     from searchr1.config.validate import one_line_error
 
@@ -63,21 +71,33 @@ def test_a_checkpoint_of_another_model_fails_before_loading(trained_run, tmp_pat
 def test_eval_checkpoint_scores_that_checkpoint_and_records_it(trained_run, tmp_path):
     checkpoint = trained_run / "checkpoints" / "step_000002.pt"
     result = run_eval(_context(tmp_path, [f"eval.checkpoint={checkpoint}"]))
-    assert result["checkpoint"] == {"path": str(checkpoint), "kind": "checkpoint", "step": 2,
-                                    "sha256": content_hash(checkpoint)}
+    assert result["checkpoint"] == {
+        "path": str(checkpoint),
+        "kind": "checkpoint",
+        "step": 2,
+        "sha256": content_hash(checkpoint),
+    }
     assert json.loads((tmp_path / "eval" / "eval.json").read_text())["checkpoint"]["step"] == 2
     # The engine generated with the trained policy: its first greedy turn is the trainer's policy's.
     policy = build_models(to_typed(compose_config(TINY_RUN))).policy
-    restore(load_latest(trained_run / "checkpoints"), policy,
-            torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad]))
+    restore(
+        load_latest(trained_run / "checkpoints"),
+        policy,
+        torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad]),
+    )
     for line in (tmp_path / "eval" / "eval_samples.jsonl").read_text().splitlines():
         sample = json.loads(line)
-        generated = sample["response_ids"][:sample["loss_mask"].index(0) if 0 in sample["loss_mask"] else None][:6]
+        generated = sample["response_ids"][: sample["loss_mask"].index(0) if 0 in sample["loss_mask"] else None][:6]
         prompt = torch.tensor([sample["prompt_ids"]])
         with torch.no_grad():
-            expected = policy.eval().generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                              max_new_tokens=len(generated), pad_token_id=0)
-        assert generated == expected[0, prompt.shape[1]:].tolist()
+            expected = policy.eval().generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                do_sample=False,
+                max_new_tokens=len(generated),
+                pad_token_id=0,
+            )
+        assert generated == expected[0, prompt.shape[1] :].tolist()
 
 
 @pytest.mark.slow
@@ -86,13 +106,16 @@ def test_eval_over_a_run_writes_one_row_per_saved_step(trained_run, tmp_path):
     result = run_eval(_context(tmp_path, [f"eval.run={trained_run}", "eval.steps=all"]))
     assert [row["step"] for row in result["rows"]] == [1, 2]
     assert [row["checkpoint"]["path"] for row in result["rows"]] == [
-        str(trained_run / "checkpoints" / f"step_00000{s}.pt") for s in (1, 2)]
+        str(trained_run / "checkpoints" / f"step_00000{s}.pt") for s in (1, 2)
+    ]
     for row in result["rows"]:
         assert set(row["exact_match"]) == set(row["f1"]) == {*result["data_sources"], "Avg."}
     saved = json.loads((trained_run / CHECKPOINT_EVAL_FILE).read_text())
     assert [row["step"] for row in saved["rows"]] == [1, 2]
     table = (trained_run / CHECKPOINT_EVAL_FILE).with_suffix(".md").read_text()
-    assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "EM" not in line] == ["1", "2"]
+    assert [
+        line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "EM" not in line
+    ] == ["1", "2"]
     assert (trained_run / CHECKPOINT_EVAL_PLOT).stat().st_size > 0
     # W&B: the run's own W&B run (same id) got eval/* against eval/step.
     new = set((trained_run / "wandb").glob("offline-run-*")) - wandb_runs_before

@@ -24,16 +24,24 @@ PROMPTS = ["The capital of France is", "Question: who wrote Hamlet?\nAnswer:", "
 def _greedy(model, prompt: str) -> list[int]:
     ids = smollm2_tokenizer()(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8,
-                             pad_token_id=smollm2_tokenizer().pad_token_id)
-    return out[0, ids.shape[1]:].tolist()
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=8,
+            pad_token_id=smollm2_tokenizer().pad_token_id,
+        )
+    return out[0, ids.shape[1] :].tolist()
 
 
 def _trainer_policy(run_dir):
     """The policy as the trainer holds it after its last step: rebuilt and restored by the trainer's own code."""
     policy = build_models(to_typed(compose_config(TINY_RUN))).policy
-    restore(load_latest(run_dir / "checkpoints"), policy,
-            torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad]))
+    restore(
+        load_latest(run_dir / "checkpoints"),
+        policy,
+        torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad]),
+    )
     return policy.eval()
 
 
@@ -73,9 +81,11 @@ def test_an_adapter_only_export_is_peft_format_for_the_base_model(trained_run, t
 
 def test_bad_sources_fail_in_one_line(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hi")
-    for argv, says in ([str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o")], "not a checkpoint"), \
-                      ([str(tmp_path), "--out", str(tmp_path / "o")], "neither a LoRA adapter dir"), \
-                      ([str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "no such directory"):
+    for argv, says in (
+        ([str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o")], "not a checkpoint"),
+        ([str(tmp_path), "--out", str(tmp_path / "o")], "neither a LoRA adapter dir"),
+        ([str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "no such directory"),
+    ):
         with pytest.raises(SystemExit) as exited:
             export_main(argv)
         assert says in str(exited.value) and "\n" not in str(exited.value)

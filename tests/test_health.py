@@ -30,8 +30,13 @@ from searchr1.rollout.trajectory import Trajectory
 
 
 def _traj(text: str, logprobs: list[float], mask: list[int]) -> Trajectory:
-    return Trajectory(prompt_ids=[1], response_ids=list(range(len(mask))), loss_mask=mask,
-                      rollout_logprobs=logprobs, response_text=text)
+    return Trajectory(
+        prompt_ids=[1],
+        response_ids=list(range(len(mask))),
+        loss_mask=mask,
+        rollout_logprobs=logprobs,
+        response_text=text,
+    )
 
 
 def _reward(em: float) -> RewardBreakdown:
@@ -81,8 +86,11 @@ def test_rollout_health_gathers_the_rollout_side_indicators() -> None:
     trajectories = [_traj("<think>a b c a b c</think>", [-1.0], [1]), _traj("<answer>x</answer>", [-3.0], [1])]
     metrics = rollout_health(trajectories, [_reward(1.0), _reward(0.0)], [[1.0, 0.0]])
     assert metrics == {
-        "health/think_repetition": 0.25, "health/empty_think_rate": 0.5, "health/sampled_neg_logprob": 2.0,
-        "health/zero_variance_groups": 0.0, "health/correct_logprob": -1.0,
+        "health/think_repetition": 0.25,
+        "health/empty_think_rate": 0.5,
+        "health/sampled_neg_logprob": 2.0,
+        "health/zero_variance_groups": 0.0,
+        "health/correct_logprob": -1.0,
     }
     assert "health/correct_logprob" not in rollout_health(trajectories, [_reward(0.0)] * 2, [[0.0, 0.0]])
 
@@ -112,14 +120,18 @@ def test_a_rule_fires_past_its_threshold_and_records_a_firing_metric() -> None:
     assert loud.metrics[FIRED_PREFIX + "think_repetition"] == 1.0
     assert loud.breached == ["ess_fraction", "think_repetition"]
     firing = next(f for f in loud.firings if f.rule.name == "ess_fraction")
-    assert firing.message().startswith("health: rule ess_fraction fired at step 2: "
-                                       "tis/effective_sample_size_fraction=0.3 < 0.5 (health.ess_fraction.action=warn)")
+    assert firing.message().startswith(
+        "health: rule ess_fraction fired at step 2: "
+        "tis/effective_sample_size_fraction=0.3 < 0.5 (health.ess_fraction.action=warn)"
+    )
 
 
 def test_patience_needs_consecutive_breaches() -> None:
     monitor = HealthMonitor(_cfg(patience=2))
-    fired = [bool(monitor.check(s, {"rollout/truncated_fraction": v}).firings)
-             for s, v in enumerate([0.9, 0.1, 0.9, 0.9, 0.9, 0.9], 1)]
+    fired = [
+        bool(monitor.check(s, {"rollout/truncated_fraction": v}).firings)
+        for s, v in enumerate([0.9, 0.1, 0.9, 0.9, 0.9, 0.9], 1)
+    ]
     assert fired == [False, False, False, True, False, True]
 
 
@@ -155,7 +167,8 @@ def test_warn_logs_one_line_with_value_and_remedy(caplog: pytest.LogCaptureFixtu
     assert caplog.messages == [
         "health: rule zero_variance_groups fired at step 7: health/zero_variance_groups=0.9 > 0.8 "
         "(health.zero_variance_groups.action=warn); remedy: most groups carry no learning signal: raise "
-        "rollout.n_samples_per_prompt or use prompts of mixed difficulty"]
+        "rollout.n_samples_per_prompt or use prompts of mixed difficulty"
+    ]
 
 
 def test_warn_alerts_an_online_wandb_run_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,4 +98,8 @@ def test_eval_imports_no_trainer():
 
 def test_rollout_uses_interfaces_not_concrete_engines_or_trainers():
     rollout = {t for m, ts in _imports().items() if _floor(m) == "rollout" for t in ts}
-    assert not {t for t in rollout if t.startswith("searchr1.trainers") or t in ("searchr1.engines.local", "searchr1.engines.sglang")}
+    assert not {
+        t
+        for t in rollout
+        if t.startswith("searchr1.trainers") or t in ("searchr1.engines.local", "searchr1.engines.sglang")
+    }

@@ -41,13 +41,24 @@ def _batch() -> tuple[list[Trajectory], list[list[str]]]:
     trajectories = [
         # searched, found Paris in the observation, answered right
         _trajectory(
-            searched("Paris", "Paris"), generated=30, observed=20, turns=2, search_calls=1,
-            queries=["capital of France"], final_answer="Paris",
+            searched("Paris", "Paris"),
+            generated=30,
+            observed=20,
+            turns=2,
+            search_calls=1,
+            queries=["capital of France"],
+            final_answer="Paris",
         ),
         # searched twice (once failing, once repeating the first sample's query), answered wrong
         _trajectory(
-            searched("London", "Berlin"), generated=40, observed=40, turns=3, search_calls=2, search_failures=1,
-            queries=["capital of France", "france capital"], final_answer="London",
+            searched("London", "Berlin"),
+            generated=40,
+            observed=40,
+            turns=3,
+            search_calls=2,
+            search_failures=1,
+            queries=["capital of France", "france capital"],
+            final_answer="London",
         ),
         # one invalid action, then ran out of budget
         _trajectory("<think>hmm</think> rambling", generated=50, turns=2, invalid_actions=1, status="truncated"),

@@ -78,7 +78,9 @@ def test_drop_steps_after_keeps_the_checkpoints_steps(tmp_path):
 
 def test_importing_it_pulls_in_neither_wandb_nor_omegaconf():
     # The Miles hooks write it inside Ray actors.
-    code = ("import sys, searchr1.metrics_file; "
-            "print(sorted(m for m in ('wandb', 'omegaconf', 'hydra', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, searchr1.metrics_file; "
+        "print(sorted(m for m in ('wandb', 'omegaconf', 'hydra', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"

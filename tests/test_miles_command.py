@@ -23,32 +23,79 @@ UPDATE = os.environ.get("SEARCHR1_UPDATE_SNAPSHOTS") == "1"
 # examples/experimental/search-r1/run_qwen2.5_3B.sh with its TIS and W&B lines enabled (minus
 # --wandb-key) and the model flags of scripts/models/qwen2.5-3B.py: flag -> values.
 REFERENCE = {
-    "--actor-num-nodes": ["1"], "--actor-num-gpus-per-node": ["4"], "--rollout-num-gpus": ["4"], "--colocate": [],
-    "--swiglu": [], "--num-layers": ["36"], "--hidden-size": ["2048"], "--ffn-hidden-size": ["11008"],
-    "--num-attention-heads": ["16"], "--use-rotary-position-embeddings": [], "--disable-bias-linear": [],
-    "--add-qkv-bias": [], "--normalization": ["RMSNorm"], "--norm-epsilon": ["1e-6"], "--rotary-base": ["1000000"],
-    "--group-query-attention": [], "--num-query-groups": ["2"], "--vocab-size": ["151936"],
-    "--hf-checkpoint": ["/root/Qwen2.5-3B/"], "--ref-load": ["/root/Qwen2.5-3B_torch_dist/"],
-    "--prompt-data": ["/root/Search-R1/data/nq_hotpotqa_train/train.parquet"], "--input-key": ["prompt"],
-    "--label-key": ["reward_model"], "--apply-chat-template": [], "--rollout-shuffle": [], "--num-rollout": ["3000"],
-    "--rollout-batch-size": ["32"], "--n-samples-per-prompt": ["8"], "--rollout-max-response-len": ["512"],
-    "--rollout-temperature": ["1"], "--global-batch-size": ["256"], "--balance-data": [],
-    "--optimizer": ["adam"], "--lr": ["1e-6"], "--lr-decay-style": ["constant"], "--weight-decay": ["0.01"],
-    "--adam-beta1": ["0.9"], "--adam-beta2": ["0.98"],
-    "--advantage-estimator": ["grpo"], "--use-kl-loss": [], "--kl-loss-coef": ["0.001"], "--kl-loss-type": ["low_var_kl"],
-    "--entropy-coef": ["0.00"], "--eps-clip": ["0.2"], "--eps-clip-high": ["0.28"], "--use-tis": [],
-    "--use-wandb": [], "--wandb-project": ["miles-dev"], "--wandb-group": ["search-r1_qwen2.5-3B-test"],
-    "--tensor-model-parallel-size": ["2"], "--sequence-parallel": [], "--pipeline-model-parallel-size": ["1"],
-    "--context-parallel-size": ["1"], "--expert-model-parallel-size": ["1"], "--expert-tensor-parallel-size": ["1"],
-    "--recompute-granularity": ["full"], "--recompute-method": ["uniform"], "--recompute-num-layers": ["1"],
-    "--use-dynamic-batch-size": [], "--max-tokens-per-gpu": ["9216"],
-    "--rollout-num-gpus-per-engine": ["2"], "--sglang-mem-fraction-static": ["0.7"],
-    "--attention-dropout": ["0.0"], "--hidden-dropout": ["0.0"], "--accumulate-allreduce-grads-in-fp32": [],
-    "--attention-softmax-in-fp32": [], "--attention-backend": ["flash"],
+    "--actor-num-nodes": ["1"],
+    "--actor-num-gpus-per-node": ["4"],
+    "--rollout-num-gpus": ["4"],
+    "--colocate": [],
+    "--swiglu": [],
+    "--num-layers": ["36"],
+    "--hidden-size": ["2048"],
+    "--ffn-hidden-size": ["11008"],
+    "--num-attention-heads": ["16"],
+    "--use-rotary-position-embeddings": [],
+    "--disable-bias-linear": [],
+    "--add-qkv-bias": [],
+    "--normalization": ["RMSNorm"],
+    "--norm-epsilon": ["1e-6"],
+    "--rotary-base": ["1000000"],
+    "--group-query-attention": [],
+    "--num-query-groups": ["2"],
+    "--vocab-size": ["151936"],
+    "--hf-checkpoint": ["/root/Qwen2.5-3B/"],
+    "--ref-load": ["/root/Qwen2.5-3B_torch_dist/"],
+    "--prompt-data": ["/root/Search-R1/data/nq_hotpotqa_train/train.parquet"],
+    "--input-key": ["prompt"],
+    "--label-key": ["reward_model"],
+    "--apply-chat-template": [],
+    "--rollout-shuffle": [],
+    "--num-rollout": ["3000"],
+    "--rollout-batch-size": ["32"],
+    "--n-samples-per-prompt": ["8"],
+    "--rollout-max-response-len": ["512"],
+    "--rollout-temperature": ["1"],
+    "--global-batch-size": ["256"],
+    "--balance-data": [],
+    "--optimizer": ["adam"],
+    "--lr": ["1e-6"],
+    "--lr-decay-style": ["constant"],
+    "--weight-decay": ["0.01"],
+    "--adam-beta1": ["0.9"],
+    "--adam-beta2": ["0.98"],
+    "--advantage-estimator": ["grpo"],
+    "--use-kl-loss": [],
+    "--kl-loss-coef": ["0.001"],
+    "--kl-loss-type": ["low_var_kl"],
+    "--entropy-coef": ["0.00"],
+    "--eps-clip": ["0.2"],
+    "--eps-clip-high": ["0.28"],
+    "--use-tis": [],
+    "--use-wandb": [],
+    "--wandb-project": ["miles-dev"],
+    "--wandb-group": ["search-r1_qwen2.5-3B-test"],
+    "--tensor-model-parallel-size": ["2"],
+    "--sequence-parallel": [],
+    "--pipeline-model-parallel-size": ["1"],
+    "--context-parallel-size": ["1"],
+    "--expert-model-parallel-size": ["1"],
+    "--expert-tensor-parallel-size": ["1"],
+    "--recompute-granularity": ["full"],
+    "--recompute-method": ["uniform"],
+    "--recompute-num-layers": ["1"],
+    "--use-dynamic-batch-size": [],
+    "--max-tokens-per-gpu": ["9216"],
+    "--rollout-num-gpus-per-engine": ["2"],
+    "--sglang-mem-fraction-static": ["0.7"],
+    "--attention-dropout": ["0.0"],
+    "--hidden-dropout": ["0.0"],
+    "--accumulate-allreduce-grads-in-fp32": [],
+    "--attention-softmax-in-fp32": [],
+    "--attention-backend": ["flash"],
     "--custom-generate-function-path": ["generate_with_search.generate"],
     "--custom-rm-path": ["generate_with_search.reward_func"],
     "--custom-config-path": ["examples/infra_features/train_infer_mismatch_helper/mis.yaml"],
-    "--custom-tis-function-path": ["examples.infra_features.train_infer_mismatch_helper.mis.compute_mis_weights_with_cp"],
+    "--custom-tis-function-path": [
+        "examples.infra_features.train_infer_mismatch_helper.mis.compute_mis_weights_with_cp"
+    ],
 }
 # Values that are ours by design: our data and W&B project, and our hooks in place of the example's.
 OURS_BY_DESIGN = {
@@ -62,12 +109,15 @@ OURS_BY_DESIGN = {
 }
 # What we add to the reference, and why (each is documented in docs/miles.md).
 EXTRAS = {
-    "--rollout-seed",                      # our global seed drives Miles' data order
-    "--load", "--save", "--save-interval",  # the reference has these commented out; the model config sets them
-    "--wandb-mode", "--wandb-dir",          # offline by default, files inside the run dir
-    "--disable-wandb-random-suffix",        # the W&B run is named after our run
-    "--reward-key",                         # our reward returns total/exact_match/format
-    "--custom-rollout-log-function-path",   # our rollout metrics
+    "--rollout-seed",  # our global seed drives Miles' data order
+    "--load",
+    "--save",
+    "--save-interval",  # the reference has these commented out; the model config sets them
+    "--wandb-mode",
+    "--wandb-dir",  # offline by default, files inside the run dir
+    "--disable-wandb-random-suffix",  # the W&B run is named after our run
+    "--reward-key",  # our reward returns total/exact_match/format
+    "--custom-rollout-log-function-path",  # our rollout metrics
 }
 
 
@@ -107,8 +157,11 @@ def test_paper_preset_matches_the_miles_search_r1_script():
     missing = sorted(set(REFERENCE) - set(ours))
     assert not missing, f"flags of run_qwen2.5_3B.sh we do not emit: {missing}"
     expected = {**REFERENCE, **OURS_BY_DESIGN}
-    differ = {f: (ours[f], v) for f, v in expected.items()
-              if len(ours[f]) != len(v) or not all(same(a, b) for a, b in zip(ours[f], v))}
+    differ = {
+        f: (ours[f], v)
+        for f, v in expected.items()
+        if len(ours[f]) != len(v) or not all(same(a, b) for a, b in zip(ours[f], v))
+    }
     assert not differ, f"values differ from the reference (ours, reference): {differ}"
     extra = sorted(set(ours) - set(REFERENCE) - EXTRAS)
     assert not extra, f"undocumented flags beyond the reference: {extra}"
@@ -117,7 +170,7 @@ def test_paper_preset_matches_the_miles_search_r1_script():
 def test_model_flags_keep_the_model_file_order():
     args = argv([f"+experiment={PAPER}"])
     start = args.index("--swiglu")
-    assert args[start:start + 3] == ["--swiglu", "--num-layers", "36"]
+    assert args[start : start + 3] == ["--swiglu", "--num-layers", "36"]
     assert "--untie-embeddings-and-output-weights" not in args  # 3B ties its embeddings
     assert "--untie-embeddings-and-output-weights" in argv([f"+experiment={PAPER}", "model=qwen2.5-7B"])
 
@@ -151,7 +204,11 @@ def test_separate_rollout_gpus_drop_colocate():
 
 
 def test_logger_disabled_emits_no_wandb_flags():
-    assert not [a for a in argv([f"+experiment={PAPER}", "logger.mode=disabled"]) if a.startswith("--wandb") or a == "--use-wandb"]
+    assert not [
+        a
+        for a in argv([f"+experiment={PAPER}", "logger.mode=disabled"])
+        if a.startswith("--wandb") or a == "--use-wandb"
+    ]
 
 
 def test_extra_args_come_last_so_they_win():
@@ -175,13 +232,25 @@ def test_eval_interval_adds_the_test_split():
     assert args["--eval-prompt-data"] == ["test", "/data/nq_hotpotqa/test.parquet"]
 
 
-COMBINATIONS = list(itertools.product(
-    ("local", "google"), ("qwen2.5-3B", "qwen2.5-7B", "smollm2-135m"), ("on", "off"),
-    ("em", "em+format", "searchr1_qa_em_format"),
-))
+COMBINATIONS = list(
+    itertools.product(
+        ("local", "google"),
+        ("qwen2.5-3B", "qwen2.5-7B", "smollm2-135m"),
+        ("on", "off"),
+        ("em", "em+format", "searchr1_qa_em_format"),
+    )
+)
 VARIANTS = (
-    ["trainer.rollout_num_gpus=4", "trainer.node_gpus=4", "trainer.gpus_per_node=4", "trainer.group_rm=true",
-     "rollout.top_p=0.9", "logger.entity=team", "trainer.recompute=false", "trainer.tensor_model_parallel_size=1"],
+    [
+        "trainer.rollout_num_gpus=4",
+        "trainer.node_gpus=4",
+        "trainer.gpus_per_node=4",
+        "trainer.group_rm=true",
+        "rollout.top_p=0.9",
+        "logger.entity=team",
+        "trainer.recompute=false",
+        "trainer.tensor_model_parallel_size=1",
+    ],
     ["trainer.eval_interval=10", "logger.mode=disabled", "tis.level=sequence", "tis.batch_normalize=true"],
     ["grpo.kl_loss_coef=0", "model.save=null", "model.load=null", "data.shuffle=false", "trainer.balance_data=false"],
 )
@@ -189,8 +258,14 @@ VARIANTS = (
 
 @pytest.mark.parametrize("backend,model,tis,reward", COMBINATIONS)
 def test_every_emitted_flag_exists_in_miles(backend, model, tis, reward):
-    overrides = ["trainer=miles", f"backend={backend}", f"model={model}", f"tis={tis}", f"reward={reward}",
-                 "rollout.n_samples_per_prompt=8"]
+    overrides = [
+        "trainer=miles",
+        f"backend={backend}",
+        f"model={model}",
+        f"tis={tis}",
+        f"reward={reward}",
+        "rollout.n_samples_per_prompt=8",
+    ]
     assert not miles_flags().unknown(argv(overrides))
 
 
@@ -206,16 +281,25 @@ def test_one_gpu_preset_trains_and_generates_on_one_gpu():
     args = argv([f"+experiment={ONE_GPU}"])
     assert not miles_flags().unknown(args)  # every flag passes the recorded train.py parser
     ours = parse(args)
-    one = {"--actor-num-nodes": ["1"], "--actor-num-gpus-per-node": ["1"], "--rollout-num-gpus": ["1"],
-           "--colocate": [], "--num-gpus-per-node": ["1"], "--rollout-num-gpus-per-engine": ["1"],
-           "--tensor-model-parallel-size": ["1"], "--pipeline-model-parallel-size": ["1"],
-           "--context-parallel-size": ["1"]}
+    one = {
+        "--actor-num-nodes": ["1"],
+        "--actor-num-gpus-per-node": ["1"],
+        "--rollout-num-gpus": ["1"],
+        "--colocate": [],
+        "--num-gpus-per-node": ["1"],
+        "--rollout-num-gpus-per-engine": ["1"],
+        "--tensor-model-parallel-size": ["1"],
+        "--pipeline-model-parallel-size": ["1"],
+        "--context-parallel-size": ["1"],
+    }
     assert {flag: ours.get(flag) for flag in one} == one
     assert "--sequence-parallel" not in ours and "--balance-data" not in ours
     # Miles' scripts/models/qwen2.5-0.5B.py, and whole optimizer steps per rollout
     assert (ours["--num-layers"], ours["--hidden-size"], ours["--ffn-hidden-size"]) == (["24"], ["896"], ["4864"])
     assert (ours["--num-attention-heads"], ours["--num-query-groups"]) == (["14"], ["2"])
-    assert int(ours["--rollout-batch-size"][0]) * int(ours["--n-samples-per-prompt"][0]) == int(ours["--global-batch-size"][0])
+    assert int(ours["--rollout-batch-size"][0]) * int(ours["--n-samples-per-prompt"][0]) == int(
+        ours["--global-batch-size"][0]
+    )
     # a micro-batch holds a whole trajectory: the response budget plus a search-r1 prompt (~300 tokens)
     rollout = to_typed(compose_config([f"+experiment={ONE_GPU}"])).rollout
     assert int(ours["--max-tokens-per-gpu"][0]) >= rollout.max_response_len + 512
@@ -243,8 +327,7 @@ def render(args: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")
-                 if "trainer: miles" in p.read_text())
+PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml") if "trainer: miles" in p.read_text())
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -254,4 +337,6 @@ def test_snapshot_of_each_miles_preset(preset):
     if UPDATE:
         path.write_text(text)
     assert path.exists(), f"no snapshot for {preset}; run with SEARCHR1_UPDATE_SNAPSHOTS=1"
-    assert text == path.read_text(), f"Miles argv of {preset} changed; review and rerun with SEARCHR1_UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(), (
+        f"Miles argv of {preset} changed; review and rerun with SEARCHR1_UPDATE_SNAPSHOTS=1"
+    )

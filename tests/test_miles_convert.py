@@ -37,7 +37,9 @@ def test_dry_run_snapshot_of_the_conversion_command(preset, tmp_path, capsys):
     if UPDATE:
         path.write_text(text)
     assert path.exists(), f"no snapshot for {preset}; run with SEARCHR1_UPDATE_SNAPSHOTS=1"
-    assert text == path.read_text(), f"conversion command of {preset} changed; review and rerun with SEARCHR1_UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(), (
+        f"conversion command of {preset} changed; review and rerun with SEARCHR1_UPDATE_SNAPSHOTS=1"
+    )
     assert "--input-dir /root/Qwen2.5" in text and "/iter_0000100 " in text and "--vocab-size 151936" in text
 
 
@@ -72,12 +74,14 @@ def test_the_recorder_runs_only_the_tools_parser_statements():
         from extract_miles_tool_flags import tool_parser
     finally:
         sys.path.pop(0)
-    source = ("import torch_that_is_not_here\n"
-              "if __name__ == '__main__':\n"
-              "    parser = argparse.ArgumentParser()\n"
-              "    parser.add_argument('--input-dir', required=True)\n"
-              "    args = parser.parse_args()\n"
-              "    raise SystemExit('the conversion itself never runs')\n")
+    source = (
+        "import torch_that_is_not_here\n"
+        "if __name__ == '__main__':\n"
+        "    parser = argparse.ArgumentParser()\n"
+        "    parser.add_argument('--input-dir', required=True)\n"
+        "    args = parser.parse_args()\n"
+        "    raise SystemExit('the conversion itself never runs')\n"
+    )
     parser = tool_parser(source)
     assert [a.option_strings for a in parser._actions][1:] == [["--input-dir"]]
 

@@ -42,15 +42,41 @@ def test_unknown_ignores_values_and_equals_forms():
 # Flags the old static scan picked up from other Miles parsers (tools, routers, dashboards) or from
 # prose, all rejected by the parser train.py builds (issue 13, defect 4).
 STRAYS = [
-    "--assistant-text-threshold", "--cache-dir", "--config", "--custom-agent-function-path", "--demo", "--follow",
-    "--generate-execute-tool-function-path", "--generate-max-turns", "--generate-tool-call-parser",
-    "--generate-tool-specs-path", "--host", "--low-mfu-threshold", "--max-seq-len", "--port",
-    "--session-verify-cycles", "--sglang-cuda-graph-bs", "--sglang-cuda-graph-max-bs",
-    "--sglang-custom-pull-weights-pre-read-hook", "--sglang-dit-precision", "--sglang-enable-deepep-moe",
-    "--sglang-mamba-scheduler-strategy", "--sglang-nsa-decode-backend", "--sglang-nsa-prefill-backend",
-    "--sglang-path", "--sglang-port", "--sglang-remote-instance-weight-loader-ib-device", "--sglang-router",
-    "--sglang-speculative-", "--sglang-true-on-policy-contract", "--tensor-lru", "--tokenizer-name",
-    "--tool-call-failure-mode", "--use-utilization-overview", "--verbose", "--help",
+    "--assistant-text-threshold",
+    "--cache-dir",
+    "--config",
+    "--custom-agent-function-path",
+    "--demo",
+    "--follow",
+    "--generate-execute-tool-function-path",
+    "--generate-max-turns",
+    "--generate-tool-call-parser",
+    "--generate-tool-specs-path",
+    "--host",
+    "--low-mfu-threshold",
+    "--max-seq-len",
+    "--port",
+    "--session-verify-cycles",
+    "--sglang-cuda-graph-bs",
+    "--sglang-cuda-graph-max-bs",
+    "--sglang-custom-pull-weights-pre-read-hook",
+    "--sglang-dit-precision",
+    "--sglang-enable-deepep-moe",
+    "--sglang-mamba-scheduler-strategy",
+    "--sglang-nsa-decode-backend",
+    "--sglang-nsa-prefill-backend",
+    "--sglang-path",
+    "--sglang-port",
+    "--sglang-remote-instance-weight-loader-ib-device",
+    "--sglang-router",
+    "--sglang-speculative-",
+    "--sglang-true-on-policy-contract",
+    "--tensor-lru",
+    "--tokenizer-name",
+    "--tool-call-failure-mode",
+    "--use-utilization-overview",
+    "--verbose",
+    "--help",
 ]
 
 
@@ -59,8 +85,15 @@ def test_recorded_list_holds_no_flag_train_py_rejects():
     assert [flag for flag in STRAYS if flag in recorded] == []
     assert not [flag for flag in recorded if flag.endswith("-")]  # no truncated names
     # what Miles' provider defines on the same parser: its own flags, SGLang's through its prefixer
-    assert {"--rollout-batch-size", "--no-offload-train", "--sglang-mem-fraction-static", "--sglang-router-ip",
-            "--eval-sglang-mem-fraction-static", "--lr", "--custom-config-path"} <= recorded
+    assert {
+        "--rollout-batch-size",
+        "--no-offload-train",
+        "--sglang-mem-fraction-static",
+        "--sglang-router-ip",
+        "--eval-sglang-mem-fraction-static",
+        "--lr",
+        "--custom-config-path",
+    } <= recorded
 
 
 def test_extractor_records_the_parser_megatron_and_miles_build_together():

@@ -19,10 +19,21 @@ LOOPING = "<think>a b c a b c</think><answer>Paris</answer>"
 
 
 def _sample(group: int, text: str, em: float) -> FakeSample:
-    traj = Trajectory(prompt_ids=[1, 2], response_ids=[5, 6], loss_mask=[1, 1], rollout_logprobs=[-1.0, -3.0],
-                      response_text=text, turns=1, final_answer="Paris", status="completed")
-    sample = FakeSample(group_index=group, label={"ground_truth": {"target": ["Paris"]}},
-                        reward={"total": em, "exact_match": em, "format": 0.0})
+    traj = Trajectory(
+        prompt_ids=[1, 2],
+        response_ids=[5, 6],
+        loss_mask=[1, 1],
+        rollout_logprobs=[-1.0, -3.0],
+        response_text=text,
+        turns=1,
+        final_answer="Paris",
+        status="completed",
+    )
+    sample = FakeSample(
+        group_index=group,
+        label={"ground_truth": {"target": ["Paris"]}},
+        reward={"total": em, "exact_match": em, "format": 0.0},
+    )
     hooks.fill_sample(sample, traj, engine_aborted=False)
     return sample
 
@@ -33,7 +44,7 @@ def test_log_rollout_logs_health_under_rollout_step(tmp_path, monkeypatch):
     # group 0 all right (no signal), group 1 mixed
     samples = [_sample(0, LOOPING, 1.0), _sample(0, LOOPING, 1.0), _sample(1, LOOPING, 1.0), _sample(1, "x", 0.0)]
     assert hooks.log_rollout(1, args, samples, {}, 1.0) is False
-    (metrics, _), = logged
+    ((metrics, _),) = logged
     assert metrics["rollout/health/zero_variance_groups"] == 0.5
     assert metrics["rollout/health/think_repetition"] == 0.25
     assert metrics["rollout/health/empty_think_rate"] == 0.25
@@ -46,8 +57,13 @@ def test_log_rollout_logs_health_under_rollout_step(tmp_path, monkeypatch):
 def test_a_stop_rule_saves_then_ends_the_miles_run(tmp_path, monkeypatch):
     logged = fake_miles_tracking(monkeypatch)
     sentinel = tmp_path / "save_now"
-    args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", "health.think_repetition.threshold=0.1",
-                      "health.think_repetition.action=stop")
+    args = write_args(
+        tmp_path,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        "health.think_repetition.threshold=0.1",
+        "health.think_repetition.action=stop",
+    )
     args.save_trigger_sentinel = str(sentinel)
     hooks._MONITORS.clear()
     samples = [_sample(0, LOOPING, 1.0), _sample(0, "x", 0.0)]

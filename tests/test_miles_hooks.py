@@ -57,7 +57,12 @@ def chat_prompt(tokenizer) -> str:
 
 
 def new_sample(tokenizer, cls=FakeSample):
-    return cls(group_index=0, index=0, prompt=chat_prompt(tokenizer), label={"style": "rule", "ground_truth": {"target": ["Paris"]}})
+    return cls(
+        group_index=0,
+        index=0,
+        prompt=chat_prompt(tokenizer),
+        label={"style": "rule", "ground_truth": {"target": ["Paris"]}},
+    )
 
 
 @pytest.mark.slow
@@ -111,7 +116,8 @@ async def test_engine_failure_gives_a_failed_not_aborted_sample(tmp_path, tokeni
 
 @pytest.mark.slow
 async def test_engine_failure_after_the_first_turn_trains_nothing_of_the_partial_response(
-        tmp_path, tokenizer, retriever, runtime_cleanup):
+    tmp_path, tokenizer, retriever, runtime_cleanup
+):
     # The first /generate answers (a search call), the retriever answers, the second /generate gets HTTP 500.
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status, fake.answer_first = 500, 1
@@ -158,14 +164,28 @@ async def test_missing_custom_config_is_a_failed_sample_naming_the_flag(tokenize
 
 
 def trajectory(status: str) -> Trajectory:
-    return Trajectory(prompt_ids=[1, 2], response_ids=[5, 6, 7], loss_mask=[1, 0, 1], rollout_logprobs=[-0.5, 0.0, -1.0],
-                      response_text="abc", turns=1, observation_tokens=1, status=status, search_seconds=0.25)
+    return Trajectory(
+        prompt_ids=[1, 2],
+        response_ids=[5, 6, 7],
+        loss_mask=[1, 0, 1],
+        rollout_logprobs=[-0.5, 0.0, -1.0],
+        response_text="abc",
+        turns=1,
+        observation_tokens=1,
+        status=status,
+        search_seconds=0.25,
+    )
 
 
-@pytest.mark.parametrize("ours,engine_aborted,expected", [
-    ("completed", False, "COMPLETED"), ("truncated", False, "TRUNCATED"),
-    ("aborted", True, "ABORTED"), ("aborted", False, "FAILED"),
-])
+@pytest.mark.parametrize(
+    "ours,engine_aborted,expected",
+    [
+        ("completed", False, "COMPLETED"),
+        ("truncated", False, "TRUNCATED"),
+        ("aborted", True, "ABORTED"),
+        ("aborted", False, "FAILED"),
+    ],
+)
 def test_status_is_aborted_only_for_a_real_abort(ours, engine_aborted, expected):
     sample = FakeSample()
     hooks.fill_sample(sample, trajectory(ours), engine_aborted=engine_aborted)
@@ -197,27 +217,48 @@ def test_sampling_params_from_miles_set_temperature_and_top_p():
     assert hooks.rollout_config(base, None) is base
 
 
-@pytest.mark.parametrize("label,expected", [
-    ({"style": "rule", "ground_truth": {"target": ["a", "b"]}}, ["a", "b"]),
-    ({"target": ["x"]}, ["x"]), (["y"], ["y"]), ("z", ["z"]), (None, []),
-])
+@pytest.mark.parametrize(
+    "label,expected",
+    [
+        ({"style": "rule", "ground_truth": {"target": ["a", "b"]}}, ["a", "b"]),
+        ({"target": ["x"]}, ["x"]),
+        (["y"], ["y"]),
+        ("z", ["z"]),
+        (None, []),
+    ],
+)
 def test_golden_answers_from_labels(label, expected):
     assert hooks.golden_answers(label) == expected
 
 
 # --------------------------------------------------------------------------- TIS hook
 def tis_args(**kw):
-    base = dict(use_tis=True, use_rs=False, tis_level="token", tis_mode="truncate", tis_lower_bound=0.5,
-                tis_upper_bound=2.0, tis_batch_normalize=False, global_batch_size=4, context_parallel_size=1)
+    base = dict(
+        use_tis=True,
+        use_rs=False,
+        tis_level="token",
+        tis_mode="truncate",
+        tis_lower_bound=0.5,
+        tis_upper_bound=2.0,
+        tis_batch_normalize=False,
+        global_batch_size=4,
+        context_parallel_size=1,
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
 def call_tis(args, train, masks):
     pg_loss = torch.ones(sum(len(t) for t in train))
     rollout = [torch.zeros(len(t)) for t in train]
-    return hooks.tis_weights(args, pg_loss=pg_loss, train_log_probs=[torch.log(torch.tensor(t)) for t in train],
-                             rollout_log_probs=rollout, loss_masks=[torch.tensor(m, dtype=torch.float32) for m in masks],
-                             total_lengths=[10 + len(t) for t in train], response_lengths=[len(t) for t in train])
+    return hooks.tis_weights(
+        args,
+        pg_loss=pg_loss,
+        train_log_probs=[torch.log(torch.tensor(t)) for t in train],
+        rollout_log_probs=rollout,
+        loss_masks=[torch.tensor(m, dtype=torch.float32) for m in masks],
+        total_lengths=[10 + len(t) for t in train],
+        response_lengths=[len(t) for t in train],
+    )
 
 
 def test_tis_hook_truncates_like_miles_mis_py():
@@ -336,7 +377,9 @@ def test_append_metrics_writes_the_local_trainer_format(tmp_path):
     hooks.append_metrics(path, 3, {"reward/total": 0.5})
     hooks.append_metrics(path, 4, {"reward/total": 0.75})
     assert [json.loads(line) for line in path.read_text().splitlines()] == [
-        {"step": 3, "reward/total": 0.5}, {"step": 4, "reward/total": 0.75}]
+        {"step": 3, "reward/total": 0.5},
+        {"step": 4, "reward/total": 0.75},
+    ]
 
 
 def test_sample_trajectory_round_trips_the_counts():
@@ -358,11 +401,20 @@ def fake_miles_tracking(monkeypatch) -> list:
     import types
 
     logged = []
-    modules = {name: types.ModuleType(name) for name in
-               ("miles", "miles.utils", "miles.utils.metric_utils", "miles.utils.tracking_utils",
-                "miles.utils.tracking_utils.tracking")}
+    modules = {
+        name: types.ModuleType(name)
+        for name in (
+            "miles",
+            "miles.utils",
+            "miles.utils.metric_utils",
+            "miles.utils.tracking_utils",
+            "miles.utils.tracking_utils.tracking",
+        )
+    }
     modules["miles.utils.metric_utils"].compute_rollout_step = lambda args, rollout_id: rollout_id * 10
-    modules["miles.utils.tracking_utils.tracking"].log = lambda args, metrics, step_key: logged.append((metrics, step_key))
+    modules["miles.utils.tracking_utils.tracking"].log = lambda args, metrics, step_key: logged.append(
+        (metrics, step_key)
+    )
     modules["miles.utils.tracking_utils"].tracking = modules["miles.utils.tracking_utils.tracking"]
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -372,10 +424,12 @@ def fake_miles_tracking(monkeypatch) -> list:
 def test_log_rollout_logs_our_keys_on_rollout_step_and_keeps_miles_logging(tmp_path, monkeypatch):
     logged = fake_miles_tracking(monkeypatch)
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
-    samples = [filled_sample("completed", {"total": 1.0, "exact_match": 1.0, "format": 0.0}),
-               filled_sample("truncated", {"total": 0.0, "exact_match": 0.0, "format": 0.0})]
+    samples = [
+        filled_sample("completed", {"total": 1.0, "exact_match": 1.0, "format": 0.0}),
+        filled_sample("truncated", {"total": 0.0, "exact_match": 0.0, "format": 0.0}),
+    ]
     assert hooks.log_rollout(3, args, samples, {}, 12.0) is False
-    (metrics, step_key), = logged
+    ((metrics, step_key),) = logged
     assert step_key == "rollout/step" and metrics["rollout/step"] == 30
     assert metrics["rollout/reward/exact_match"] == 0.5
     assert metrics["rollout/search_r1/turns_per_sample"] == 1.0
@@ -394,16 +448,37 @@ def test_log_rollout_never_raises_into_miles(tmp_path):
 
 def test_search_stats_of_several_runtimes_add_up_instead_of_overwriting():
     # Two event loops in one rollout process: 3 calls with 1 failure, then 1 call with none.
-    first = {"search/calls": 3.0, "search/failure_rate": 1 / 3, "search/cache_hit_rate": 0.0, "search/retries": 2.0,
-             "search/latency_mean_s": 0.2, "search/latency_max_s": 0.5, "search/breaker_open": 1.0}
-    second = {"search/calls": 1.0, "search/failure_rate": 0.0, "search/cache_hit_rate": 1.0, "search/retries": 1.0,
-              "search/latency_mean_s": 0.6, "search/latency_max_s": 0.6, "search/breaker_open": 0.0}
+    first = {
+        "search/calls": 3.0,
+        "search/failure_rate": 1 / 3,
+        "search/cache_hit_rate": 0.0,
+        "search/retries": 2.0,
+        "search/latency_mean_s": 0.2,
+        "search/latency_max_s": 0.5,
+        "search/breaker_open": 1.0,
+    }
+    second = {
+        "search/calls": 1.0,
+        "search/failure_rate": 0.0,
+        "search/cache_hit_rate": 1.0,
+        "search/retries": 1.0,
+        "search/latency_mean_s": 0.6,
+        "search/latency_max_s": 0.6,
+        "search/breaker_open": 0.0,
+    }
     combined = hooks.combine_search_stats([first, second])
-    assert combined == pytest.approx({"search/calls": 4.0, "search/failure_rate": 0.25, "search/cache_hit_rate": 0.25,
-                                      "search/retries": 3.0, "search/latency_mean_s": 0.3,
-                                      "search/latency_max_s": 0.6, "search/breaker_open": 1.0})
+    assert combined == pytest.approx(
+        {
+            "search/calls": 4.0,
+            "search/failure_rate": 0.25,
+            "search/cache_hit_rate": 0.25,
+            "search/retries": 3.0,
+            "search/latency_mean_s": 0.3,
+            "search/latency_max_s": 0.6,
+            "search/breaker_open": 1.0,
+        }
+    )
     assert hooks.combine_search_stats([]) == {}
-
 
 
 def test_search_stats_and_reset_sums_every_runtime_of_the_process(monkeypatch):
@@ -415,7 +490,10 @@ def test_search_stats_and_reset_sums_every_runtime_of_the_process(monkeypatch):
             calls, self.calls = self.calls, 0.0
             return {"search/calls": calls}
 
-    monkeypatch.setattr(hooks, "_RUNTIMES", {(1, 1): SimpleNamespace(search=CountingSearch(2.0)),
-                                             (2, 1): SimpleNamespace(search=CountingSearch(1.0))})
+    monkeypatch.setattr(
+        hooks,
+        "_RUNTIMES",
+        {(1, 1): SimpleNamespace(search=CountingSearch(2.0)), (2, 1): SimpleNamespace(search=CountingSearch(1.0))},
+    )
     assert hooks.search_stats_and_reset() == {"search/calls": 3.0}
     assert hooks.search_stats_and_reset() == {"search/calls": 0.0}

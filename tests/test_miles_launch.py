@@ -116,7 +116,7 @@ def test_submit_to_a_cluster_streams_logs_and_passes_secrets_only_by_env_file(se
     (submit,) = calls(record)
     argv = submit["argv"]
     assert argv[:5] == ["job", "submit", "--address", cluster.url, "--runtime-env"]
-    assert argv[argv.index("--") + 1:][:2] == ["python3", str(tmp / "install" / "miles" / "train.py")]
+    assert argv[argv.index("--") + 1 :][:2] == ["python3", str(tmp / "install" / "miles" / "train.py")]
     assert SERPER not in " ".join(argv) and WANDB not in " ".join(argv)
     env_vars = yaml.safe_load(submit["runtime_env"])["env_vars"]
     assert env_vars["SERPER_API_KEY"] == SERPER  # secret reaches the job through the env file
@@ -161,7 +161,9 @@ def test_a_run_dir_the_nodes_cannot_see_is_one_line(setup, monkeypatch):
             marker.unlink()
 
     with FakeRayJobServer(run_entrypoints=True, before_run=hide_launcher_files) as cluster:
-        with pytest.raises(PreflightError, match="is not on storage this node sees; set hydra.run.dir or trainer.shared_dir"):
+        with pytest.raises(
+            PreflightError, match="is not on storage this node sees; set hydra.run.dir or trainer.shared_dir"
+        ):
             launch(context(tmp, [*overrides, f"trainer.ray_address={cluster.url}"]))
     assert calls(record) == []
 
@@ -169,7 +171,9 @@ def test_a_run_dir_the_nodes_cannot_see_is_one_line(setup, monkeypatch):
 def test_a_cluster_that_cannot_run_searchr1_is_one_line(setup):
     tmp, record, overrides = setup
     with FakeRayJobServer(fail_when="cluster_check") as cluster:  # the job fails without printing a result
-        with pytest.raises(PreflightError, match="ended FAILED without a result.*is searchr1 importable on the cluster"):
+        with pytest.raises(
+            PreflightError, match="ended FAILED without a result.*is searchr1 importable on the cluster"
+        ):
             launch(context(tmp, [*overrides, f"trainer.ray_address={cluster.url}"]))
     assert calls(record) == []
 
@@ -232,8 +236,10 @@ def test_eval_gets_one_miles_dataset_per_data_source(setup):
     tmp, record, overrides = setup
     from searchr1.data.dataset import make_row, write_split
 
-    rows = [make_row(row_id=str(i), question=f"q{i}", golden_answers=["a"], data_source=src, split="test", index=i)
-            for i, src in enumerate(["nq", "hotpotqa", "nq"])]
+    rows = [
+        make_row(row_id=str(i), question=f"q{i}", golden_answers=["a"], data_source=src, split="test", index=i)
+        for i, src in enumerate(["nq", "hotpotqa", "nq"])
+    ]
     write_split(rows, tmp / "install" / "data" / "test.parquet")
     ctx = context(tmp, [*overrides, "trainer.dry_run=true", "trainer.eval_interval=25"])
     launch(ctx)

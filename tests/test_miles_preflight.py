@@ -38,13 +38,16 @@ def only(found: list[str], text: str) -> None:
     assert "\n" not in found[0]
 
 
-@pytest.mark.parametrize("break_it,text", [
-    (lambda root: (root / "miles" / "train.py").unlink(), "trainer.miles_root="),
-    (lambda root: (root / "Megatron-LM" / "megatron").rmdir(), "trainer.megatron_root="),
-    (lambda root: (root / "data" / "train.parquet").unlink(), "data.train_path="),
-    (lambda root: (root / "hf" / "config.json").unlink(), "model.hf_checkpoint="),
-    (lambda root: (root / "torch_dist" / "latest_checkpointed_iteration.txt").unlink(), "model.ref_load="),
-])
+@pytest.mark.parametrize(
+    "break_it,text",
+    [
+        (lambda root: (root / "miles" / "train.py").unlink(), "trainer.miles_root="),
+        (lambda root: (root / "Megatron-LM" / "megatron").rmdir(), "trainer.megatron_root="),
+        (lambda root: (root / "data" / "train.parquet").unlink(), "data.train_path="),
+        (lambda root: (root / "hf" / "config.json").unlink(), "model.hf_checkpoint="),
+        (lambda root: (root / "torch_dist" / "latest_checkpointed_iteration.txt").unlink(), "model.ref_load="),
+    ],
+)
 def test_each_missing_file_is_one_line(base, break_it, text):
     tmp, overrides = base
     break_it(tmp / "install")
@@ -125,11 +128,14 @@ def retriever_stub():
     server.shutdown()
 
 
-@pytest.mark.parametrize("reply,text", [
-    ((200, json.dumps({"result": [[]]}).encode()), None),
-    ((500, b"boom"), "HTTP 500"),
-    ((200, b"{}"), "without a 'result'"),
-])
+@pytest.mark.parametrize(
+    "reply,text",
+    [
+        ((200, json.dumps({"result": [[]]}).encode()), None),
+        ((500, b"boom"), "HTTP 500"),
+        ((200, b"{}"), "without a 'result'"),
+    ],
+)
 def test_retriever_must_answer_retrieve(base, retriever_stub, reply, text):
     server, url = retriever_stub
     _Handler.reply = reply

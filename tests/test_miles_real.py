@@ -68,8 +68,15 @@ def test_tis_metric_reduction_mirror_matches_miles_sum_of_sample_mean(monkeypatc
     train, masks = [[1.0, 3.0], [0.25], [1.0]], [[1, 1], [1], [0]]
     _, _, metrics = call_tis(args, train, masks)
     mask_tensors = [torch.tensor(m, dtype=torch.float32) for m in masks]
-    reducer = cp_utils.get_sum_of_sample_mean([10 + len(t) for t in train], [len(t) for t in train], mask_tensors,
-                                              False, "thd", None, denominators=[m.sum() for m in mask_tensors])
+    reducer = cp_utils.get_sum_of_sample_mean(
+        [10 + len(t) for t in train],
+        [len(t) for t in train],
+        mask_tensors,
+        False,
+        "thd",
+        None,
+        denominators=[m.sum() for m in mask_tensors],
+    )
     mirrored = miles_reduced_tis_metrics(args, [(train, masks)], per_token=False)
     for key, value in metrics.items():  # one micro-batch: Miles divides its sum by the 3 rollouts
         assert float(reducer(value)) / 3 == pytest.approx(mirrored[key])
@@ -80,8 +87,12 @@ async def test_new_form_generate_returns_miles_output(tmp_path, tokenizer, retri
     base_types = pytest.importorskip("miles.rollout.base_types")
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         args = write_args(tmp_path, retriever.url, fake.url)
-        fn_input = base_types.GenerateFnInput(state=FakeState(args, tokenizer), sample=new_sample(tokenizer, types.Sample),
-                                              sampling_params={"temperature": 1.0, "top_p": 1.0}, evaluation=False)
+        fn_input = base_types.GenerateFnInput(
+            state=FakeState(args, tokenizer),
+            sample=new_sample(tokenizer, types.Sample),
+            sampling_params={"temperature": 1.0, "top_p": 1.0},
+            evaluation=False,
+        )
         output = await hooks.generate(fn_input)
     assert isinstance(output, base_types.GenerateFnOutput)
     assert output.samples.status is types.Sample.Status.COMPLETED
@@ -113,11 +124,16 @@ async def test_generate_against_miles_mock_sglang_server(tmp_path, tokenizer, re
     assert sample.metadata[hooks.METADATA_KEY]["search_calls"] == 1
 
 
-@pytest.mark.parametrize("level,mode,normalize", [
-    (level, mode, normalize)
-    for level, mode, normalize in itertools.product(("token", "sequence", "geometric"), ("truncate", "clip", "mask"), (False, True))
-    if not (normalize and level == "geometric")
-])
+@pytest.mark.parametrize(
+    "level,mode,normalize",
+    [
+        (level, mode, normalize)
+        for level, mode, normalize in itertools.product(
+            ("token", "sequence", "geometric"), ("truncate", "clip", "mask"), (False, True)
+        )
+        if not (normalize and level == "geometric")
+    ],
+)
 def test_tis_hook_agrees_with_miles_mis_py(level, mode, normalize):
     mis = pytest.importorskip("examples.infra_features.train_infer_mismatch_helper.mis")
     gen = torch.Generator().manual_seed(0)
@@ -125,12 +141,29 @@ def test_tis_hook_agrees_with_miles_mis_py(level, mode, normalize):
     train = [torch.randn(n, generator=gen) * 0.3 - 1.0 for n in lengths]
     rollout = [t + torch.randn(len(t), generator=gen) * 0.2 for t in train]
     masks = [(torch.rand(n, generator=gen) > 0.3).float() for n in lengths]
-    args = argparse.Namespace(use_tis=True, use_rs=False, tis_level=level, rs_level=level, tis_mode=mode,
-                              tis_lower_bound=0.8, tis_upper_bound=1.25, rs_lower_bound=None, rs_upper_bound=None,
-                              rs_veto_threshold=None, tis_batch_normalize=normalize, global_batch_size=4,
-                              context_parallel_size=1)
-    kwargs = dict(pg_loss=torch.ones(sum(lengths)), train_log_probs=train, rollout_log_probs=rollout, loss_masks=masks,
-                  total_lengths=[n + 4 for n in lengths], response_lengths=lengths)
+    args = argparse.Namespace(
+        use_tis=True,
+        use_rs=False,
+        tis_level=level,
+        rs_level=level,
+        tis_mode=mode,
+        tis_lower_bound=0.8,
+        tis_upper_bound=1.25,
+        rs_lower_bound=None,
+        rs_upper_bound=None,
+        rs_veto_threshold=None,
+        tis_batch_normalize=normalize,
+        global_batch_size=4,
+        context_parallel_size=1,
+    )
+    kwargs = dict(
+        pg_loss=torch.ones(sum(lengths)),
+        train_log_probs=train,
+        rollout_log_probs=rollout,
+        loss_masks=masks,
+        total_lengths=[n + 4 for n in lengths],
+        response_lengths=lengths,
+    )
     theirs_loss, theirs_masks, _ = mis.compute_mis_weights_fsdp(args, **kwargs)
     ours_loss, ours_masks, _ = hooks.tis_weights(args, **kwargs)
     mask = torch.cat(ours_masks)

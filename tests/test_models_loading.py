@@ -30,13 +30,16 @@ def _adapter_dir(tmp_path: Path, config: str = '{"r": 16}', weights: bool = True
     return directory
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: tmp / "missing", "no such directory"),
-    (lambda tmp: tmp, "neither a LoRA adapter dir"),
-    (lambda tmp: _adapter_dir(tmp, weights=False), f"no {ADAPTER_WEIGHTS}"),
-    (lambda tmp: _adapter_dir(tmp, config="{not json"), "malformed"),
-    (lambda tmp: _adapter_dir(tmp, config='{"lora_alpha": 8}'), "malformed"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "missing", "no such directory"),
+        (lambda tmp: tmp, "neither a LoRA adapter dir"),
+        (lambda tmp: _adapter_dir(tmp, weights=False), f"no {ADAPTER_WEIGHTS}"),
+        (lambda tmp: _adapter_dir(tmp, config="{not json"), "malformed"),
+        (lambda tmp: _adapter_dir(tmp, config='{"lora_alpha": 8}'), "malformed"),
+    ],
+)
 def test_bad_warm_start_fails_in_one_line_naming_the_key(tmp_path, make, message):
     with pytest.raises(ConfigError, match=message) as caught:
         check_warm_start(str(make(tmp_path)), 16, KEY)
@@ -95,8 +98,9 @@ def test_a_resumed_checkpoint_overrides_the_warm_start(tmp_path):
     expected = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
 
     resumed = load_policy(SMOLLM2, str(tmp_path / "warm"), 4)
-    restore(load_latest(tmp_path / "ckpt"), resumed,
-            torch.optim.AdamW([p for p in resumed.parameters() if p.requires_grad]))
+    restore(
+        load_latest(tmp_path / "ckpt"), resumed, torch.optim.AdamW([p for p in resumed.parameters() if p.requires_grad])
+    )
     current = {n: p.detach() for n, p in resumed.named_parameters() if p.requires_grad}
     assert current.keys() == expected.keys()
     for name in expected:
@@ -108,9 +112,17 @@ def test_a_resumed_checkpoint_overrides_the_warm_start(tmp_path):
 def test_cli_rejects_a_missing_warm_start_in_one_line(tmp_path, main, key):
     program = f"import sys; from {main} import main; main()"
     env = {**os.environ, "WANDB_MODE": "offline"}
-    run = subprocess.run([sys.executable, "-c", program, f"{key}={tmp_path}/nope", f"hydra.run.dir={tmp_path}/run"],
-                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", program, f"{key}={tmp_path}/nope", f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert run.returncode == 2, run.stderr[-2000:]
-    errors = [line for line in (run.stdout + run.stderr).splitlines() if f"{key}=" in line and "no such directory" in line]
+    errors = [
+        line for line in (run.stdout + run.stderr).splitlines() if f"{key}=" in line and "no such directory" in line
+    ]
     assert len(errors) == 1, run.stderr[-2000:]
     assert "Loading weights" not in run.stderr  # failed before any model loaded

@@ -39,32 +39,62 @@ def _see_running_interpreters_packages(python: Path) -> None:
     editable install stays out and the wheel is what gets imported.
     """
     site_dirs = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
-    venv_site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+    venv_site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(venv_site) / "running_interpreter.pth").write_text("\n".join(site_dirs) + "\n")
 
 
 @pytest.mark.slow
 def test_wheel_install_runs_cfg_job_from_an_unrelated_directory(tmp_path):
     wheel_dir = tmp_path / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(wheel_dir)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheel_dir.glob("searchr1-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
     _see_running_interpreters_packages(python)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "-q", str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = subprocess.run([python, "-c", "import searchr1; print(searchr1.__file__)"], cwd=elsewhere,
-                           capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [python, "-c", "import searchr1; print(searchr1.__file__)"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(env_dir) in where, f"searchr1 imported from {where}, not from the installed wheel"
     experiments = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
     extra = [f"+experiment={experiments[0]}"] if experiments else []
-    result = subprocess.run([python, "-m", "searchr1", "--cfg", "job", "backend=google", *extra], cwd=elsewhere,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [python, "-m", "searchr1", "--cfg", "job", "backend=google", *extra],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "api_key_env: SERPER_API_KEY" in result.stdout
     assert "trainer:" in result.stdout
@@ -101,7 +131,12 @@ def test_transformers_kv_cache_api_the_engine_uses():
         layers = [(layer.keys, layer.values) for layer in head.cache.layers]
         assert len(layers) == model.config.num_hidden_layers and layers[0][0].shape[2] == split
         cache = DynamicCache(ddp_cache_data=layers)
-        tail = model(input_ids=ids[:, split:], position_ids=torch.arange(split, ids.shape[1]).unsqueeze(0),
-                     attention_mask=torch.ones_like(ids), cache=cache, use_cache=True)
+        tail = model(
+            input_ids=ids[:, split:],
+            position_ids=torch.arange(split, ids.shape[1]).unsqueeze(0),
+            attention_mask=torch.ones_like(ids),
+            cache=cache,
+            use_cache=True,
+        )
     assert [layer.keys.shape[2] for layer in tail.cache.layers] == [ids.shape[1]] * len(layers)
     torch.testing.assert_close(tail.logits[:, -1], full.logits[:, -1], rtol=1e-4, atol=1e-5)

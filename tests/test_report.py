@@ -26,8 +26,11 @@ def test_sweep_table_aggregates_seeds_with_mean_and_std(tmp_path):
     make_sweep(tmp_path)
     summaries = summarize(find_runs(tmp_path))
     assert [s.name for s in summaries] == [
-        "rollout.max_turns=1,search.topk=1", "rollout.max_turns=1,search.topk=3",
-        "rollout.max_turns=2,search.topk=1", "rollout.max_turns=2,search.topk=3"]
+        "rollout.max_turns=1,search.topk=1",
+        "rollout.max_turns=1,search.topk=3",
+        "rollout.max_turns=2,search.topk=1",
+        "rollout.max_turns=2,search.topk=3",
+    ]
     last = summaries[-1]
     finals = [0.1 * 2 + 0.03 + 0.02 * s for s in (0, 1)]
     assert last.final["reward/exact_match"].mean == pytest.approx(statistics.fmean(finals))
@@ -86,9 +89,14 @@ def test_workspace_spec_filters_the_sweep_and_groups_by_its_axes(tmp_path):
     assert spec["filter"] == {"config.sweep_name": "turns_topk"}
     assert spec["group_by"] == ["config.rollout.max_turns", "config.search.topk"]
     metrics = [p["metric"] for p in spec["sections"][0]["panels"]]
-    assert metrics == ["reward/exact_match", "reward/format", "search_r1/turns_per_sample",
-                       "search_r1/search_calls_per_sample", "loss_mask/observation_fraction",
-                       "tis/effective_sample_size"]
+    assert metrics == [
+        "reward/exact_match",
+        "reward/format",
+        "search_r1/turns_per_sample",
+        "search_r1/search_calls_per_sample",
+        "loss_mask/observation_fraction",
+        "tis/effective_sample_size",
+    ]
 
 
 def test_workspace_spec_for_miles_runs_reads_the_searchr1_namespace(tmp_path):

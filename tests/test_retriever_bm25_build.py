@@ -11,8 +11,28 @@ from searchr1.retriever.bm25_build import bm25_tokenizer, build_bm25
 from searchr1.retriever.corpus import Corpus
 from tests.support.retriever import write_corpus
 
-WORDS = ["river", "capital", "mountain", "planet", "music", "war", "king", "city", "France", "Nile", "program",
-         "language", "ocean", "island", "bridge", "north", "empire", "science", "painter", "novel"]
+WORDS = [
+    "river",
+    "capital",
+    "mountain",
+    "planet",
+    "music",
+    "war",
+    "king",
+    "city",
+    "France",
+    "Nile",
+    "program",
+    "language",
+    "ocean",
+    "island",
+    "bridge",
+    "north",
+    "empire",
+    "science",
+    "painter",
+    "novel",
+]
 
 
 def _passages(n: int, seed: int = 0) -> list[dict]:

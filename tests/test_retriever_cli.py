@@ -14,9 +14,17 @@ from tests.support.retriever import write_corpus
     "cfg",
     [
         RetrieverConfig(),
-        RetrieverConfig(kind="dense", encoder="intfloat/e5-base-v2", query_prefix="query: ", passage_prefix="passage: ",
-                        faiss_gpu=False, index_dir="/data/e5_Flat.index", max_wait_ms=0.5, max_batch_size=1,
-                        search_workers=3),
+        RetrieverConfig(
+            kind="dense",
+            encoder="intfloat/e5-base-v2",
+            query_prefix="query: ",
+            passage_prefix="passage: ",
+            faiss_gpu=False,
+            index_dir="/data/e5_Flat.index",
+            max_wait_ms=0.5,
+            max_batch_size=1,
+            search_workers=3,
+        ),
     ],
 )
 def test_config_round_trips_through_flags(cfg):

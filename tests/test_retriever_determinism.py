@@ -57,8 +57,9 @@ def test_search_r1_sized_request_is_answered_in_pieces_like_single_queries(serve
 
 def requests(max_start: int, topks: list[int]):
     """Mixes of (first query, topk, number of queries) requests to send all at once."""
-    return st.lists(st.tuples(st.integers(0, max_start), st.sampled_from(topks), st.integers(1, 4)),
-                    min_size=2, max_size=24)
+    return st.lists(
+        st.tuples(st.integers(0, max_start), st.sampled_from(topks), st.integers(1, 4)), min_size=2, max_size=24
+    )
 
 
 def assert_mix_answers_as_alone(url: str, queries: list[str], mix) -> None:

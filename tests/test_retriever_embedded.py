@@ -102,8 +102,11 @@ def test_run_retriever_starts_one_only_when_the_run_needs_it(tmp_path):
     from searchr1.retriever.embedded import run_retriever
     from tests.support.compose import compose_config
 
-    for overrides in (["backend=google"], ["backend.urls=[http://127.0.0.1:9]"],
-                      ["search.replay_path=/tmp/none.jsonl"]):
+    for overrides in (
+        ["backend=google"],
+        ["backend.urls=[http://127.0.0.1:9]"],
+        ["search.replay_path=/tmp/none.jsonl"],
+    ):
         with run_retriever(to_typed(compose_config(overrides)), tmp_path) as urls:
             assert urls is None, overrides
 
@@ -122,9 +125,19 @@ def test_a_retriever_that_cannot_start_ends_a_run_in_one_line(tmp_path):
         port = sock.getsockname()[1]
         code = "import sys; from searchr1.eval.cli import main; sys.argv[0] = 'searchr1-eval'; main()"
         done = subprocess.run(
-            [sys.executable, "-c", code, f"backend.embedded_port={port}", f"data.num_entities={SMALL_ENTITIES}",
-             f"hydra.run.dir={tmp_path / 'run'}", "logger.mode=disabled"],
-            capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-c",
+                code,
+                f"backend.embedded_port={port}",
+                f"data.num_entities={SMALL_ENTITIES}",
+                f"hydra.run.dir={tmp_path / 'run'}",
+                "logger.mode=disabled",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     output = done.stdout + done.stderr
     errors = [line for line in output.splitlines() if "ERROR" in line]
     assert done.returncode == 2 and "Traceback" not in output, output[-3000:]

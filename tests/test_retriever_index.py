@@ -21,7 +21,9 @@ def test_default_index_dir_sits_next_to_the_corpus():
     corpus = Path("/data/wiki-18.jsonl")
     assert default_index_dir(corpus, BM25) == Path("/data/wiki-18.bm25")
     assert default_index_dir(corpus, DENSE) == Path("/data/wiki-18.dense-all-MiniLM-L6-v2")
-    assert default_index_dir(corpus, replace(DENSE, encoder="intfloat/e5-base-v2")) == Path("/data/wiki-18.dense-e5-base-v2")
+    assert default_index_dir(corpus, replace(DENSE, encoder="intfloat/e5-base-v2")) == Path(
+        "/data/wiki-18.dense-e5-base-v2"
+    )
 
 
 def test_bm25_build_and_search(tmp_path):
@@ -45,7 +47,9 @@ def test_bm25_batched_scores_equal_bm25s_retrieve(tmp_path):
     scores, rows = index.search(queries, 4)
     reference = bm25s.BM25.load(str(index_dir))
     ids = index._tokenizer.tokenize(queries, update_vocab=False, return_as="ids", show_progress=False)
-    ref_rows, ref_scores = reference.retrieve(Tokenized(ids=ids, vocab=index._tokenizer.get_vocab_dict()), k=4, show_progress=False)
+    ref_rows, ref_scores = reference.retrieve(
+        Tokenized(ids=ids, vocab=index._tokenizer.get_vocab_dict()), k=4, show_progress=False
+    )
     hit = rows >= 0
     assert hit.any(axis=1).all()
     assert np.allclose(scores[hit], ref_scores[hit], atol=1e-5)
@@ -55,7 +59,9 @@ def test_bm25_batched_scores_equal_bm25s_retrieve(tmp_path):
 def test_concurrent_builders_build_once(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl")
     built = []
-    threads = [threading.Thread(target=lambda: built.append(build_index(corpus, BM25, show_progress=False))) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: built.append(build_index(corpus, BM25, show_progress=False))) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -89,7 +95,9 @@ def test_dense_loads_a_search_r1_style_flat_index_file(tmp_path):
     index = open_index(index_file, replace(DENSE, index_dir=str(index_file)))
     scores, rows = index.search(["the first computer program", "largest city of France"], 2)
     assert rows[:, 0].tolist() == [4, 0]
-    assert scores[0, 0] == pytest.approx(float(vectors[4] @ encoder.encode(["the first computer program"])[0]), abs=1e-5)
+    assert scores[0, 0] == pytest.approx(
+        float(vectors[4] @ encoder.encode(["the first computer program"])[0]), abs=1e-5
+    )
 
 
 @pytest.mark.slow

@@ -31,10 +31,16 @@ def _title(doc):
 @pytest.mark.parametrize("kind", ["bm25", "dense"])
 @pytest.mark.parametrize(
     "query, title",
-    [("highest mountain in the world", "Mount Everest"), ("who wrote Hamlet", "Shakespeare"), ("capital of Japan", "Tokyo")],
+    [
+        ("highest mountain in the world", "Mount Everest"),
+        ("who wrote Hamlet", "Shakespeare"),
+        ("capital of Japan", "Tokyo"),
+    ],
 )
 def test_top_hit_with_scores(retriever_servers, kind, query, title):
-    status, body = post_json(retriever_servers[kind].url + "/retrieve", {"queries": [query], "topk": 3, "return_scores": True})
+    status, body = post_json(
+        retriever_servers[kind].url + "/retrieve", {"queries": [query], "topk": 3, "return_scores": True}
+    )
     assert status == 200 and list(body) == ["result"]
     (hits,) = body["result"]
     assert 1 <= len(hits) <= 3
@@ -48,7 +54,9 @@ def test_top_hit_with_scores(retriever_servers, kind, query, title):
 @pytest.mark.parametrize("kind", ["bm25", "dense"])
 def test_without_scores_hits_are_bare_documents_one_list_per_query(retriever_servers, kind):
     queries = ["Neil Armstrong on the Moon", "double helix molecule", "antibiotic discovered by Fleming"]
-    status, body = post_json(retriever_servers[kind].url + "/retrieve", {"queries": queries, "topk": 2, "return_scores": False})
+    status, body = post_json(
+        retriever_servers[kind].url + "/retrieve", {"queries": queries, "topk": 2, "return_scores": False}
+    )
     assert status == 200 and len(body["result"]) == 3
     assert [_title(hits[0]) for hits in body["result"]] == ["Moon landing", "DNA", "Penicillin"]
     assert all(set(doc) == {"id", "contents"} for hits in body["result"] for doc in hits)

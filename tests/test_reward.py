@@ -246,8 +246,25 @@ def test_score_group_rejects_mismatched_lengths():
 # --------------------------------------------------------------------------- properties
 _TAGGY = st.lists(
     st.sampled_from(
-        ["<think>", "</think>", "<search>", "</search>", "<information>", "</information>", "<answer>",
-         "</answer>", "<|im_end|>", " ", "\n", "Paris", "the", "a", ".", "x", "é"]
+        [
+            "<think>",
+            "</think>",
+            "<search>",
+            "</search>",
+            "<information>",
+            "</information>",
+            "<answer>",
+            "</answer>",
+            "<|im_end|>",
+            " ",
+            "\n",
+            "Paris",
+            "the",
+            "a",
+            ".",
+            "x",
+            "é",
+        ]
     ),
     max_size=20,
 ).map("".join)

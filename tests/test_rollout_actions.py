@@ -2,7 +2,9 @@ from searchr1.rollout.actions import Action, first_stop_tag_end, parse_action
 
 
 def test_search_and_answer_are_parsed_with_stripped_content():
-    assert parse_action("<think>x</think>\n<search> capital of France </search>") == Action("search", "capital of France")
+    assert parse_action("<think>x</think>\n<search> capital of France </search>") == Action(
+        "search", "capital of France"
+    )
     assert parse_action("<answer>\nParis\n</answer>") == Action("answer", "Paris")
 
 

@@ -35,8 +35,13 @@ async def test_loop_over_sglang_protocol_and_real_retriever(retriever):
     async with aiohttp.ClientSession() as session, serve_fake_sglang(tok, search_then_answer_policy) as fake:
         search = build_search_backend(LocalBackendConfig(urls=[retriever.url]), SearchConfig(), session=session)
         trajs = await run_batch(
-            prompts, engine=SGLangEngine(fake.url, session, timeout_s=30), search=search, tokenizer=tok,
-            rollout_cfg=cfg, topk=3, failure_text=SearchConfig().failure_text,
+            prompts,
+            engine=SGLangEngine(fake.url, session, timeout_s=30),
+            search=search,
+            tokenizer=tok,
+            rollout_cfg=cfg,
+            topk=3,
+            failure_text=SearchConfig().failure_text,
         )
         stats = search.stats_and_reset()
         await search.close()
@@ -67,8 +72,13 @@ async def test_engine_failures_abort_samples_without_failing_the_batch():
     async with aiohttp.ClientSession() as session, serve_fake_sglang(tok, search_then_answer_policy) as fake:
         fake.fail_status = 500
         trajs = await run_batch(
-            prompts, engine=SGLangEngine(fake.url, session, timeout_s=30), search=ScriptedSearch(), tokenizer=tok,
-            rollout_cfg=RolloutConfig(), topk=3, failure_text="failed",
+            prompts,
+            engine=SGLangEngine(fake.url, session, timeout_s=30),
+            search=ScriptedSearch(),
+            tokenizer=tok,
+            rollout_cfg=RolloutConfig(),
+            topk=3,
+            failure_text="failed",
         )
     assert [(t.status, t.turns, t.response_ids) for t in trajs] == [("aborted", 1, [])] * len(prompts)
     assert [t.prompt_ids for t in trajs] == prompts

@@ -46,7 +46,7 @@ async def test_search_then_answer(tok, prompt):
     assert (traj.status, traj.turns, traj.search_calls, traj.final_answer) == ("completed", 2, 1, "Paris")
     assert traj.queries == ["capital of France"] and search.topk_seen == [2]
     assert model_text(tok, traj) == SEARCH + ANSWER
-    assert masked_text(tok, traj).startswith("\n\n<information>Doc 1(Title: \"capital of France 0\")")
+    assert masked_text(tok, traj).startswith('\n\n<information>Doc 1(Title: "capital of France 0")')
     assert masked_text(tok, traj).endswith("</information>\n\n")
     assert traj.observation_tokens == traj.loss_mask.count(0)
     assert traj.response_text == tok.decode(traj.response_ids, skip_special_tokens=False)
@@ -179,10 +179,14 @@ async def test_run_batch_keeps_order_and_runs_concurrently(tok, prompt):
     loop = asyncio.get_running_loop()
     started = loop.time()
     trajs = await run_batch(
-        prompts, engine=PerPrompt(), search=ScriptedSearch(), tokenizer=tok,
-        rollout_cfg=RolloutConfig(), topk=3, failure_text=FAILURE,
+        prompts,
+        engine=PerPrompt(),
+        search=ScriptedSearch(),
+        tokenizer=tok,
+        rollout_cfg=RolloutConfig(),
+        topk=3,
+        failure_text=FAILURE,
     )
     assert loop.time() - started < 0.3  # 8 x 50 ms sequentially would be 0.4 s
     assert [t.final_answer for t in trajs] == [str(100 + i) for i in range(8)]
     assert [t.prompt_ids for t in trajs] == prompts
-

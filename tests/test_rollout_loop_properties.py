@@ -64,8 +64,13 @@ def test_token_accounting_invariants(tok, turns, cfg, honour_stop):
     engine = ScriptedEngine(tok, turns, honour_stop=honour_stop)
     traj = asyncio.run(
         run_trajectory(
-            prompt, engine=engine, search=ScriptedSearch(), tokenizer=tok,
-            rollout_cfg=cfg, topk=2, failure_text=FAILURE,
+            prompt,
+            engine=engine,
+            search=ScriptedSearch(),
+            tokenizer=tok,
+            rollout_cfg=cfg,
+            topk=2,
+            failure_text=FAILURE,
         )
     )
     ids, mask, logprobs = traj.response_ids, traj.loss_mask, traj.rollout_logprobs

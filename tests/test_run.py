@@ -41,7 +41,9 @@ def test_log_filter_scrubs_secret_values(caplog):
 
 def test_run_name_carries_the_sweep_point(tmp_path):
     cfg = compose_config(["rollout.max_turns=4", "search.topk=5", "seed=3"])
-    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point={"rollout.max_turns": "4", "search.topk": "5", "seed": "3"})
+    ctx = RunContext.build(
+        cfg, to_typed(cfg), tmp_path, sweep_point={"rollout.max_turns": "4", "search.topk": "5", "seed": "3"}
+    )
     assert "t4" in ctx.run_name and "k5" in ctx.run_name and "seed=3" in ctx.run_name
 
 
@@ -54,8 +56,12 @@ def test_run_name_leaves_out_what_does_not_change_learning(tmp_path):
 
 def test_run_name_shows_paths_and_long_values_short_and_stable(tmp_path):
     cfg = compose_config([])
-    point = {"data.train_path": "/mnt/shared/datasets/nq_hotpotqa_train/train.parquet",
-             "model.hf_checkpoint": "/ckpt/Qwen2.5-3B-Instruct/", "reward.kind": "a" * 40, "seed": "3"}
+    point = {
+        "data.train_path": "/mnt/shared/datasets/nq_hotpotqa_train/train.parquet",
+        "model.hf_checkpoint": "/ckpt/Qwen2.5-3B-Instruct/",
+        "reward.kind": "a" * 40,
+        "seed": "3",
+    }
     name = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name
     assert "/" not in name and "datasets" not in name and len(name) < 140
     assert "train_path=train.parquet~" in name and "hf_checkpoint=Qwen2.5-3B-Instruct~" in name and "seed=3" in name

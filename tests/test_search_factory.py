@@ -8,8 +8,15 @@ from searchr1.search.factory import SearchStack, build_search_backend
 from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, http_session, serve  # noqa: F401
 
 METRIC_KEYS = {
-    "search/calls", "search/failure_rate", "search/cache_hit_rate", "search/retries", "search/credits_used",
-    "search/latency_mean_s", "search/latency_max_s", "search/breaker_open", "search/breaker_rejected",
+    "search/calls",
+    "search/failure_rate",
+    "search/cache_hit_rate",
+    "search/retries",
+    "search/credits_used",
+    "search/latency_mean_s",
+    "search/latency_max_s",
+    "search/breaker_open",
+    "search/breaker_rejected",
     "search/deadline_hits",
 }
 

@@ -47,8 +47,16 @@ def test_parses_scored_bare_bm25_and_string_hits():
     assert (passages[2].id, passages[2].score) == (None, None)
 
 
-@pytest.mark.parametrize("body", [{"results": []}, {"result": []}, {"result": [[{"document": {"title": "x"}}]]}, [1],
-                                  {"result": [[{"contents": "a"}], [{"contents": "b"}]]}])  # two lists for one query
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"results": []},
+        {"result": []},
+        {"result": [[{"document": {"title": "x"}}]]},
+        [1],
+        {"result": [[{"contents": "a"}], [{"contents": "b"}]]},
+    ],
+)  # two lists for one query
 def test_wrong_shapes_are_malformed(body):
     with pytest.raises(MalformedResponseError):
         parse_retrieve_response(body, "u")

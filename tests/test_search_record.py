@@ -17,7 +17,10 @@ async def test_replay_serves_exactly_what_was_recorded_without_the_backend(http_
     stub = RetrieverStub()
     async with serve(stub.app()) as url:
         recording = build_search_backend(
-            LocalBackendConfig(urls=[url]), fast_search_cfg(record=True, retries=0), session=http_session, run_dir=tmp_path
+            LocalBackendConfig(urls=[url]),
+            fast_search_cfg(record=True, retries=0),
+            session=http_session,
+            run_dir=tmp_path,
         )
         original = [await recording.search(q, k) for q, k in QUERIES[:-1]]
         stub.faults.append(Fault(status=502))
@@ -48,7 +51,9 @@ async def test_replay_of_an_unrecorded_query_is_a_failed_result(http_session, tm
 
 def test_missing_or_corrupt_replay_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        build_search_backend(LocalBackendConfig(), fast_search_cfg(replay_path=str(tmp_path / "nope.jsonl")), session=None)
+        build_search_backend(
+            LocalBackendConfig(), fast_search_cfg(replay_path=str(tmp_path / "nope.jsonl")), session=None
+        )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "a"}\n')
     with pytest.raises(ConfigError, match="line 1"):
@@ -70,7 +75,9 @@ async def test_a_failed_search_that_echoes_the_key_is_recorded_redacted(http_ses
     serper.faults.append(Fault(status=502, body=f"bad gateway; upstream saw headers X-API-KEY: {key}"))
     async with serve(serper.app()) as url:
         cfg = GoogleBackendConfig(endpoint=f"{url}/search", api_key_env="SEARCHR1_TEST_SERPER_KEY")
-        stack = build_search_backend(cfg, fast_search_cfg(record=True, retries=0), session=http_session, run_dir=tmp_path)
+        stack = build_search_backend(
+            cfg, fast_search_cfg(record=True, retries=0), session=http_session, run_dir=tmp_path
+        )
         result = await stack.search("capital of France", 1)
         await stack.close()
     assert result.failed

@@ -43,7 +43,9 @@ def test_no_passages_give_empty_information_block():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.text(alphabet=st.characters(blacklist_characters="\n")), st.text()), min_size=1, max_size=5))
+@given(
+    st.lists(st.tuples(st.text(alphabet=st.characters(blacklist_characters="\n")), st.text()), min_size=1, max_size=5)
+)
 def test_every_passage_is_numbered_and_titled_by_its_first_line(pairs):
     passages = tuple(Passage(contents=f"{title}\n{text}") for title, text in pairs)
     rendered = format_passages(passages)

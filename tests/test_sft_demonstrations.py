@@ -27,11 +27,18 @@ from tests.support.scripted import smollm2_tokenizer
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("demos")
-    cfg = to_typed(compose_config([
-        f"data.num_entities={SMALL_ENTITIES}", f"data.train_path={root}/train.parquet",
-        f"data.test_path={root}/test.parquet", f"data.corpus_path={root}/corpus.jsonl", "rollout.max_turn_tokens=64",
-        "sft.num_examples=40",
-    ]))
+    cfg = to_typed(
+        compose_config(
+            [
+                f"data.num_entities={SMALL_ENTITIES}",
+                f"data.train_path={root}/train.parquet",
+                f"data.test_path={root}/test.parquet",
+                f"data.corpus_path={root}/corpus.jsonl",
+                "rollout.max_turn_tokens=64",
+                "sft.num_examples=40",
+            ]
+        )
+    )
     ensure_data(cfg.data)
     return cfg
 

@@ -19,8 +19,17 @@ from tests.support.data import SMALL_ENTITIES
 
 @pytest.mark.slow
 def test_sft_writes_a_warm_start_with_its_provenance(tmp_path):
-    cfg = compose_config(["+experiment=cpu_warmstart", f"data.num_entities={SMALL_ENTITIES}", "sft.steps=2",
-                          "sft.num_examples=4", "sft.batch_size=2", "trainer.threads=1", "logger.mode=disabled"])
+    cfg = compose_config(
+        [
+            "+experiment=cpu_warmstart",
+            f"data.num_entities={SMALL_ENTITIES}",
+            "sft.steps=2",
+            "sft.num_examples=4",
+            "sft.batch_size=2",
+            "trainer.threads=1",
+            "logger.mode=disabled",
+        ]
+    )
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "sft", sweep_point={"sft.steps": "2"})
     out = run_sft(ctx)
     assert check_warm_start(str(out), 16, "trainer.init_from").kind == "adapter"
@@ -34,8 +43,15 @@ def test_sft_writes_a_warm_start_with_its_provenance(tmp_path):
 
 @pytest.mark.slow
 def test_grpo_from_the_shipped_warm_start_closes_its_tags_and_searches(tmp_path):
-    cfg = compose_config([f"data.num_entities={SMALL_ENTITIES}", "trainer.steps=1", "trainer.prompts_per_step=2",
-                          "rollout.n_samples_per_prompt=3", "logger.mode=disabled"])
+    cfg = compose_config(
+        [
+            f"data.num_entities={SMALL_ENTITIES}",
+            "trainer.steps=1",
+            "trainer.prompts_per_step=2",
+            "rollout.n_samples_per_prompt=3",
+            "logger.mode=disabled",
+        ]
+    )
     typed = to_typed(cfg)
     assert typed.trainer.init_from == typed.model.warm_start is not None  # the default starts warm
     ctx = RunContext.build(cfg, typed, tmp_path / "run")

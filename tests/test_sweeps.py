@@ -19,7 +19,12 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.searchr1_ray_jobs.config import RayJobsLauncherConf
 from hydra_plugins.searchr1_ray_jobs.launcher import (
-    JOB_LOG_FILE, JobSpec, RayJobsLauncher, build_entrypoint, job_runtime_env, run_jobs,
+    JOB_LOG_FILE,
+    JobSpec,
+    RayJobsLauncher,
+    build_entrypoint,
+    job_runtime_env,
+    run_jobs,
 )
 from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE
 from searchr1.config import register_configs, to_typed
@@ -57,7 +62,7 @@ def axis_value_points(name: str) -> list[list[str]]:
     """Every value of every axis at least once (axes compose independently; the full grid is too slow)."""
     axes = sweep_axes(name)
     firsts = [axis[0] for axis in axes]
-    points = {tuple(firsts[:i] + [value] + firsts[i + 1:]) for i, axis in enumerate(axes) for value in axis}
+    points = {tuple(firsts[:i] + [value] + firsts[i + 1 :]) for i, axis in enumerate(axes) for value in axis}
     return [list(point) for point in sorted(points)]
 
 
@@ -127,16 +132,19 @@ def test_sweep_dir_is_named_after_the_sweep_and_points_get_their_own_subdir():
 
 def test_slurm_launcher_config_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    launcher = compose_config(["+sweep=turns_topk", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
-                              hydra_node=True).hydra.launcher
+    launcher = compose_config(
+        ["+sweep=turns_topk", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"], hydra_node=True
+    ).hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node) == ("gpu", 8, 1)
 
 
 def test_ray_jobs_launcher_config_composes_and_instantiates(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
-    cfg = compose_config(["+sweep=turns_topk", "trainer=miles", "hydra/launcher=ray_jobs",
-                          "hydra.launcher.max_concurrent=2"], hydra_node=True)
+    cfg = compose_config(
+        ["+sweep=turns_topk", "trainer=miles", "hydra/launcher=ray_jobs", "hydra.launcher.max_concurrent=2"],
+        hydra_node=True,
+    )
     launcher = instantiate(cfg.hydra.launcher)
     # Hydra's plugin scan re-executes plugin modules, so compare the class by name, not identity.
     assert type(launcher).__qualname__ == RayJobsLauncher.__qualname__
@@ -163,8 +171,17 @@ def test_runtime_env_passes_only_named_variables_that_are_set(monkeypatch):
 
 
 def _specs(tmp_path: Path, n: int) -> list[JobSpec]:
-    return [JobSpec(idx=i, overrides=[f"seed={i}"], job_dir=tmp_path / f"seed={i}", submission_id=f"s-{i}",
-                    entrypoint=f"python -m searchr1 seed={i}", config=OmegaConf.create()) for i in range(n)]
+    return [
+        JobSpec(
+            idx=i,
+            overrides=[f"seed={i}"],
+            job_dir=tmp_path / f"seed={i}",
+            submission_id=f"s-{i}",
+            entrypoint=f"python -m searchr1 seed={i}",
+            config=OmegaConf.create(),
+        )
+        for i in range(n)
+    ]
 
 
 def test_run_jobs_waits_for_all_keeps_order_and_saves_logs(tmp_path):
@@ -224,8 +241,17 @@ def test_lost_job_server_fails_the_job_instead_of_hanging(tmp_path):
 
 
 def _multirun(tmp_path: Path, server: FakeRayJobServer, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "searchr1", "+sweep=smoke_2x2", "hydra/launcher=ray_jobs", *extra,
-           f"hydra.launcher.address={server.url}", "hydra.launcher.poll_s=0.02", f"hydra.sweep.dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "searchr1",
+        "+sweep=smoke_2x2",
+        "hydra/launcher=ray_jobs",
+        *extra,
+        f"hydra.launcher.address={server.url}",
+        "hydra.launcher.poll_s=0.02",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 
@@ -241,7 +267,11 @@ def test_multirun_through_the_ray_jobs_launcher(tmp_path):
     for argv in entrypoints:
         assert "+sweep=smoke_2x2" in argv and "hydra.mode=RUN" in argv
         run_dir = Path(next(a for a in argv if a.startswith("hydra.run.dir=")).split("=", 1)[1].strip("'"))
-        assert run_dir.parent == tmp_path and run_dir.name.startswith("rollout.max_turns=") and "search.topk=" in run_dir.name
+        assert (
+            run_dir.parent == tmp_path
+            and run_dir.name.startswith("rollout.max_turns=")
+            and "search.topk=" in run_dir.name
+        )
         assert f"seed={next(a for a in argv if a.startswith('seed=')).split('=')[1]}" in run_dir.name
         assert (run_dir / JOB_LOG_FILE).is_file()
         run_dirs.add(run_dir)

@@ -19,7 +19,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.slow
 def test_smoke_sweep_runs_reports_and_groups_in_wandb(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "searchr1", "+sweep=smoke_2x2", f"hydra.sweep.dir={sweep_dir}", "data.num_entities=200"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "searchr1",
+        "+sweep=smoke_2x2",
+        f"hydra.sweep.dir={sweep_dir}",
+        "data.num_entities=200",
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -60,13 +60,17 @@ def test_geometric_level_is_the_geometric_mean():
 
 
 def test_clip_uses_both_bounds():
-    result = compute_tis([logs(0.25, 1.0, 3.0)], [t(0, 0, 0)], [t(1, 1, 1)], cfg(mode="clip", lower_bound=0.5, upper_bound=2.0))
+    result = compute_tis(
+        [logs(0.25, 1.0, 3.0)], [t(0, 0, 0)], [t(1, 1, 1)], cfg(mode="clip", lower_bound=0.5, upper_bound=2.0)
+    )
     close(result.weights[0], t(0.5, 1.0, 2.0))
     assert result.metrics["tis/bounded_fraction"] == pytest.approx(2 / 3)
 
 
 def test_mask_drops_tokens_outside_the_bounds_and_keeps_raw_ratios_inside():
-    result = compute_tis([logs(0.25, 1.5, 3.0)], [t(0, 0, 0)], [t(1, 1, 1)], cfg(mode="mask", lower_bound=0.5, upper_bound=2.0))
+    result = compute_tis(
+        [logs(0.25, 1.5, 3.0)], [t(0, 0, 0)], [t(1, 1, 1)], cfg(mode="mask", lower_bound=0.5, upper_bound=2.0)
+    )
     close(result.masks[0], t(0, 1, 0))
     close(result.weights[0], t(0.0, 1.5, 0.0))
 
@@ -115,14 +119,18 @@ def test_huge_log_ratio_does_not_overflow():
 
 
 def test_batch_normalize_token_level_gives_mean_one():
-    result = compute_tis([logs(2.0, 1.0), logs(1.0)], [t(0, 0), t(0)], [t(1, 1), t(1)], cfg(upper_bound=4.0, batch_normalize=True))
+    result = compute_tis(
+        [logs(2.0, 1.0), logs(1.0)], [t(0, 0), t(0)], [t(1, 1), t(1)], cfg(upper_bound=4.0, batch_normalize=True)
+    )
     mean = (2 + 1 + 1) / 3
     close(result.weights[0], t(2.0, 1.0) / mean)
     close(result.weights[1], t(1.0) / mean)
 
 
 def test_batch_normalize_sequence_level_averages_sequence_weights():
-    result = compute_tis([logs(3.0), logs(1.0)], [t(0), t(0)], [t(1), t(1)], cfg(level="sequence", upper_bound=4.0, batch_normalize=True))
+    result = compute_tis(
+        [logs(3.0), logs(1.0)], [t(0), t(0)], [t(1), t(1)], cfg(level="sequence", upper_bound=4.0, batch_normalize=True)
+    )
     close(result.weights[0], t(1.5))
     close(result.weights[1], t(0.5))
 

@@ -72,6 +72,14 @@ def test_offline_wandb_run_lives_in_the_run_dir_and_finish_is_idempotent(tmp_pat
 
 
 def test_console_line_shows_mission_metrics():
-    line = console_line({"step": 3, "reward/exact_match": 0.25, "search_r1/turns_per_sample": 1.5,
-                         "tis/effective_sample_size": 9.0, "other": 1.0}, total=10)
+    line = console_line(
+        {
+            "step": 3,
+            "reward/exact_match": 0.25,
+            "search_r1/turns_per_sample": 1.5,
+            "tis/effective_sample_size": 9.0,
+            "other": 1.0,
+        },
+        total=10,
+    )
     assert line == "step 3/10 | em 0.250 | turns 1.50 | ess 9.0"

@@ -52,7 +52,7 @@ import os, torch
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch {marker}",))
-torch.save({{"step": 1, "trainable": {{}}, "evil": Evil()}}, "{tmp_path / 'step_000001.pt'}")
+torch.save({{"step": 1, "trainable": {{}}, "evil": Evil()}}, "{tmp_path / "step_000001.pt"}")
 """
     subprocess.run([sys.executable, "-c", payload], check=True)
     (tmp_path / "LATEST").write_text("step_000001.pt")

@@ -30,15 +30,20 @@ def _cfg(**overrides) -> GrpoConfig:
 
 
 def _group(rollout_logprobs=None) -> Group:
-    return Group(prompt_ids=PROMPT, responses=RESPONSES, loss_masks=MASKS,
-                 rollout_logprobs=rollout_logprobs or [[0.0] * len(r) for r in RESPONSES],
-                 advantages=torch.tensor([1.0, -1.0]))
+    return Group(
+        prompt_ids=PROMPT,
+        responses=RESPONSES,
+        loss_masks=MASKS,
+        rollout_logprobs=rollout_logprobs or [[0.0] * len(r) for r in RESPONSES],
+        advantages=torch.tensor([1.0, -1.0]),
+    )
 
 
 def _grads(model, group: Group, cfg: GrpoConfig, tis: TisConfig | None = None, reference=None):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    metrics = grpo_update(model, reference, [group], optimizer, TRAINER, cfg, tis or TisConfig(), temperature=1.0,
-                          pad_token_id=0)
+    metrics = grpo_update(
+        model, reference, [group], optimizer, TRAINER, cfg, tis or TisConfig(), temperature=1.0, pad_token_id=0
+    )
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, metrics
 
 
@@ -61,7 +66,9 @@ def _perturb_logits(model, positions: dict[int, list[int]]):
 def test_group_advantages_are_normalized_within_each_group():
     adv = group_advantages([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0], group_size=4)
     std = torch.tensor([1.0, 0.0, 0.0, 0.0]).std()
-    assert adv[:4].tolist() == pytest.approx([0.75 / float(std), -0.25 / float(std), -0.25 / float(std), -0.25 / float(std)], rel=1e-4)
+    assert adv[:4].tolist() == pytest.approx(
+        [0.75 / float(std), -0.25 / float(std), -0.25 / float(std), -0.25 / float(std)], rel=1e-4
+    )
     assert adv[4:].tolist() == [0.0] * 4  # identical rewards: no signal
     assert group_advantages([3.0, 1.0], group_size=1).tolist() == [0.0, 0.0]
 
@@ -95,8 +102,10 @@ def _rollout_logprobs_5x_below_trainer() -> list[list[float]]:
     """Rollout logprobs of RESPONSES that make every model token 5x less likely than the trainer does."""
     with torch.no_grad():
         train_logprobs = score_responses(tiny_llama(vocab_size=VOCAB), PROMPT, RESPONSES).logprobs
-    return [[float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
-            for i, mask in enumerate(MASKS)]
+    return [
+        [float(v) - math.log(5.0) if m else 0.0 for v, m in zip(train_logprobs[i].tolist(), mask)]
+        for i, mask in enumerate(MASKS)
+    ]
 
 
 @pytest.mark.slow
@@ -130,8 +139,11 @@ def test_batch_normalized_tis_matches_its_weights_mean():
 def test_ppo_clip_stops_the_gradient_beyond_the_upper_range():
     logprobs = torch.tensor([[0.0, 0.0]], requires_grad=True)
     old = torch.tensor([[-0.5, -0.1]])  # ratios e^0.5 = 1.65 (beyond 1.28) and e^0.1 = 1.105 (inside)
-    loss, metrics = grpo_loss(LossInputs(logprobs=logprobs, old_logprobs=old, advantages=torch.tensor([1.0]),
-                                         loss_mask=torch.ones(1, 2)), _cfg(eps_clip_high=0.28), total_samples=1)
+    loss, metrics = grpo_loss(
+        LossInputs(logprobs=logprobs, old_logprobs=old, advantages=torch.tensor([1.0]), loss_mask=torch.ones(1, 2)),
+        _cfg(eps_clip_high=0.28),
+        total_samples=1,
+    )
     loss.backward()
     assert logprobs.grad[0, 0] == 0.0
     assert logprobs.grad[0, 1] == pytest.approx(-math.exp(0.1) / 2, rel=1e-5)
@@ -153,7 +165,7 @@ def test_group_shared_prompt_forward_equals_separate_sequences():
             logits = model(input_ids=ids).logits[0, len(PROMPT) - 1 : -1] / 0.8
             expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(response).unsqueeze(-1)).squeeze(-1)
             torch.testing.assert_close(shared[i, : len(response)], expected, rtol=1e-4, atol=1e-5)
-            assert shared[i, len(response):].abs().sum() == 0
+            assert shared[i, len(response) :].abs().sum() == 0
 
 
 def _plain_scores(model, prompt: list[int], responses: list[list[int]], temperature: float):
@@ -179,8 +191,13 @@ def test_sliced_vocabulary_projection_equals_the_plain_computation_on_smollm2(ch
 
     tok = smollm2_tokenizer()
     prompt = tok.encode("Question: who made the Ruby Lamp? Answer with a search.", add_special_tokens=False)
-    responses = [tok.encode("<search>Ruby Lamp</search> <information>made by Vessa</information> <answer>Vessa",
-                            add_special_tokens=False), tok.encode("<answer>Orlan</answer>", add_special_tokens=False)]
+    responses = [
+        tok.encode(
+            "<search>Ruby Lamp</search> <information>made by Vessa</information> <answer>Vessa",
+            add_special_tokens=False,
+        ),
+        tok.encode("<answer>Orlan</answer>", add_special_tokens=False),
+    ]
     weights = [torch.linspace(-1.0, 1.0, len(r)) for r in responses]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a shared small CPU runs one thread ~10x faster than several
@@ -192,7 +209,9 @@ def test_sliced_vocabulary_projection_equals_the_plain_computation_on_smollm2(ch
         model.zero_grad()
         if checkpointing:
             checkpoint_layers(model)
-        scores = score_responses(model, prompt, responses, temperature=0.7, with_entropy=True, chunk_tokens=chunk_tokens)
+        scores = score_responses(
+            model, prompt, responses, temperature=0.7, with_entropy=True, chunk_tokens=chunk_tokens
+        )
         loss = 0.0
         for i, (lp, e, w) in enumerate(zip(logprobs, entropies, weights)):
             n = len(responses[i])

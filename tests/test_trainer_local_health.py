@@ -24,8 +24,9 @@ COLLAPSED = {"health/think_repetition": 0.9}
 def _guard(**overrides) -> tuple[HealthGuard, torch.nn.Linear]:
     policy = torch.nn.Linear(2, 1, bias=False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=0.1)
-    cfg = dataclasses.replace(HealthConfig(), think_repetition=HealthRuleConfig(threshold=0.5, action="rollback"),
-                              **overrides)
+    cfg = dataclasses.replace(
+        HealthConfig(), think_repetition=HealthRuleConfig(threshold=0.5, action="rollback"), **overrides
+    )
     return HealthGuard(cfg, policy, optimizer, alert=False), policy
 
 
@@ -53,7 +54,7 @@ def test_rollbacks_compound_the_lr_factor_then_stop() -> None:
     guard, policy = _guard(max_rollbacks=2)
     verdicts = [guard.review(step, dict(COLLAPSED)) for step in (1, 2, 3)]
     assert verdicts == ["rollback", "rollback", "stop"]
-    assert guard.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 2)
+    assert guard.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**2)
 
 
 def test_a_warn_only_breach_still_counts_as_healthy_for_rollback() -> None:
@@ -75,15 +76,29 @@ def test_without_rollback_rules_no_snapshot_is_kept() -> None:
     assert guard._current is None
 
 
-TINY = ["trainer.prompts_per_step=1", "rollout.n_samples_per_prompt=2", "rollout.max_turn_tokens=16",
-        "rollout.max_turns=1", f"data.num_entities={SMALL_ENTITIES}", "logger.mode=disabled"]
+TINY = [
+    "trainer.prompts_per_step=1",
+    "rollout.n_samples_per_prompt=2",
+    "rollout.max_turn_tokens=16",
+    "rollout.max_turns=1",
+    f"data.num_entities={SMALL_ENTITIES}",
+    "logger.mode=disabled",
+]
 
 
 @pytest.mark.slow
 def test_a_rule_that_always_fires_rolls_back_then_stops_the_run_with_a_checkpoint(tmp_path) -> None:
     # Entropy is always below 1e9 nats: the rule fires every step, whatever the model does.
-    cfg = compose_config(TINY + ["trainer.steps=5", "health.entropy.threshold=1e9", "health.entropy.action=rollback",
-                                 "health.max_rollbacks=1", "trainer.checkpoint_every=0"])
+    cfg = compose_config(
+        TINY
+        + [
+            "trainer.steps=5",
+            "health.entropy.threshold=1e9",
+            "health.entropy.action=rollback",
+            "health.max_rollbacks=1",
+            "trainer.checkpoint_every=0",
+        ]
+    )
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
     train(ctx)
     rows = read_metrics(ctx.run_dir)
@@ -91,8 +106,12 @@ def test_a_rule_that_always_fires_rolls_back_then_stops_the_run_with_a_checkpoin
     assert all(r["health/fired/entropy"] == 1.0 for r in rows)
     assert [r["health/rollbacks"] for r in rows] == [1.0, 1.0]
     assert rows[0]["health/lr_scale"] == 0.5
-    assert {"health/think_repetition", "health/zero_variance_groups", "health/mismatch_k3_kl",
-            "health/sampled_neg_logprob"} <= set(rows[0])
+    assert {
+        "health/think_repetition",
+        "health/zero_variance_groups",
+        "health/mismatch_k3_kl",
+        "health/sampled_neg_logprob",
+    } <= set(rows[0])
     assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
 
 
@@ -110,10 +129,24 @@ def _step(policy, optimizer, guard: HealthGuard, step: int) -> tuple[dict[str, f
 
     with torch.no_grad():
         engine = score_responses(policy, PROMPT, [GOOD, BAD], chunk_tokens=0).logprobs
-    group = Group(prompt_ids=PROMPT, responses=[GOOD, BAD], loss_masks=[[1] * 6, [1] * 6],
-                  rollout_logprobs=[row.tolist() for row in engine], advantages=group_advantages([1.0, 0.0], 2))
-    metrics = grpo_update(policy, None, [group], optimizer, LocalTrainerConfig(grad_clip=1e9),
-                          GrpoConfig(kl_loss_coef=0.0), TisConfig(), temperature=1.0, pad_token_id=0)
+    group = Group(
+        prompt_ids=PROMPT,
+        responses=[GOOD, BAD],
+        loss_masks=[[1] * 6, [1] * 6],
+        rollout_logprobs=[row.tolist() for row in engine],
+        advantages=group_advantages([1.0, 0.0], 2),
+    )
+    metrics = grpo_update(
+        policy,
+        None,
+        [group],
+        optimizer,
+        LocalTrainerConfig(grad_clip=1e9),
+        GrpoConfig(kl_loss_coef=0.0),
+        TisConfig(),
+        temperature=1.0,
+        pad_token_id=0,
+    )
     metrics["health/correct_logprob"] = float(engine[0].mean())
     return metrics, guard.review(step, metrics)
 
@@ -127,8 +160,9 @@ def test_a_destructive_learning_rate_is_caught_by_entropy_and_rolled_back():
 
     policy = tiny_llama(vocab_size=64).train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=0.3)  # 100x the 3e-3 that trains this toy
-    cfg = dataclasses.replace(HealthConfig(), entropy=HealthRuleConfig(threshold=1.0, action="rollback"),
-                              rollback_lr_factor=0.01)
+    cfg = dataclasses.replace(
+        HealthConfig(), entropy=HealthRuleConfig(threshold=1.0, action="rollback"), rollback_lr_factor=0.01
+    )
     guard = HealthGuard(cfg, policy, optimizer, alert=False)
     history = [_step(policy, optimizer, guard, step) for step in range(1, 9)]
     entropies = [m["train/entropy"] for m, _ in history]
@@ -139,4 +173,4 @@ def test_a_destructive_learning_rate_is_caught_by_entropy_and_rolled_back():
     assert history[fired][0]["health/fired/entropy"] == 1.0
     assert entropies[fired + 1] > 1.0 and entropies[fired + 1] > entropies[fired] + 0.5  # exploring again
     assert guard.rollbacks >= 1
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.3 * 0.01 ** guard.rollbacks)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.3 * 0.01**guard.rollbacks)

@@ -41,8 +41,11 @@ def assert_one_line_failure(done: subprocess.CompletedProcess, elapsed: float, n
 
 
 def synthetic_set(root: Path) -> list[str]:
-    return [f"data.train_path={root}/train.parquet", f"data.test_path={root}/test.parquet",
-            f"data.corpus_path={root}/corpus.jsonl"]
+    return [
+        f"data.train_path={root}/train.parquet",
+        f"data.test_path={root}/test.parquet",
+        f"data.corpus_path={root}/corpus.jsonl",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -63,23 +66,33 @@ def test_bad_input_fails_in_one_line_before_the_model_loads(tmp_path, overrides,
 
 def test_e5_without_its_index_file_fails_in_one_line(tmp_path):
     index = tmp_path / "wiki18" / "e5_Flat.index"
-    done, elapsed = run_cli(["retriever=e5", f"retriever.index_dir={index}", "retriever.encoder=all-MiniLM-L6-v2"], tmp_path)
+    done, elapsed = run_cli(
+        ["retriever=e5", f"retriever.index_dir={index}", "retriever.encoder=all-MiniLM-L6-v2"], tmp_path
+    )
     assert_one_line_failure(done, elapsed, f"retriever.index_dir={index}: no index file there")
 
 
 def test_paths_under_a_file_fail_in_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert_one_line_failure(*run_cli([f"trainer.checkpoint_dir={blocker}/ckpt"], tmp_path),
-                            f"trainer.checkpoint_dir={blocker}/ckpt: cannot create a directory there")
-    assert_one_line_failure(*run_cli([f"retriever.index_dir={blocker}/bm25"], tmp_path),
-                            f"retriever.index_dir={blocker}/bm25: cannot create a directory there")
+    assert_one_line_failure(
+        *run_cli([f"trainer.checkpoint_dir={blocker}/ckpt"], tmp_path),
+        f"trainer.checkpoint_dir={blocker}/ckpt: cannot create a directory there",
+    )
+    assert_one_line_failure(
+        *run_cli([f"retriever.index_dir={blocker}/bm25"], tmp_path),
+        f"retriever.index_dir={blocker}/bm25: cannot create a directory there",
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "searchr1", *SMALL, f"hydra.run.dir={blocker}/run"], capture_output=True, text=True,
-        timeout=120)
+        [sys.executable, "-m", "searchr1", *SMALL, f"hydra.run.dir={blocker}/run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"searchr1: config error: hydra.run.dir={blocker}/run: cannot create a directory there, {blocker} is a file"]
+        f"searchr1: config error: hydra.run.dir={blocker}/run: cannot create a directory there, {blocker} is a file"
+    ]
 
 
 def test_one_missing_file_of_a_synthetic_set_is_not_regenerated_over_the_others(tmp_path):
@@ -103,7 +116,9 @@ def test_a_complete_default_config_passes(tmp_path):
 def test_two_runs_cannot_share_a_run_dir_at_once(tmp_path):
     with run_dir_lock(tmp_path / "run"):
         done, elapsed = run_cli([], tmp_path)
-        assert_one_line_failure(done, elapsed, f"hydra.run.dir={tmp_path / 'run'} is in use by another run (pid {os.getpid()})")
+        assert_one_line_failure(
+            done, elapsed, f"hydra.run.dir={tmp_path / 'run'} is in use by another run (pid {os.getpid()})"
+        )
         with pytest.raises(PreflightError, match="in use by another run"):
             with run_dir_lock(tmp_path / "run"):
                 pass

@@ -45,9 +45,11 @@ def _trajectory(question: str, entity: str, answer: str, trailing_correction: st
 
 def _batch(trailing: str = "") -> list[Trajectory]:
     # Two trajectories share a prompt (one shared prompt forward), one has its own.
-    return [_trajectory("Who made the Ruby Lamp?", "Ruby Lamp", "Vessa Corin", trailing),
-            _trajectory("Who made the Ruby Lamp?", "Ruby Lamp", "Orlan Dey"),
-            _trajectory("Who built Fort Amell?", "Fort Amell", "Tarn Holloway")]
+    return [
+        _trajectory("Who made the Ruby Lamp?", "Ruby Lamp", "Vessa Corin", trailing),
+        _trajectory("Who made the Ruby Lamp?", "Ruby Lamp", "Orlan Dey"),
+        _trajectory("Who built Fort Amell?", "Fort Amell", "Tarn Holloway"),
+    ]
 
 
 def _policy(rank: int = 4):
@@ -57,8 +59,9 @@ def _policy(rank: int = 4):
 
 def _grads(policy, trajectories, **kwargs) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     optimizer = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=0.0)
-    metrics = sft_step(policy, optimizer, trajectories, micro_batch_size=kwargs.pop("micro_batch_size", 8),
-                       grad_clip=1e9, **kwargs)
+    metrics = sft_step(
+        policy, optimizer, trajectories, micro_batch_size=kwargs.pop("micro_batch_size", 8), grad_clip=1e9, **kwargs
+    )
     return metrics, {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
 
 
@@ -114,8 +117,7 @@ def test_micro_batches_and_logprob_slices_do_not_change_the_update():
 def test_loss_falls_over_a_few_steps():
     policy = _policy(rank=8)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=2e-3)
-    losses = [sft_step(policy, optimizer, _batch(), micro_batch_size=2, grad_clip=1.0)["sft/loss"]
-              for _ in range(6)]
+    losses = [sft_step(policy, optimizer, _batch(), micro_batch_size=2, grad_clip=1.0)["sft/loss"] for _ in range(6)]
     assert losses[-1] < 0.5 * losses[0], losses
 
 
@@ -145,6 +147,7 @@ def test_saved_warm_start_loads_back_with_identical_logits(tmp_path, rank, merge
     assert any(p.requires_grad for p in loaded.parameters())
     torch.testing.assert_close(_logits(loaded, ids), expected, rtol=1e-4, atol=1e-3 if merged else 1e-4)
     # Evaluation loads it merged (lora_rank 0): the same logits up to the rounding of W + BA.
-    torch.testing.assert_close(_logits(load_policy(SMOLLM2, str(out), 0, key="eval.init_from"), ids), expected,
-                               rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        _logits(load_policy(SMOLLM2, str(out), 0, key="eval.init_from"), ids), expected, rtol=1e-4, atol=1e-3
+    )
     assert not torch.allclose(_logits(load_model(SMOLLM2), ids), expected, atol=1e-3)  # training moved it

@@ -56,8 +56,17 @@ def _expected_indices(cfg, steps: int) -> dict[int, list[int]]:
 
 @pytest.mark.slow
 def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, capsys):
-    cfg = compose_config(TINY + ["trainer.steps=2", "logger.mode=offline", "tis=on", "grpo.kl_loss_coef=0.001",
-                                 "trainer.eval_every=2", "trainer.eval_prompts=1"])
+    cfg = compose_config(
+        TINY
+        + [
+            "trainer.steps=2",
+            "logger.mode=offline",
+            "tis=on",
+            "grpo.kl_loss_coef=0.001",
+            "trainer.eval_every=2",
+            "trainer.eval_prompts=1",
+        ]
+    )
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
     train(ctx)
     baseline, *rows = read_metrics(ctx.run_dir)
@@ -82,8 +91,17 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
 def _three_step_run(run_dir: Path) -> list[str]:
     # An entropy bonus and a firm learning rate: the weights move every step even when no sample earns a
     # reward (at these sizes none does, and a zero-advantage loss would be 0 whatever the weights were).
-    return [sys.executable, "-m", "searchr1", *TINY, "trainer.steps=3", "grpo.entropy_coef=0.1", "trainer.lr=1e-2",
-            "logger.mode=disabled", f"hydra.run.dir={run_dir}"]
+    return [
+        sys.executable,
+        "-m",
+        "searchr1",
+        *TINY,
+        "trainer.steps=3",
+        "grpo.entropy_coef=0.1",
+        "trainer.lr=1e-2",
+        "logger.mode=disabled",
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -109,7 +127,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    killed_at = int(latest.read_text().strip()[len("step_"):-len(".pt")])
+    killed_at = int(latest.read_text().strip()[len("step_") : -len(".pt")])
     assert killed_at < 3, "the run finished before it could be killed"
 
     resumed = subprocess.run(args + ["trainer.resume=true"], env=env, capture_output=True, text=True, timeout=900)

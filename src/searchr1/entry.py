@@ -97,8 +97,9 @@ def sweep_jobs(args: argparse.Namespace, base: DictConfig) -> tuple[list[list[st
     values ``base`` (composed without them) lacks."""
     preset = [f"{key}={value}" for key, value in (base.hydra.sweeper.params or {}).items()]
     parsed = OverridesParser.create().parse_overrides(preset + args.overrides)
-    swept = {o.get_key_element() for o in parsed[:len(preset)]} | {o.get_key_element() for o in parsed
-                                                                    if o.is_sweep_override()}
+    swept = {o.get_key_element() for o in parsed[: len(preset)]} | {
+        o.get_key_element() for o in parsed if o.is_sweep_override()
+    }
     return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], swept
 
 
@@ -108,8 +109,10 @@ def sweep_job_config(source: ConfigSource, base: DictConfig, job: list[str], swe
     value overrides with; a swept config group, an added or deleted key, or a hydra key is composed."""
     overrides = [o for o in OverridesParser.create().parse_overrides(job) if o.get_key_element() in swept]
     choices = base.hydra.runtime.choices
-    if any(o.type != OverrideType.CHANGE or o.is_hydra_override() or o.package is not None
-           or o.key_or_group in choices for o in overrides):
+    if any(
+        o.type != OverrideType.CHANGE or o.is_hydra_override() or o.package is not None or o.key_or_group in choices
+        for o in overrides
+    ):
         return compose_in(source, job)
     cfg = copy.deepcopy(base)
     ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)

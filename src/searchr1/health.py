@@ -37,8 +37,9 @@ _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 # --------------------------------------------------------------------------- indicators
-def rollout_health(trajectories: Sequence[Trajectory], rewards: Sequence[RewardBreakdown],
-                   groups: Sequence[Sequence[float]]) -> dict[str, float]:
+def rollout_health(
+    trajectories: Sequence[Trajectory], rewards: Sequence[RewardBreakdown], groups: Sequence[Sequence[float]]
+) -> dict[str, float]:
     """The rollout-side indicators of one batch; ``groups`` holds each GRPO group's rewards.
 
     ``health/correct_logprob`` is absent when no sample was an exact match.
@@ -106,13 +107,19 @@ def contiguous_groups(values: Sequence[float], group_size: int) -> list[list[flo
 
 def correct_logprob(trajectories: Sequence[Trajectory], rewards: Sequence[RewardBreakdown]) -> Optional[float]:
     """Mean rollout logprob of the model tokens of exact-match samples; None without any."""
-    values = [lp for t, r in zip(trajectories, rewards) if r.exact_match >= 1.0
-              for lp, m in zip(t.rollout_logprobs, t.loss_mask) if m]
+    values = [
+        lp
+        for t, r in zip(trajectories, rewards)
+        if r.exact_match >= 1.0
+        for lp, m in zip(t.rollout_logprobs, t.loss_mask)
+        if m
+    ]
     return fmean(values) if values else None
 
 
-def mismatch_metrics(train_log_probs: list["Tensor"], rollout_log_probs: list["Tensor"],
-                     loss_masks: list["Tensor"]) -> dict[str, float]:
+def mismatch_metrics(
+    train_log_probs: list["Tensor"], rollout_log_probs: list["Tensor"], loss_masks: list["Tensor"]
+) -> dict[str, float]:
     """Trainer vs engine on the sampled model tokens: mean |log pi_train - log pi_rollout| and the k3
     estimate of KL(pi_rollout || pi_train) (tokens were sampled from the rollout policy), per token."""
     abs_sum = kl_sum = tokens = 0.0
@@ -143,28 +150,73 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("ess_fraction", ("tis/effective_sample_size_fraction",), True,
-         "lower the learning rate or shorten rollout.max_turns (the seed's advice); tis=on corrects what remains"),
-    Rule("mismatch_kl", ("health/mismatch_k3_kl",), False,
-         "the trainer and the engine disagree: turn tis=on, or run the engine in float32 (trainer.engine_dtype)"),
-    Rule("zero_variance_groups", ("health/zero_variance_groups",), False,
-         "most groups carry no learning signal: raise rollout.n_samples_per_prompt or use prompts of mixed difficulty"),
-    Rule("entropy", ("train/entropy", "health/sampled_neg_logprob"), True,
-         "the policy stopped exploring: lower the learning rate or raise grpo.entropy_coef"),
-    Rule("think_repetition", ("health/think_repetition",), False,
-         "<think> degenerates into repetition: lower the learning rate; roll back to an earlier checkpoint"),
-    Rule("empty_think", ("health/empty_think_rate",), False,
-         "the policy dropped its reasoning: check reward.* format credit, lower the learning rate"),
-    Rule("response_len_change", ("health/response_len_change",), False,
-         "responses balloon or shrink: lower the learning rate; check rollout.max_response_len", absolute=True),
-    Rule("truncation", ("rollout/truncated_fraction",), False,
-         "most responses hit the length limit: lower the learning rate or raise rollout.max_response_len"),
-    Rule("invalid_actions", ("search_r1/invalid_action_rate",), False,
-         "the action format is breaking down: lower the learning rate; check reward.* format credit"),
-    Rule("answer_rate", ("search_r1/answer_rate",), True,
-         "fewer samples reach an <answer>: lower the learning rate or raise rollout.max_turns"),
-    Rule("correct_logprob_drop", ("health/correct_logprob_change",), True,
-         "correct answers are getting less likely: lower the learning rate; roll back"),
+    Rule(
+        "ess_fraction",
+        ("tis/effective_sample_size_fraction",),
+        True,
+        "lower the learning rate or shorten rollout.max_turns (the seed's advice); tis=on corrects what remains",
+    ),
+    Rule(
+        "mismatch_kl",
+        ("health/mismatch_k3_kl",),
+        False,
+        "the trainer and the engine disagree: turn tis=on, or run the engine in float32 (trainer.engine_dtype)",
+    ),
+    Rule(
+        "zero_variance_groups",
+        ("health/zero_variance_groups",),
+        False,
+        "most groups carry no learning signal: raise rollout.n_samples_per_prompt or use prompts of mixed difficulty",
+    ),
+    Rule(
+        "entropy",
+        ("train/entropy", "health/sampled_neg_logprob"),
+        True,
+        "the policy stopped exploring: lower the learning rate or raise grpo.entropy_coef",
+    ),
+    Rule(
+        "think_repetition",
+        ("health/think_repetition",),
+        False,
+        "<think> degenerates into repetition: lower the learning rate; roll back to an earlier checkpoint",
+    ),
+    Rule(
+        "empty_think",
+        ("health/empty_think_rate",),
+        False,
+        "the policy dropped its reasoning: check reward.* format credit, lower the learning rate",
+    ),
+    Rule(
+        "response_len_change",
+        ("health/response_len_change",),
+        False,
+        "responses balloon or shrink: lower the learning rate; check rollout.max_response_len",
+        absolute=True,
+    ),
+    Rule(
+        "truncation",
+        ("rollout/truncated_fraction",),
+        False,
+        "most responses hit the length limit: lower the learning rate or raise rollout.max_response_len",
+    ),
+    Rule(
+        "invalid_actions",
+        ("search_r1/invalid_action_rate",),
+        False,
+        "the action format is breaking down: lower the learning rate; check reward.* format credit",
+    ),
+    Rule(
+        "answer_rate",
+        ("search_r1/answer_rate",),
+        True,
+        "fewer samples reach an <answer>: lower the learning rate or raise rollout.max_turns",
+    ),
+    Rule(
+        "correct_logprob_drop",
+        ("health/correct_logprob_change",),
+        True,
+        "correct answers are getting less likely: lower the learning rate; roll back",
+    ),
 )
 
 
@@ -183,8 +235,10 @@ class Firing:
     def message(self) -> str:
         side = "<" if self.rule.below else ">"
         shown = f"|{self.key}|" if self.rule.absolute else self.key
-        return (f"health: rule {self.rule.name} fired at step {self.step}: {shown}={self.value:.4g} {side} "
-                f"{self.threshold:g} (health.{self.rule.name}.action={self.action}); remedy: {self.rule.remedy}")
+        return (
+            f"health: rule {self.rule.name} fired at step {self.step}: {shown}={self.value:.4g} {side} "
+            f"{self.threshold:g} (health.{self.rule.name}.action={self.action}); remedy: {self.rule.remedy}"
+        )
 
 
 @dataclass

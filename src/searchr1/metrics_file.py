@@ -81,8 +81,11 @@ def json_scalar(value: Any) -> Any:
 def _keep_lines(path: Path, keep: Callable[[int], bool]) -> None:
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if (record := _record(line)) and keep(record["step"])]
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if (record := _record(line)) and keep(record["step"])
+    ]
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 

@@ -30,6 +30,7 @@ def data_root() -> Path:
     """Downloaded datasets and corpora: ``$SEARCHR1_DATA``, else ``~/searchr1-data``."""
     return Path(os.environ.get("SEARCHR1_DATA", Path.home() / "searchr1-data")).expanduser()
 
+
 # What ``searchr1-eval eval.run=<run dir>`` writes into the evaluated run dir (reports read the JSON).
 CHECKPOINT_EVAL_FILE = "checkpoint_eval.json"
 CHECKPOINT_EVAL_PLOT = "checkpoint_eval.png"

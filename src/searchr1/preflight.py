@@ -71,8 +71,9 @@ def retriever_problem(url: str, timeout_s: float = RETRIEVER_TIMEOUT_S) -> Optio
     """None when the retriever answers a one-query /retrieve. Search-R1's own server has no
     /health route, so this is the one probe that works for ours and theirs."""
     body = json.dumps({"queries": ["preflight"], "topk": 1, "return_scores": False}).encode()
-    request = urllib.request.Request(url.rstrip("/").removesuffix("/retrieve") + "/retrieve", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url.rstrip("/").removesuffix("/retrieve") + "/retrieve", data=body, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             if "result" in json.loads(response.read()):
@@ -97,8 +98,10 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
-            raise PreflightError(f"hydra.run.dir={run_dir} is in use by another run (pid {holder}); "
-                                 "give this run its own dir, or resume only after that run ends") from None
+            raise PreflightError(
+                f"hydra.run.dir={run_dir} is in use by another run (pid {holder}); "
+                "give this run its own dir, or resume only after that run ends"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

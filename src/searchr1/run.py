@@ -19,6 +19,7 @@ from searchr1.paths import RESOLVED_CONFIG_FILE
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class RunContext:
     """Everything a trainer needs to know about the run besides the typed config."""
@@ -68,8 +69,18 @@ class RunContext:
 
 # Overrides that say nothing about what a run learns (where it runs, how it logs), or that the name
 # already shows (trainer, model, backend, turns, topk).
-_NOT_IN_RUN_NAME = {"experiment", "sweep", "trainer", "model", "backend", "trainer.dry_run", "trainer.ray_address",
-                    "backend.urls", "rollout.max_turns", "search.topk"}
+_NOT_IN_RUN_NAME = {
+    "experiment",
+    "sweep",
+    "trainer",
+    "model",
+    "backend",
+    "trainer.dry_run",
+    "trainer.ray_address",
+    "backend.urls",
+    "rollout.max_turns",
+    "search.topk",
+}
 _PREFIXES_NOT_IN_RUN_NAME = ("hydra.", "logger.")
 
 
@@ -77,8 +88,11 @@ def default_run_name(cfg: SearchR1Config, sweep_point: dict[str, str]) -> str:
     """Say the run: sweep (Miles makes the name its W&B group), trainer, model, backend, then the sweep point."""
     parts = [cfg.sweep_name] if cfg.sweep_name else []
     parts += [cfg.trainer.name, cfg.model.name, cfg.backend.name, f"t{cfg.rollout.max_turns}", f"k{cfg.search.topk}"]
-    parts += [f"{key.split('.')[-1].lstrip('+')}={short_value(value)}" for key, value in sorted(sweep_point.items())
-              if not _names_no_point(key)]
+    parts += [
+        f"{key.split('.')[-1].lstrip('+')}={short_value(value)}"
+        for key, value in sorted(sweep_point.items())
+        if not _names_no_point(key)
+    ]
     return "-".join(parts)
 
 
@@ -94,7 +108,7 @@ def short_value(value: str) -> str:
     if "/" in text:
         return f"{PurePosixPath(text.rstrip('/')).name or 'root'}~{digest}"
     if len(text) > MAX_VALUE_CHARS:
-        return f"{text[:MAX_VALUE_CHARS - 8]}~{digest}"
+        return f"{text[: MAX_VALUE_CHARS - 8]}~{digest}"
     return text
 
 

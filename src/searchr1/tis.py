@@ -67,10 +67,14 @@ def compute_tis(
 
 def _check_shapes(train: list["Tensor"], rollout: list["Tensor"], masks: list["Tensor"]) -> None:
     if not len(train) == len(rollout) == len(masks):
-        raise ValueError(f"TIS needs one tensor per sequence in each list; got {len(train)}, {len(rollout)}, {len(masks)}")
+        raise ValueError(
+            f"TIS needs one tensor per sequence in each list; got {len(train)}, {len(rollout)}, {len(masks)}"
+        )
     for i, (t, r, m) in enumerate(zip(train, rollout, masks)):
         if not t.shape == r.shape == m.shape:
-            raise ValueError(f"TIS sequence {i}: shapes differ: train {tuple(t.shape)}, rollout {tuple(r.shape)}, mask {tuple(m.shape)}")
+            raise ValueError(
+                f"TIS sequence {i}: shapes differ: train {tuple(t.shape)}, rollout {tuple(r.shape)}, mask {tuple(m.shape)}"
+            )
 
 
 def _ratio(log_diff: "Tensor", mask: "Tensor", level: str) -> "Tensor":
@@ -125,10 +129,18 @@ def effective_sample_size(sequence_weights: list[float]) -> float:
     return sum(sequence_weights) ** 2 / square_sum
 
 
-def _metrics(ratios: list["Tensor"], bounded: list["Tensor"], masks: list["Tensor"], cfg: TisConfig) -> dict[str, float]:
+def _metrics(
+    ratios: list["Tensor"], bounded: list["Tensor"], masks: list["Tensor"], cfg: TisConfig
+) -> dict[str, float]:
     live = [i for i, m in enumerate(masks) if float(m.float().sum()) > 0]
     if not live:  # nothing trainable in this batch: no weights to judge
-        return {ESS_KEY: 0.0, ESS_FRACTION_KEY: 0.0, "tis/ratio_mean": 1.0, "tis/weight_mean": 1.0, "tis/bounded_fraction": 0.0}
+        return {
+            ESS_KEY: 0.0,
+            ESS_FRACTION_KEY: 0.0,
+            "tis/ratio_mean": 1.0,
+            "tis/weight_mean": 1.0,
+            "tis/bounded_fraction": 0.0,
+        }
     # One weight per sequence: its token weights' mean over model tokens (rejected tokens count 0).
     seq_weights = [_masked_mean(bounded[i], masks[i]) for i in live]
     ess = effective_sample_size(seq_weights)
@@ -138,7 +150,8 @@ def _metrics(ratios: list["Tensor"], bounded: list["Tensor"], masks: list["Tenso
         ESS_FRACTION_KEY: ess / len(live),
         "tis/ratio_mean": sum(float((ratios[i] * masks[i].float()).sum()) for i in live) / tokens,
         "tis/weight_mean": sum(float((bounded[i] * masks[i].float()).sum()) for i in live) / tokens,
-        "tis/bounded_fraction": sum(float((_out_of_bounds(ratios[i], cfg) * masks[i].float()).sum()) for i in live) / tokens,
+        "tis/bounded_fraction": sum(float((_out_of_bounds(ratios[i], cfg) * masks[i].float()).sum()) for i in live)
+        / tokens,
     }
 
 

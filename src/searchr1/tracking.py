@@ -89,8 +89,11 @@ class Tracker:
 
 def console_line(record: Mapping[str, Any], total: Optional[int] = None) -> str:
     step = f"step {record['step']}" + (f"/{total}" if total else "")
-    parts = [step] + [f"{label} {fmt.format(record[key])}" for key, label, fmt in CONSOLE_KEYS
-                      if isinstance(record.get(key), (int, float))]
+    parts = [step] + [
+        f"{label} {fmt.format(record[key])}"
+        for key, label, fmt in CONSOLE_KEYS
+        if isinstance(record.get(key), (int, float))
+    ]
     return " | ".join(parts)
 
 
@@ -109,8 +112,7 @@ def _progress_bar(total: Optional[int], start: int) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True,
-                leave=True)
+    return tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
 def _init_wandb(ctx: RunContext, *, resume: bool) -> Any:

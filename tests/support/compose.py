@@ -16,5 +16,9 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), *, hydra_node: b
 
 
 def shipped_yaml_files() -> list[Path]:
-    return sorted(p for d in ("conf", "experiments", "sweeps") for p in (REPO / d).rglob("*.yaml")
-                  if "experiment" not in p.relative_to(REPO).parts[1:2] and "sweep" not in p.relative_to(REPO).parts[1:2])
+    return sorted(
+        p
+        for d in ("conf", "experiments", "sweeps")
+        for p in (REPO / d).rglob("*.yaml")
+        if "experiment" not in p.relative_to(REPO).parts[1:2] and "sweep" not in p.relative_to(REPO).parts[1:2]
+    )

@@ -50,7 +50,9 @@ class FakeSample:
         self.prefix_cache_info["total_prompt_tokens"] += meta_info.get("prompt_tokens", 0)
         if "weight_version" in meta_info:
             self.weight_versions.append(meta_info["weight_version"])
-        status = {"length": "TRUNCATED", "abort": "ABORTED", "stop": "COMPLETED"}.get(meta_info["finish_reason"]["type"])
+        status = {"length": "TRUNCATED", "abort": "ABORTED", "stop": "COMPLETED"}.get(
+            meta_info["finish_reason"]["type"]
+        )
         if status:
             self.status = self.Status[status]
 
@@ -79,9 +81,15 @@ class FakeState:
 
 def miles_args(custom_config: Path, *, router_url: str = "http://127.0.0.1:1", **flags: Any) -> argparse.Namespace:
     host, port = router_url.removeprefix("http://").rsplit(":", 1)
-    args = argparse.Namespace(sglang_router_ip=host, sglang_router_port=int(port), reward_key="total",
-                              global_batch_size=256, context_parallel_size=1, sglang_speculative_algorithm=None,
-                              **flags)
+    args = argparse.Namespace(
+        sglang_router_ip=host,
+        sglang_router_port=int(port),
+        reward_key="total",
+        global_batch_size=256,
+        context_parallel_size=1,
+        sglang_speculative_algorithm=None,
+        **flags,
+    )
     for key, value in yaml.safe_load(custom_config.read_text()).items():
         setattr(args, key, value)  # what Miles does with --custom-config-path, unchecked
     return args
@@ -101,10 +109,14 @@ def miles_install(root: Path) -> list[str]:
     for name in ("train.parquet", "test.parquet", "corpus.jsonl"):
         (root / "data" / name).write_text("")
     return [
-        "+experiment=grpo-qwen2.5-3b-1n8g-paper", "backend=google",
-        f"trainer.miles_root={root / 'miles'}", f"trainer.megatron_root={root / 'Megatron-LM'}",
-        f"model.hf_checkpoint={root / 'hf'}", f"model.ref_load={root / 'torch_dist'}",
-        f"data.train_path={root / 'data' / 'train.parquet'}", f"data.test_path={root / 'data' / 'test.parquet'}",
+        "+experiment=grpo-qwen2.5-3b-1n8g-paper",
+        "backend=google",
+        f"trainer.miles_root={root / 'miles'}",
+        f"trainer.megatron_root={root / 'Megatron-LM'}",
+        f"model.hf_checkpoint={root / 'hf'}",
+        f"model.ref_load={root / 'torch_dist'}",
+        f"data.train_path={root / 'data' / 'train.parquet'}",
+        f"data.test_path={root / 'data' / 'test.parquet'}",
         f"data.corpus_path={root / 'data' / 'corpus.jsonl'}",
     ]
 

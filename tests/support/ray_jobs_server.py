@@ -101,8 +101,12 @@ class FakeRayJobServer:
         env = {**os.environ, **job.body.get("runtime_env", {}).get("env_vars", {})}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FAKE_RAY_API), env.get("PYTHONPATH", "")) if p)
         env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))  # the node's python3
-        done = await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
-            ["bash", "-c", job.body["entrypoint"]], env=env, capture_output=True, text=True, timeout=120))
+        done = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: subprocess.run(
+                ["bash", "-c", job.body["entrypoint"]], env=env, capture_output=True, text=True, timeout=120
+            ),
+        )
         job.logs = done.stdout + done.stderr
         job.status = "SUCCEEDED" if done.returncode == 0 else "FAILED"
 
@@ -117,8 +121,7 @@ class FakeRayJobServer:
                 failed = self.fail_when is not None and self.fail_when in job.body["entrypoint"]
                 job.status = "FAILED" if failed else "SUCCEEDED"
         message = "Job entrypoint command failed with exit code 1" if job.status == "FAILED" else ""
-        return web.json_response({"status": job.status, "message": message,
-                                  "submission_id": request.match_info["sid"]})
+        return web.json_response({"status": job.status, "message": message, "submission_id": request.match_info["sid"]})
 
     async def _logs(self, request: web.Request) -> web.Response:
         job = self.jobs[request.match_info["sid"]]

@@ -56,7 +56,13 @@ def write_corpus(path: Path, rows: list[dict[str, Any]] | None = None) -> Path:
 
 # Small limits so that tests can cross them cheaply; a long wait so that batching is visible.
 TEST_CFG = RetrieverConfig(
-    kind="bm25", max_batch_size=64, max_wait_ms=30.0, max_queries=8, max_topk=10, max_query_chars=200, max_body_bytes=1024
+    kind="bm25",
+    max_batch_size=64,
+    max_wait_ms=30.0,
+    max_queries=8,
+    max_topk=10,
+    max_query_chars=200,
+    max_body_bytes=1024,
 )
 DENSE_CFG = replace(TEST_CFG, kind="dense", faiss_gpu=False)
 
@@ -86,7 +92,10 @@ def retriever_corpus(tmp_path_factory) -> Path:
 def retriever_servers(retriever_corpus, tmp_path_factory) -> Iterator[dict[str, EmbeddedRetriever]]:
     """``{"bm25": ..., "dense": ...}`` started side by side over ``retriever_corpus``."""
     logs = tmp_path_factory.mktemp("retriever-logs")
-    servers = {cfg.kind: EmbeddedRetriever(retriever_corpus, cfg, log_path=logs / f"{cfg.kind}.log") for cfg in (TEST_CFG, DENSE_CFG)}
+    servers = {
+        cfg.kind: EmbeddedRetriever(retriever_corpus, cfg, log_path=logs / f"{cfg.kind}.log")
+        for cfg in (TEST_CFG, DENSE_CFG)
+    }
     with ThreadPoolExecutor(len(servers)) as pool:
         futures = [pool.submit(server.start) for server in servers.values()]
     try:

@@ -89,7 +89,9 @@ class RetrieverStub(_Script):
 
     def rank(self, query: str, topk: int) -> list[tuple[dict[str, str], float]]:
         words = set(query.lower().split())
-        scored = [(doc, float(len(words & set(doc["contents"].lower().replace(".", "").split())))) for doc in self.corpus]
+        scored = [
+            (doc, float(len(words & set(doc["contents"].lower().replace(".", "").split())))) for doc in self.corpus
+        ]
         return sorted(scored, key=lambda pair: -pair[1])[:topk]
 
     async def _retrieve(self, request: web.Request) -> web.Response:
@@ -137,16 +139,31 @@ class FakeSerper(_Script):
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         num = int(body.get("num", 10))
         organic = [
-            {"title": f"{body['q']} result {i}", "link": f"https://example.org/{i}", "snippet": f"Snippet {i} about {body['q']}.", "position": i}
+            {
+                "title": f"{body['q']} result {i}",
+                "link": f"https://example.org/{i}",
+                "snippet": f"Snippet {i} about {body['q']}.",
+                "position": i,
+            }
             for i in range(1, num + 1)
         ]
         answer: dict[str, Any] = {
-            "searchParameters": {"q": body["q"], "gl": body.get("gl"), "hl": body.get("hl"), "num": num, "type": "search"},
+            "searchParameters": {
+                "q": body["q"],
+                "gl": body.get("gl"),
+                "hl": body.get("hl"),
+                "num": num,
+                "type": "search",
+            },
             "organic": organic,
             "credits": 1,
         }
         if self.answer_box:
-            answer["answerBox"] = {"title": "Answer", "answer": f"The answer to {body['q']}", "link": "https://example.org/a"}
+            answer["answerBox"] = {
+                "title": "Answer",
+                "answer": f"The answer to {body['q']}",
+                "link": "https://example.org/a",
+            }
         return answer
 
 
@@ -166,7 +183,12 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 def malformed_bodies() -> list[str]:
     """2xx bodies a broken or foreign retriever might send."""
-    return ["not json at all", json.dumps({"results": []}), json.dumps({"result": [[{"document": {"title": "x"}}]]}), json.dumps([1, 2])]
+    return [
+        "not json at all",
+        json.dumps({"results": []}),
+        json.dumps({"result": [[{"document": {"title": "x"}}]]}),
+        json.dumps([1, 2]),
+    ]
 
 
 def refused_url() -> str:

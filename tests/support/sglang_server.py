@@ -70,7 +70,6 @@ class FakeSGLang:
             meta["output_token_logprobs"] = [[fake_logprob(start + i, t), t, None] for i, t in enumerate(ids)]
         return {"text": text, "output_ids": ids, "meta_info": meta}
 
-
     def _cached_tokens(self, input_ids: list[int]) -> int:
         """What a radix cache would hold: the prefix shared with the previous request."""
         if len(self.requests) < 2:

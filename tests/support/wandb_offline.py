@@ -28,8 +28,8 @@ def records(path: Path) -> list[pb.Record]:
         if left_in_block < _HEADER:
             pos += left_in_block
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
-        payload = data[pos + _HEADER:pos + _HEADER + length]
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        payload = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == 0 and length == 0:
             break  # zero padding past the last record
@@ -59,6 +59,13 @@ def offline_runs(root: Path) -> list[OfflineRun]:
         kinds = [(r.WhichOneof("record_type"), r) for r in records(path)]
         run = next(r.run for kind, r in kinds if kind == "run")
         config = {item.key or "/".join(item.nested_key): item.value_json for item in run.config.update}
-        runs.append(OfflineRun(run_id=run.run_id, group=run.run_group, name=run.display_name, config=config,
-                               finished=any(kind == "exit" for kind, _ in kinds)))
+        runs.append(
+            OfflineRun(
+                run_id=run.run_id,
+                group=run.run_group,
+                name=run.display_name,
+                config=config,
+                finished=any(kind == "exit" for kind, _ in kinds),
+            )
+        )
     return runs

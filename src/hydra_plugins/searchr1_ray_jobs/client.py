@@ -24,10 +24,22 @@ class RayJobsClient:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
-    async def submit(self, *, submission_id: str, entrypoint: str, runtime_env: dict[str, Any],
-                     metadata: dict[str, str], num_cpus: float, num_gpus: float) -> str:
-        body: dict[str, Any] = {"entrypoint": entrypoint, "submission_id": submission_id,
-                                "runtime_env": runtime_env, "metadata": metadata}
+    async def submit(
+        self,
+        *,
+        submission_id: str,
+        entrypoint: str,
+        runtime_env: dict[str, Any],
+        metadata: dict[str, str],
+        num_cpus: float,
+        num_gpus: float,
+    ) -> str:
+        body: dict[str, Any] = {
+            "entrypoint": entrypoint,
+            "submission_id": submission_id,
+            "runtime_env": runtime_env,
+            "metadata": metadata,
+        }
         # Zero means "not reserved": send nothing so the server applies its own default.
         if num_cpus:
             body["entrypoint_num_cpus"] = num_cpus

@@ -62,8 +62,9 @@ def job_runtime_env(runtime_env: dict[str, Any], pass_env: Sequence[str]) -> dic
     return env
 
 
-async def run_jobs(specs: Sequence[JobSpec], settings: RayJobsLauncherConf,
-                   runtime_env: dict[str, Any]) -> list[JobStatus]:
+async def run_jobs(
+    specs: Sequence[JobSpec], settings: RayJobsLauncherConf, runtime_env: dict[str, Any]
+) -> list[JobStatus]:
     """Submit all jobs (at most ``max_concurrent`` in flight), wait for each, save its log. Order is kept."""
     limit = settings.max_concurrent or len(specs) or 1
     gate = asyncio.Semaphore(limit)
@@ -77,13 +78,17 @@ async def run_jobs(specs: Sequence[JobSpec], settings: RayJobsLauncherConf,
         return list(await asyncio.gather(*(one(spec) for spec in specs)))
 
 
-async def _run_one(client: RayJobsClient, spec: JobSpec, settings: RayJobsLauncherConf,
-                   runtime_env: dict[str, Any]) -> JobStatus:
+async def _run_one(
+    client: RayJobsClient, spec: JobSpec, settings: RayJobsLauncherConf, runtime_env: dict[str, Any]
+) -> JobStatus:
     try:
         await client.submit(
-            submission_id=spec.submission_id, entrypoint=spec.entrypoint, runtime_env=runtime_env,
+            submission_id=spec.submission_id,
+            entrypoint=spec.entrypoint,
+            runtime_env=runtime_env,
             metadata={"searchr1_job_dir": str(spec.job_dir), "searchr1_overrides": " ".join(spec.overrides)},
-            num_cpus=settings.entrypoint_num_cpus, num_gpus=settings.entrypoint_num_gpus,
+            num_cpus=settings.entrypoint_num_cpus,
+            num_gpus=settings.entrypoint_num_gpus,
         )
     except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
         # One point that cannot be submitted fails alone; the others still run.
@@ -161,9 +166,14 @@ class RayJobsLauncher(Launcher):
             config.hydra.job.num = idx
         job_dir = sweep_dir / str(config.hydra.sweep.subdir)
         sweep_name = OmegaConf.select(config, "sweep_name") or "sweep"
-        return JobSpec(idx=idx, overrides=overrides, job_dir=job_dir,
-                       submission_id=submission_id(sweep_name, sweep_dir, idx),
-                       entrypoint=build_entrypoint(self.settings.python, overrides, job_dir), config=config)
+        return JobSpec(
+            idx=idx,
+            overrides=overrides,
+            job_dir=job_dir,
+            submission_id=submission_id(sweep_name, sweep_dir, idx),
+            entrypoint=build_entrypoint(self.settings.python, overrides, job_dir),
+            config=config,
+        )
 
 
 def _plain(node: Any) -> Any:
@@ -171,12 +181,18 @@ def _plain(node: Any) -> Any:
 
 
 def _job_return(spec: JobSpec, status: JobStatus) -> JobReturn:
-    ret = JobReturn(overrides=spec.overrides, cfg=spec.config, hydra_cfg=spec.config,
-                    working_dir=str(spec.job_dir), task_name="searchr1")
+    ret = JobReturn(
+        overrides=spec.overrides,
+        cfg=spec.config,
+        hydra_cfg=spec.config,
+        working_dir=str(spec.job_dir),
+        task_name="searchr1",
+    )
     if status.status == "SUCCEEDED":
         ret.status, ret.return_value = HydraJobStatus.COMPLETED, spec.submission_id
     else:
         ret.status = HydraJobStatus.FAILED
         ret.return_value = RuntimeError(
-            f"Ray job {spec.submission_id} {status.status}: {status.message} (log: {spec.job_dir / JOB_LOG_FILE})")
+            f"Ray job {spec.submission_id} {status.status}: {status.message} (log: {spec.job_dir / JOB_LOG_FILE})"
+        )
     return ret

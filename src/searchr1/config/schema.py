@@ -247,8 +247,13 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         check_choice("reward.kind", self.kind, ("em", "em_format", "searchr1_qa_em_format"))
-        for key in ("format_score", "structure_format_score", "final_format_score", "retrieval_score",
-                    "answer_tag_score"):
+        for key in (
+            "format_score",
+            "structure_format_score",
+            "final_format_score",
+            "retrieval_score",
+            "answer_tag_score",
+        ):
             check_range(f"reward.{key}", getattr(self, key), low=0.0, high=1.0)
         # A format_score that silently does nothing is the bug in Miles' example; refuse it.
         if self.format_score and self.kind != "em_format":
@@ -415,8 +420,10 @@ class LocalTrainerConfig:
         check_range("trainer.threads", self.threads, low=0)
         check_range("trainer.logprob_chunk_tokens", self.logprob_chunk_tokens, low=0)
         if self.also_sets != LOCAL_TRAINER_ALSO_SETS:
-            raise ConfigError(f"trainer.also_sets={self.also_sets} is a record of what trainer=local sets, not a "
-                              f"setting; allowed: {LOCAL_TRAINER_ALSO_SETS} (set those keys themselves)")
+            raise ConfigError(
+                f"trainer.also_sets={self.also_sets} is a record of what trainer=local sets, not a "
+                f"setting; allowed: {LOCAL_TRAINER_ALSO_SETS} (set those keys themselves)"
+            )
 
 
 @dataclass(kw_only=True)
@@ -514,12 +521,16 @@ class MilesTrainerConfig:
         check_range("trainer.pipeline_model_parallel_size", self.pipeline_model_parallel_size, low=1)
         check_range("trainer.context_parallel_size", self.context_parallel_size, low=1)
         check_range("trainer.max_tokens_per_gpu", self.max_tokens_per_gpu, low=1)
-        check_choice("trainer.attention_backend", self.attention_backend, ("flash", "fused", "unfused", "local", "auto"))
+        check_choice(
+            "trainer.attention_backend", self.attention_backend, ("flash", "fused", "unfused", "local", "auto")
+        )
         check_range("trainer.sglang_mem_fraction_static", self.sglang_mem_fraction_static, low=0.0, high=1.0)
         check_range("trainer.save_interval", self.save_interval, low=1)
         check_range("trainer.eval_interval", self.eval_interval, low=0)
         if self.group_rm and self.eval_interval:
-            raise ConfigError("trainer.group_rm=true cannot be combined with trainer.eval_interval>0 (Miles' eval rejects --group-rm)")
+            raise ConfigError(
+                "trainer.group_rm=true cannot be combined with trainer.eval_interval>0 (Miles' eval rejects --group-rm)"
+            )
 
 
 # --------------------------------------------------------------------------- logger
@@ -583,11 +594,15 @@ class EvalConfig:
         if not re.fullmatch(r"all|last|every:[1-9]\d*", self.steps):
             raise ConfigError(f"eval.steps={self.steps!r}: use all, last or every:N (N >= 1)")
         if self.run and self.checkpoint:
-            raise ConfigError("eval.run and eval.checkpoint both set: eval.run scores the run's checkpoints, "
-                              "eval.checkpoint one policy; set one")
+            raise ConfigError(
+                "eval.run and eval.checkpoint both set: eval.run scores the run's checkpoints, "
+                "eval.checkpoint one policy; set one"
+            )
         if self.sglang_url and (self.run or self.checkpoint):
-            raise ConfigError("eval.checkpoint / eval.run load weights into the embedded engine, but eval.sglang_url "
-                              "is set; serve the export (searchr1-export) with SGLang and unset eval.checkpoint")
+            raise ConfigError(
+                "eval.checkpoint / eval.run load weights into the embedded engine, but eval.sglang_url "
+                "is set; serve the export (searchr1-export) with SGLang and unset eval.checkpoint"
+            )
 
 
 # --------------------------------------------------------------------------- sft
@@ -631,7 +646,9 @@ class SftConfig:
         check_range("sft.lr", self.lr, low=0.0)
         check_range("sft.save_every", self.save_every, low=0)
         if self.source == "samples" and not self.samples_paths:
-            raise ConfigError("sft.source=samples needs sft.samples_paths=[<rollouts.jsonl or eval_samples.jsonl>, ...]")
+            raise ConfigError(
+                "sft.source=samples needs sft.samples_paths=[<rollouts.jsonl or eval_samples.jsonl>, ...]"
+            )
 
 
 # --------------------------------------------------------------------------- health
@@ -728,9 +745,12 @@ class SearchR1Config:
         if getattr(self.trainer, "name", None) == "miles":  # Miles' weights live in Megatron, out of our reach
             for name, rule in self.health.rules().items():
                 if rule.action == "rollback":
-                    raise ConfigError(f"health.{name}.action=rollback is not supported with trainer=miles; "
-                                      "allowed: off, warn, stop")
+                    raise ConfigError(
+                        f"health.{name}.action=rollback is not supported with trainer=miles; allowed: off, warn, stop"
+                    )
         # Miles reads the data files as they are; the demo turns exist only in our reader.
         if getattr(self.trainer, "name", None) == "miles" and self.data.prompt_style != "searchr1":
-            raise ConfigError(f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
-                              "(Miles reads the data files as they are); allowed: searchr1")
+            raise ConfigError(
+                f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
+                "(Miles reads the data files as they are); allowed: searchr1"
+            )

@@ -34,8 +34,12 @@ def secret_items(env_names: Iterable[str], env: Mapping[str, str] = os.environ) 
         if not value:
             continue
         if len(value) < MIN_SECRET_LEN:
-            log.warning("%s is %d characters long, too short for an API key: it is not redacted from logs "
-                        "and files (redacting it would corrupt them); use the real key", name, len(value))
+            log.warning(
+                "%s is %d characters long, too short for an API key: it is not redacted from logs "
+                "and files (redacting it would corrupt them); use the real key",
+                name,
+                len(value),
+            )
             continue
         items[name] = value
     return items

@@ -42,9 +42,17 @@ def _generate_synthetic(data_cfg, paths: dict[str, Path]) -> None:
     start = time.perf_counter()
     book = generate(data_cfg.seed, data_cfg.num_entities)
     write_encyclopedia(book, **paths)
-    log.info("generated synthetic data (data.seed=%d, data.num_entities=%d): %d passages, %d train / %d test "
-             "questions in %.1fs at %s", data_cfg.seed, data_cfg.num_entities, len(book.entities),
-             len(book.train), len(book.test), time.perf_counter() - start, paths["train_path"].parent)
+    log.info(
+        "generated synthetic data (data.seed=%d, data.num_entities=%d): %d passages, %d train / %d test "
+        "questions in %.1fs at %s",
+        data_cfg.seed,
+        data_cfg.num_entities,
+        len(book.entities),
+        len(book.train),
+        len(book.test),
+        time.perf_counter() - start,
+        paths["train_path"].parent,
+    )
 
 
 def _maker_command(key: str, path: Path) -> str:

@@ -30,16 +30,24 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--num-entities", type=int, default=2000, help="entities in the encyclopedia")
 
     prepare = commands.add_parser("prepare", help="Search-R1's NQ+HotpotQA train and 7-dataset test parquet")
-    prepare.add_argument("--source", required=True,
-                         help="'hub' (RUC-NLPIR/FlashRAG_datasets, needs huggingface_hub) or a local copy "
-                              "of the hub files (DIR/<dataset>/<split>.jsonl)")
+    prepare.add_argument(
+        "--source",
+        required=True,
+        help="'hub' (RUC-NLPIR/FlashRAG_datasets, needs huggingface_hub) or a local copy "
+        "of the hub files (DIR/<dataset>/<split>.jsonl)",
+    )
     prepare.add_argument("--out", type=Path, required=True, help="directory for train.parquet and test.parquet")
     prepare.add_argument("--revision", default=None, help="hub revision (with --source hub)")
 
     download = commands.add_parser("download", help="Search-R1's wiki-18 corpus and E5 flat index")
     download.add_argument("--out", type=Path, required=True, help="directory for wiki-18.jsonl and e5_Flat.index")
-    download.add_argument("--what", nargs="+", default=["corpus", "e5-index"], choices=["corpus", "e5-index"],
-                          help="which artifacts to fetch")
+    download.add_argument(
+        "--what",
+        nargs="+",
+        default=["corpus", "e5-index"],
+        choices=["corpus", "e5-index"],
+        help="which artifacts to fetch",
+    )
     download.add_argument("--endpoint", default=None, help="hub endpoint (default: $HF_ENDPOINT or huggingface.co)")
     return parser
 
@@ -50,8 +58,12 @@ def _synthetic(args: argparse.Namespace) -> str:
     if args.num_entities < 10:
         raise DataError(f"--num-entities={args.num_entities} is too small; allowed: >= 10")
     book = generate(args.seed, args.num_entities)
-    write_encyclopedia(book, train_path=args.out / "train.parquet", test_path=args.out / "test.parquet",
-                       corpus_path=args.out / "corpus.jsonl")
+    write_encyclopedia(
+        book,
+        train_path=args.out / "train.parquet",
+        test_path=args.out / "test.parquet",
+        corpus_path=args.out / "corpus.jsonl",
+    )
     return f"{len(book.entities)} passages, {len(book.train)} train and {len(book.test)} test questions in {args.out}"
 
 

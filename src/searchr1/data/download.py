@@ -73,16 +73,39 @@ class Artifact:
 _CORPUS_REVISION = "69c1c00ffe7c5554c68d8548355cb22e46aabc51"
 _E5_INDEX_REVISION = "a4d31160a035f30764604f4827cd8f1d0315eb86"
 ARTIFACTS = {
-    "corpus": Artifact("wiki-18.jsonl", (
-        RemoteFile("PeterJinGo/wiki-18-corpus", "wiki-18.jsonl.gz", _CORPUS_REVISION, 5_123_307_260,
-                   "7abd929223399cd63c52b499f289bf4f9039be1e9f8c43e1cb3938305b2317db"),
-    ), "gunzip"),
-    "e5-index": Artifact("e5_Flat.index", (
-        RemoteFile("PeterJinGo/wiki-18-e5-index", "part_aa", _E5_INDEX_REVISION, 42_949_672_960,
-                   "a8a6a246951da4bbc8771a223283ef61963882a32864d9044ec00abb90fc3023"),
-        RemoteFile("PeterJinGo/wiki-18-e5-index", "part_ab", _E5_INDEX_REVISION, 21_609_402_413,
-                   "b6d9bc943626fe7cb44de4c849e9379e7f272ab216c0552acbcf2390cc033c11"),
-    ), "concat"),
+    "corpus": Artifact(
+        "wiki-18.jsonl",
+        (
+            RemoteFile(
+                "PeterJinGo/wiki-18-corpus",
+                "wiki-18.jsonl.gz",
+                _CORPUS_REVISION,
+                5_123_307_260,
+                "7abd929223399cd63c52b499f289bf4f9039be1e9f8c43e1cb3938305b2317db",
+            ),
+        ),
+        "gunzip",
+    ),
+    "e5-index": Artifact(
+        "e5_Flat.index",
+        (
+            RemoteFile(
+                "PeterJinGo/wiki-18-e5-index",
+                "part_aa",
+                _E5_INDEX_REVISION,
+                42_949_672_960,
+                "a8a6a246951da4bbc8771a223283ef61963882a32864d9044ec00abb90fc3023",
+            ),
+            RemoteFile(
+                "PeterJinGo/wiki-18-e5-index",
+                "part_ab",
+                _E5_INDEX_REVISION,
+                21_609_402_413,
+                "b6d9bc943626fe7cb44de4c849e9379e7f272ab216c0552acbcf2390cc033c11",
+            ),
+        ),
+        "concat",
+    ),
 }
 
 
@@ -110,8 +133,10 @@ def probe(endpoint: str, remote: RemoteFile) -> Probe:
     url = file_url(endpoint, remote)
     size, sha256 = _reported(url)
     if size is not None and size != remote.size:
-        raise DataError(f"{url} reports {size} bytes but {remote.name} at revision {remote.revision[:12]} has "
-                        f"{remote.size}; refusing it (a different file, or a mirror serving other bytes)")
+        raise DataError(
+            f"{url} reports {size} bytes but {remote.name} at revision {remote.revision[:12]} has "
+            f"{remote.size}; refusing it (a different file, or a mirror serving other bytes)"
+        )
     if sha256 is not None and sha256 != remote.sha256:
         raise DataError(f"{url} reports sha256 {sha256} but {remote.name} is pinned to {remote.sha256}; refusing it")
     return Probe(url, remote.size, remote.sha256)
@@ -151,9 +176,11 @@ def check_disk_space(out_dir: Path, plan: dict[str, dict[RemoteFile, Probe]]) ->
         unpacked += int(total * GUNZIP_RATIO) if ARTIFACTS[key].unpack == "gunzip" else total
     need, free = fetch + unpacked, shutil.disk_usage(out_dir).free
     if need > free:
-        raise DataError(f"not enough disk space in {out_dir}: need about {need / _GIB:.1f} GiB (downloads "
-                        f"{fetch / _GIB:.1f} GiB + unpacked {unpacked / _GIB:.1f} GiB), {free / _GIB:.1f} GiB "
-                        f"free; free some space or pass another --out")
+        raise DataError(
+            f"not enough disk space in {out_dir}: need about {need / _GIB:.1f} GiB (downloads "
+            f"{fetch / _GIB:.1f} GiB + unpacked {unpacked / _GIB:.1f} GiB), {free / _GIB:.1f} GiB "
+            f"free; free some space or pass another --out"
+        )
 
 
 def _have(out_dir: Path, remote: RemoteFile) -> int:
@@ -178,8 +205,10 @@ def fetch(remote: RemoteFile, found: Probe, out_dir: Path) -> Path:
         except (urllib.error.URLError, OSError) as exc:
             error = exc
         if attempt == RETRIES:
-            raise DataError(f"download of {found.url} failed {RETRIES + 1} times ({_reason(error)}); "
-                            f"run the command again to resume from {part}") from None
+            raise DataError(
+                f"download of {found.url} failed {RETRIES + 1} times ({_reason(error)}); "
+                f"run the command again to resume from {part}"
+            ) from None
         log.warning("%s: %s; resuming in %ds", remote.name, _reason(error), 2**attempt)
         time.sleep(2**attempt)
     _verify(part, found)

@@ -61,8 +61,9 @@ def test_files(root: Path, sources: Sequence[str]) -> list[SourceFile]:
     for name in sources:
         present = [split for split in TEST_SPLIT_PREFERENCE if (root / name / f"{split}.jsonl").is_file()]
         if not present:
-            raise DataError(f"missing input file {root / name}/test.jsonl (nor dev.jsonl or train.jsonl) "
-                            f"for the {name} test split")
+            raise DataError(
+                f"missing input file {root / name}/test.jsonl (nor dev.jsonl or train.jsonl) for the {name} test split"
+            )
         files.append(SourceFile(name, present[0], root / name / f"{present[0]}.jsonl"))
     return files
 
@@ -84,8 +85,14 @@ def _records(file: SourceFile) -> Iterator[tuple[int, dict]]:
 def _rows(file: SourceFile, out_split: str) -> Iterator[dict]:
     for index, (line_no, record) in enumerate(_records(file)):
         question, answers = _checked(record, file, line_no)
-        yield make_row(row_id=str(record.get("id", index)), question=question, golden_answers=answers,
-                       data_source=file.data_source, split=out_split, index=index)
+        yield make_row(
+            row_id=str(record.get("id", index)),
+            question=question,
+            golden_answers=answers,
+            data_source=file.data_source,
+            split=out_split,
+            index=index,
+        )
 
 
 def _checked(record: object, file: SourceFile, line_no: int) -> tuple[str, list[str]]:
@@ -147,21 +154,26 @@ def prepare(
 
 
 def hub_snapshot(
-    *, revision: str | None = None, train_sources: Sequence[str] = TRAIN_SOURCES,
+    *,
+    revision: str | None = None,
+    train_sources: Sequence[str] = TRAIN_SOURCES,
     test_sources: Sequence[str] = TEST_SOURCES,
 ) -> Path:
     """Download just the FlashRAG files the merges read; returns a directory in the hub's layout."""
     try:
         from huggingface_hub import list_repo_files, snapshot_download
     except ImportError:
-        raise DataError("--source hub needs huggingface_hub (pip install huggingface_hub); "
-                        "or pass a local copy of the hub files as --source DIR") from None
+        raise DataError(
+            "--source hub needs huggingface_hub (pip install huggingface_hub); "
+            "or pass a local copy of the hub files as --source DIR"
+        ) from None
     try:
         available = set(list_repo_files(HUB_REPO, repo_type="dataset", revision=revision))
         wanted = [f"{name}/train.jsonl" for name in train_sources]
         for name in test_sources:
-            wanted += [f"{name}/{split}.jsonl" for split in TEST_SPLIT_PREFERENCE
-                       if f"{name}/{split}.jsonl" in available][:1]
+            wanted += [
+                f"{name}/{split}.jsonl" for split in TEST_SPLIT_PREFERENCE if f"{name}/{split}.jsonl" in available
+            ][:1]
         path = snapshot_download(HUB_REPO, repo_type="dataset", revision=revision, allow_patterns=wanted)
     except Exception as exc:  # noqa: BLE001 - offline mode, HTTP and auth errors: all end the command the same way
         message = " ".join(str(exc).split())

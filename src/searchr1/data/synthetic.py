@@ -29,28 +29,75 @@ SINGLE_HOP_SOURCE = "synthetic_1hop"
 TWO_HOP_SOURCE = "synthetic_2hop"
 
 # Simple consonant-vowel syllables keep invented names pronounceable and short in tokens.
-_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st",
-           "th", "sh")
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "th", "sh")
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou")
 _CODAS = ("", "", "", "", "n", "r", "l", "s", "th", "m", "x", "nd")
 
 _CITY_SUFFIXES = ("port", "holm", "vale", "grad", "mere", "stead", "burg", "ford", "wick", "")
 _COUNTRY_SUFFIXES = ("ia", "and", "istan", "ora", "ene")
 _COMPANY_SUFFIXES = ("Industries", "Dynamics", "Works", "Labs", "Holdings", "Systems", "Trading Company")
-_DEVICES = ("engine", "loom", "lens", "valve", "compass", "press", "turbine", "lamp", "pump", "clock",
-            "sextant", "telegraph", "kiln", "furnace", "rangefinder")
-_OCCUPATIONS = ("painter", "chemist", "architect", "novelist", "engineer", "composer", "astronomer",
-                "physician", "sculptor", "cartographer", "economist", "botanist", "poet", "mathematician")
-_PERSON_NOTES = ("is remembered for a long series of public lectures",
-                 "spent most of a long career teaching at a provincial academy",
-                 "published several widely read essays on method",
-                 "travelled widely and kept detailed journals",
-                 "received a national medal late in life",
-                 "trained a generation of apprentices")
-_CITY_NOTES = ("its covered markets", "an old harbour", "its stone bridges", "a large textile industry",
-               "a famous spring festival", "its university", "a cathedral with twin towers")
-_INDUSTRIES = ("shipping", "textile", "mining", "railway", "glassmaking", "chemical", "publishing",
-               "brewing", "instrument-making", "steel")
+_DEVICES = (
+    "engine",
+    "loom",
+    "lens",
+    "valve",
+    "compass",
+    "press",
+    "turbine",
+    "lamp",
+    "pump",
+    "clock",
+    "sextant",
+    "telegraph",
+    "kiln",
+    "furnace",
+    "rangefinder",
+)
+_OCCUPATIONS = (
+    "painter",
+    "chemist",
+    "architect",
+    "novelist",
+    "engineer",
+    "composer",
+    "astronomer",
+    "physician",
+    "sculptor",
+    "cartographer",
+    "economist",
+    "botanist",
+    "poet",
+    "mathematician",
+)
+_PERSON_NOTES = (
+    "is remembered for a long series of public lectures",
+    "spent most of a long career teaching at a provincial academy",
+    "published several widely read essays on method",
+    "travelled widely and kept detailed journals",
+    "received a national medal late in life",
+    "trained a generation of apprentices",
+)
+_CITY_NOTES = (
+    "its covered markets",
+    "an old harbour",
+    "its stone bridges",
+    "a large textile industry",
+    "a famous spring festival",
+    "its university",
+    "a cathedral with twin towers",
+)
+_INDUSTRIES = (
+    "shipping",
+    "textile",
+    "mining",
+    "railway",
+    "glassmaking",
+    "chemical",
+    "publishing",
+    "brewing",
+    "instrument-making",
+    "steel",
+)
 _ECONOMIES = ("fishing", "mining", "agriculture", "trade", "forestry", "manufacturing")
 
 
@@ -85,8 +132,10 @@ class Encyclopedia:
     test: list[Question]
 
     def corpus_lines(self) -> list[str]:
-        return [json.dumps({"id": str(i), "contents": f'"{e.name}"\n{render_passage(e)}'})
-                for i, e in enumerate(self.entities)]
+        return [
+            json.dumps({"id": str(i), "contents": f'"{e.name}"\n{render_passage(e)}'})
+            for i, e in enumerate(self.entities)
+        ]
 
 
 # --------------------------------------------------------------------------- names
@@ -113,14 +162,20 @@ class _Namer:
     def _fresh(self, word: str) -> bool:
         # No name may start another ("Thoul" and "Thoulex"): a question naming one would hold the
         # other, and so could hand the model its answer.
-        return word not in self.used and word not in self.prefixes and not any(
-            word[:i] in self.used for i in range(1, len(word))
+        return (
+            word not in self.used
+            and word not in self.prefixes
+            and not any(word[:i] in self.used for i in range(1, len(word)))
         )
 
 
 def _counts(n: int) -> dict[str, int]:
-    counts = {"country": max(2, n // 50), "river": max(1, n // 20), "company": max(1, 3 * n // 20),
-              "invention": max(1, n // 8)}
+    counts = {
+        "country": max(2, n // 50),
+        "river": max(1, n // 20),
+        "company": max(1, 3 * n // 20),
+        "invention": max(1, n // 8),
+    }
     counts["city"] = max(counts["country"], 3 * n // 20)
     counts["person"] = n - sum(counts.values())
     return counts
@@ -131,38 +186,79 @@ def _entities(rng: random.Random, n: int) -> list[Entity]:
     counts = _counts(n)
     namer = _Namer(rng)
 
-    countries = [Entity("country", namer.word(rng.choice(_COUNTRY_SUFFIXES), (1, 2)),
-                        {"independence": rng.randint(1650, 1960), "economy": rng.choice(_ECONOMIES)})
-                 for _ in range(counts["country"])]
-    rivers = [Entity("river", namer.word(syllables=(1, 2)),
-                     {"source": rng.choice(countries).name, "length": rng.randint(40, 2400)})
-              for _ in range(counts["river"])]
+    countries = [
+        Entity(
+            "country",
+            namer.word(rng.choice(_COUNTRY_SUFFIXES), (1, 2)),
+            {"independence": rng.randint(1650, 1960), "economy": rng.choice(_ECONOMIES)},
+        )
+        for _ in range(counts["country"])
+    ]
+    rivers = [
+        Entity(
+            "river",
+            namer.word(syllables=(1, 2)),
+            {"source": rng.choice(countries).name, "length": rng.randint(40, 2400)},
+        )
+        for _ in range(counts["river"])
+    ]
     cities = []
     for i in range(counts["city"]):
         # The first cities go one per country, and each becomes that country's capital.
         country = countries[i] if i < len(countries) else rng.choice(countries)
-        cities.append(Entity("city", namer.word(rng.choice(_CITY_SUFFIXES), (1, 2)),
-                             {"country": country.name, "river": rng.choice(rivers).name,
-                              "founded": rng.randint(800, 1850), "note": rng.choice(_CITY_NOTES)}))
+        cities.append(
+            Entity(
+                "city",
+                namer.word(rng.choice(_CITY_SUFFIXES), (1, 2)),
+                {
+                    "country": country.name,
+                    "river": rng.choice(rivers).name,
+                    "founded": rng.randint(800, 1850),
+                    "note": rng.choice(_CITY_NOTES),
+                },
+            )
+        )
         if i < len(countries):
             country.facts["capital"] = cities[-1].name
-    people = [Entity("person", f"{namer.word(syllables=(1, 2))} {namer.word()}",
-                     {"birthplace": rng.choice(cities).name, "born": rng.randint(1700, 1990),
-                      "occupation": rng.choice(_OCCUPATIONS), "note": rng.choice(_PERSON_NOTES)})
-              for _ in range(counts["person"])]
+    people = [
+        Entity(
+            "person",
+            f"{namer.word(syllables=(1, 2))} {namer.word()}",
+            {
+                "birthplace": rng.choice(cities).name,
+                "born": rng.randint(1700, 1990),
+                "occupation": rng.choice(_OCCUPATIONS),
+                "note": rng.choice(_PERSON_NOTES),
+            },
+        )
+        for _ in range(counts["person"])
+    ]
     # Founding and invention happen in the founder's or inventor's adult life.
     companies = []
     for _ in range(counts["company"]):
         founder = rng.choice(people)
-        companies.append(Entity("company", f"{namer.word()} {rng.choice(_COMPANY_SUFFIXES)}",
-                                {"founder": founder.name, "headquarters": rng.choice(cities).name,
-                                 "founded": int(founder.facts["born"]) + rng.randint(20, 60),
-                                 "industry": rng.choice(_INDUSTRIES)}))
+        companies.append(
+            Entity(
+                "company",
+                f"{namer.word()} {rng.choice(_COMPANY_SUFFIXES)}",
+                {
+                    "founder": founder.name,
+                    "headquarters": rng.choice(cities).name,
+                    "founded": int(founder.facts["born"]) + rng.randint(20, 60),
+                    "industry": rng.choice(_INDUSTRIES),
+                },
+            )
+        )
     inventions = []
     for _ in range(counts["invention"]):
         inventor = rng.choice(people)
-        inventions.append(Entity("invention", f"{namer.word()} {rng.choice(_DEVICES)}",
-                                 {"inventor": inventor.name, "year": int(inventor.facts["born"]) + rng.randint(18, 70)}))
+        inventions.append(
+            Entity(
+                "invention",
+                f"{namer.word()} {rng.choice(_DEVICES)}",
+                {"inventor": inventor.name, "year": int(inventor.facts["born"]) + rng.randint(18, 70)},
+            )
+        )
     entities = countries + rivers + cities + people + companies + inventions
     rng.shuffle(entities)  # interleave kinds so corpus ids say nothing about the kind
     return entities
@@ -177,24 +273,36 @@ def render_passage(e: Entity) -> str:
     """The passage text (without the quoted title line) of one entity."""
     f = e.facts
     if e.kind == "country":
-        return (f"{e.name} is a country whose capital is {f['capital']}. {e.name} declared independence in "
-                f"{f['independence']}. Its economy is based mainly on {f['economy']}.")
+        return (
+            f"{e.name} is a country whose capital is {f['capital']}. {e.name} declared independence in "
+            f"{f['independence']}. Its economy is based mainly on {f['economy']}."
+        )
     if e.kind == "river":
-        return (f"The {e.name} River is a river that rises in {f['source']}. It is {f['length']} kilometres "
-                f"long and is navigable for part of its course.")
+        return (
+            f"The {e.name} River is a river that rises in {f['source']}. It is {f['length']} kilometres "
+            f"long and is navigable for part of its course."
+        )
     if e.kind == "city":
-        return (f"{e.name} is a city in {f['country']}. It was founded in {f['founded']} on the banks of the "
-                f"{f['river']} River. {e.name} is known for {f['note']}.")
+        return (
+            f"{e.name} is a city in {f['country']}. It was founded in {f['founded']} on the banks of the "
+            f"{f['river']} River. {e.name} is known for {f['note']}."
+        )
     if e.kind == "person":
         surname = e.name.split()[-1]
-        return (f"{e.name} (born {f['born']}) is {_a(f['occupation'])}. {e.name} was born in {f['birthplace']} "
-                f"in {f['born']}. As {_a(f['occupation'])}, {surname} {f['note']}.")
+        return (
+            f"{e.name} (born {f['born']}) is {_a(f['occupation'])}. {e.name} was born in {f['birthplace']} "
+            f"in {f['born']}. As {_a(f['occupation'])}, {surname} {f['note']}."
+        )
     if e.kind == "company":
-        return (f"{e.name} is {_a(f['industry'])} company headquartered in {f['headquarters']}. It was founded "
-                f"in {f['founded']} by {f['founder']}. {e.name} grew into one of the best known "
-                f"{f['industry']} firms of its region.")
-    return (f"The {e.name} is a device invented by {f['inventor']} in {f['year']}. The {e.name} was widely "
-            f"copied in the decades after its invention.")
+        return (
+            f"{e.name} is {_a(f['industry'])} company headquartered in {f['headquarters']}. It was founded "
+            f"in {f['founded']} by {f['founder']}. {e.name} grew into one of the best known "
+            f"{f['industry']} firms of its region."
+        )
+    return (
+        f"The {e.name} is a device invented by {f['inventor']} in {f['year']}. The {e.name} was widely "
+        f"copied in the decades after its invention."
+    )
 
 
 # --------------------------------------------------------------------------- questions
@@ -239,16 +347,29 @@ def _questions(entities: list[Entity]) -> list[Question]:
     for e in entities:
         for kind, rel, answer_kind, template in _SINGLE:
             if e.kind == kind:
-                questions.append(Question(template.format(s=e.name), _answers(answer_kind, e.facts[rel]),
-                                          SINGLE_HOP_SOURCE, f"{kind}.{rel}", (e.name,)))
+                questions.append(
+                    Question(
+                        template.format(s=e.name),
+                        _answers(answer_kind, e.facts[rel]),
+                        SINGLE_HOP_SOURCE,
+                        f"{kind}.{rel}",
+                        (e.name,),
+                    )
+                )
         for kind, rel1, rel2, answer_kind, template in _TWO_HOP:
             if e.kind == kind:
                 bridge = by_name[str(e.facts[rel1])]
                 if bridge.facts[rel2] == e.name:
                     continue  # e.g. the capital of a capital's country: the question would give it away
-                questions.append(Question(template.format(s=e.name), _answers(answer_kind, bridge.facts[rel2]),
-                                          TWO_HOP_SOURCE, f"{kind}.{rel1}>{bridge.kind}.{rel2}",
-                                          (e.name, bridge.name)))
+                questions.append(
+                    Question(
+                        template.format(s=e.name),
+                        _answers(answer_kind, bridge.facts[rel2]),
+                        TWO_HOP_SOURCE,
+                        f"{kind}.{rel1}>{bridge.kind}.{rel2}",
+                        (e.name, bridge.name),
+                    )
+                )
     return questions
 
 
@@ -266,9 +387,17 @@ def generate(seed: int, num_entities: int) -> Encyclopedia:
 
 # --------------------------------------------------------------------------- files
 def _rows(questions: list[Question], split: str) -> list[dict]:
-    return [make_row(row_id=f"{split}_{i}", question=q.text, golden_answers=q.answers,
-                     data_source=q.data_source, split=split, index=i)
-            for i, q in enumerate(questions)]
+    return [
+        make_row(
+            row_id=f"{split}_{i}",
+            question=q.text,
+            golden_answers=q.answers,
+            data_source=q.data_source,
+            split=split,
+            index=i,
+        )
+        for i, q in enumerate(questions)
+    ]
 
 
 def write_encyclopedia(book: Encyclopedia, *, train_path: Path, test_path: Path, corpus_path: Path) -> None:
@@ -276,4 +405,3 @@ def write_encyclopedia(book: Encyclopedia, *, train_path: Path, test_path: Path,
     write_bytes_atomic(Path(corpus_path), ("\n".join(book.corpus_lines()) + "\n").encode())
     write_split(_rows(book.test, "test"), Path(test_path))
     write_split(_rows(book.train, "train"), Path(train_path))
-

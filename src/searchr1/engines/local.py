@@ -67,8 +67,9 @@ class LocalEngine:
     them; the trainer recomputes the same quantity, so the two differ only by numerics.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, seed: int = 0,
-                 prefix_cache_size: Optional[int] = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, max_batch: int = 16, seed: int = 0, prefix_cache_size: Optional[int] = None
+    ) -> None:
         self.model = model
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -170,11 +171,10 @@ class LocalEngine:
         ids = torch.full((len(prompts), length), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), length), dtype=torch.long)
         for i, prompt in enumerate(prompts):
-            ids[i, length - len(prompt):] = torch.tensor(prompt)
-            mask[i, length - len(prompt):] = 1
+            ids[i, length - len(prompt) :] = torch.tensor(prompt)
+            mask[i, length - len(prompt) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         self.stats.prefill_tokens += int(mask.sum())
         batch = _Batch(rows=[], cache=out.cache, mask=mask, logits=out.logits[:, -1].float())
         batch = _select(batch, owner)
@@ -214,8 +214,9 @@ class LocalEngine:
         new = torch.tensor([request.input_ids[length:]])
         mask = torch.ones((1, len(request.input_ids)), dtype=torch.long)
         positions = torch.arange(length, len(request.input_ids)).unsqueeze(0)
-        out = self.model(input_ids=new, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                         logits_to_keep=1)
+        out = self.model(
+            input_ids=new, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+        )
         self.stats.prefill_tokens += new.shape[1]
         self.stats.reused_tokens += length
         return _Batch(rows=[request], cache=out.cache, mask=mask, logits=out.logits[:, -1].float())
@@ -262,8 +263,9 @@ class LocalEngine:
         tokens = torch.tensor([[row.tokens[-1]] for row in batch.rows])
         batch.mask = torch.cat([batch.mask, torch.ones((len(batch.rows), 1), dtype=torch.long)], dim=1)
         positions = batch.mask.sum(-1, keepdim=True) - 1
-        out = self.model(input_ids=tokens, attention_mask=batch.mask, position_ids=positions,
-                         cache=batch.cache, use_cache=True)
+        out = self.model(
+            input_ids=tokens, attention_mask=batch.mask, position_ids=positions, cache=batch.cache, use_cache=True
+        )
         batch.cache = out.cache
         batch.logits = out.logits[:, -1].float()
         self.stats.decode_steps += 1
@@ -318,11 +320,11 @@ def _merge(batch: Optional[_Batch], new: _Batch) -> _Batch:
     length = max(batch.mask.shape[1], new.mask.shape[1])
     for old_layer, new_layer in zip(_layers(batch.cache), _layers(new.cache)):
         old_layer.keys = torch.cat([_pad_left(old_layer.keys, length), _pad_left(new_layer.keys, length)], dim=0)
-        old_layer.values = torch.cat([_pad_left(old_layer.values, length), _pad_left(new_layer.values, length)],
-                                     dim=0)
+        old_layer.values = torch.cat([_pad_left(old_layer.values, length), _pad_left(new_layer.values, length)], dim=0)
     mask = torch.cat([_pad_left(batch.mask, length), _pad_left(new.mask, length)], dim=0)
-    return _Batch(rows=batch.rows + new.rows, cache=batch.cache, mask=mask,
-                  logits=torch.cat([batch.logits, new.logits], dim=0))
+    return _Batch(
+        rows=batch.rows + new.rows, cache=batch.cache, mask=mask, logits=torch.cat([batch.logits, new.logits], dim=0)
+    )
 
 
 def _pad_left(tensor: torch.Tensor, length: int) -> torch.Tensor:

@@ -68,8 +68,14 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     engine = f"sglang:{cfg.eval.sglang_url}" if cfg.eval.sglang_url else "embedded"
     payload = {
         "run_name": ctx.run_name,
-        **identity(cfg, split_path=split_path, num_examples=len(examples), evaluated=len(chosen), engine=engine,
-                   retriever_urls=urls),
+        **identity(
+            cfg,
+            split_path=split_path,
+            num_examples=len(examples),
+            evaluated=len(chosen),
+            engine=engine,
+            retriever_urls=urls,
+        ),
         "checkpoint": saved.record() if saved else None,
         "table": {"columns": result.table.columns, "rows": result.table.cells, "n": result.table.counts},
         "metrics": result.metrics(),
@@ -85,8 +91,10 @@ def checked_policy(cfg: SearchR1Config, given: str, key: str) -> SavedPolicy:
     if saved.run_dir is not None:
         trained = run_model_config(saved.run_dir, key)
         if (trained.hf_checkpoint, trained.gguf_file) != (cfg.model.hf_checkpoint, cfg.model.gguf_file):
-            raise ConfigError(f"{key}={given!r} was trained on model.hf_checkpoint={trained.hf_checkpoint} but this "
-                              f"eval loads {cfg.model.hf_checkpoint}; add model={trained.name}")
+            raise ConfigError(
+                f"{key}={given!r} was trained on model.hf_checkpoint={trained.hf_checkpoint} but this "
+                f"eval loads {cfg.model.hf_checkpoint}; add model={trained.name}"
+            )
     return saved
 
 
@@ -99,8 +107,13 @@ def eval_examples(cfg: SearchR1Config) -> tuple[str, list, list]:
     split_path = cfg.data.test_path if cfg.eval.split == "test" else cfg.data.train_path
     examples = load_split(split_path, cfg.data.prompt_style)
     chosen = select_examples(examples, cfg.eval.max_prompts)
-    log.info("evaluating %d of %d %s prompts (eval.max_prompts=%s)", len(chosen), len(examples), cfg.eval.split,
-             cfg.eval.max_prompts)
+    log.info(
+        "evaluating %d of %d %s prompts (eval.max_prompts=%s)",
+        len(chosen),
+        len(examples),
+        cfg.eval.split,
+        cfg.eval.max_prompts,
+    )
     return split_path, examples, chosen
 
 
@@ -108,8 +121,9 @@ def retriever_urls(cfg: SearchR1Config, embedded: Optional[list[str]]) -> list[s
     return embedded or (list(cfg.backend.urls) if cfg.backend.name == "local" else [])
 
 
-async def evaluate_policy(cfg: SearchR1Config, examples, urls: list[str], run_dir: Path,
-                          saved: Optional[SavedPolicy] = None) -> EvalResult:
+async def evaluate_policy(
+    cfg: SearchR1Config, examples, urls: list[str], run_dir: Path, saved: Optional[SavedPolicy] = None
+) -> EvalResult:
     """``examples`` rolled out and scored with ``saved`` (None: the base model, or eval.sglang_url's)."""
     from searchr1.search.factory import build_search_backend
     from searchr1.models.loading import load_policy_tokenizer
@@ -151,7 +165,8 @@ def _write_results(ctx: RunContext, cfg: SearchR1Config, result: EvalResult, pay
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2))
     title = f"{cfg.model.name} · {cfg.data.name}/{cfg.eval.split} · " + (
-        "greedy" if cfg.eval.temperature == 0 else f"T={cfg.eval.temperature}, k={cfg.eval.pass_k}")
+        "greedy" if cfg.eval.temperature == 0 else f"T={cfg.eval.temperature}, k={cfg.eval.pass_k}"
+    )
     table = markdown(result.table, title)
     out.with_suffix(".md").write_text(table)
     with (out.parent / SAMPLES_FILE).open("w") as handle:

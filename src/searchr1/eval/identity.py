@@ -30,25 +30,46 @@ def file_identity(path: str | Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size_bytes": size, "fingerprint": f"sha256-edges:{digest.hexdigest()}"}
 
 
-def identity(cfg: SearchR1Config, *, split_path: str, num_examples: int, evaluated: int,
-             engine: str, retriever_urls: list[str]) -> dict[str, Any]:
+def identity(
+    cfg: SearchR1Config, *, split_path: str, num_examples: int, evaluated: int, engine: str, retriever_urls: list[str]
+) -> dict[str, Any]:
     backend = cfg.backend
     retriever: dict[str, Any] = {"backend": backend.name, "topk": cfg.search.topk}
     if backend.name == "local":
         # With external retriever URLs the corpus is the one data.corpus_path names (fingerprinted if present here).
-        retriever.update(kind=cfg.retriever.kind, encoder=cfg.retriever.encoder if cfg.retriever.kind == "dense" else None,
-                         urls=retriever_urls, embedded=not backend.urls, corpus=file_identity(cfg.data.corpus_path))
+        retriever.update(
+            kind=cfg.retriever.kind,
+            encoder=cfg.retriever.encoder if cfg.retriever.kind == "dense" else None,
+            urls=retriever_urls,
+            embedded=not backend.urls,
+            corpus=file_identity(cfg.data.corpus_path),
+        )
     else:
         retriever.update(endpoint=backend.endpoint, snippet_only=backend.snippet_only)
     if cfg.search.replay_path:
         retriever["replay"] = file_identity(cfg.search.replay_path)
     return {
-        "model": {"name": cfg.model.name, "hf_checkpoint": cfg.model.hf_checkpoint, "gguf_file": cfg.model.gguf_file,
-                  "checkpoint": cfg.eval.checkpoint, "engine": engine},
+        "model": {
+            "name": cfg.model.name,
+            "hf_checkpoint": cfg.model.hf_checkpoint,
+            "gguf_file": cfg.model.gguf_file,
+            "checkpoint": cfg.eval.checkpoint,
+            "engine": engine,
+        },
         "retriever": retriever,
-        "data": {"name": cfg.data.name, "split": cfg.eval.split, **file_identity(split_path),
-                 "examples_in_split": num_examples, "examples_evaluated": evaluated},
-        "sampling": {"temperature": cfg.eval.temperature, "pass_k": cfg.eval.pass_k,
-                     "max_turns": cfg.rollout.max_turns, "max_turn_tokens": cfg.rollout.max_turn_tokens,
-                     "max_response_len": cfg.rollout.max_response_len, "reward": cfg.reward.kind},
+        "data": {
+            "name": cfg.data.name,
+            "split": cfg.eval.split,
+            **file_identity(split_path),
+            "examples_in_split": num_examples,
+            "examples_evaluated": evaluated,
+        },
+        "sampling": {
+            "temperature": cfg.eval.temperature,
+            "pass_k": cfg.eval.pass_k,
+            "max_turns": cfg.rollout.max_turns,
+            "max_turn_tokens": cfg.rollout.max_turn_tokens,
+            "max_response_len": cfg.rollout.max_response_len,
+            "reward": cfg.reward.kind,
+        },
     }

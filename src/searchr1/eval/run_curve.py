@@ -56,11 +56,25 @@ def evaluate_run(ctx: RunContext, run_dir: Path) -> dict[str, Any]:
             saved = SavedPolicy(path=path, kind="checkpoint", step=step, run_dir=run_dir)
             result = asyncio.run(evaluate_policy(cfg, chosen, urls, ctx.run_dir, saved))
             rows.append(_row(saved, result))
-            log.info("step %d: EM %.3f, F1 %.3f (%s)", step, rows[-1]["exact_match"][AVERAGE], rows[-1]["f1"][AVERAGE], path.name)
+            log.info(
+                "step %d: EM %.3f, F1 %.3f (%s)",
+                step,
+                rows[-1]["exact_match"][AVERAGE],
+                rows[-1]["f1"][AVERAGE],
+                path.name,
+            )
     payload = {
-        "run_dir": str(run_dir), "steps": cfg.eval.steps, "data_sources": list(rows[0]["n"])[:-1],
-        **identity(cfg, split_path=split_path, num_examples=len(examples), evaluated=len(chosen), engine="embedded",
-                   retriever_urls=urls),
+        "run_dir": str(run_dir),
+        "steps": cfg.eval.steps,
+        "data_sources": list(rows[0]["n"])[:-1],
+        **identity(
+            cfg,
+            split_path=split_path,
+            num_examples=len(examples),
+            evaluated=len(chosen),
+            engine="embedded",
+            retriever_urls=urls,
+        ),
         "rows": rows,
     }
     _write(run_dir, payload)
@@ -74,15 +88,22 @@ def _chosen_checkpoints(run_dir: Path, spec: str) -> dict[int, Path]:
     saved = run_checkpoints(run_dir, "eval.run")
     steps = select_steps(list(saved), spec)
     if not steps:
-        raise ConfigError(f"eval.run={str(run_dir)!r} with eval.steps={spec}: no saved checkpoint matches "
-                          f"(saved steps: {list(saved) or 'none'}; trainer.checkpoint_keep=0 keeps every step)")
+        raise ConfigError(
+            f"eval.run={str(run_dir)!r} with eval.steps={spec}: no saved checkpoint matches "
+            f"(saved steps: {list(saved) or 'none'}; trainer.checkpoint_keep=0 keeps every step)"
+        )
     return {step: saved[step] for step in steps}
 
 
 def _row(saved: SavedPolicy, result: EvalResult) -> dict[str, Any]:
     table = result.table
-    return {"step": saved.step, "checkpoint": saved.record(), "exact_match": table.cells["EM"],
-            "f1": table.cells["F1"], "n": table.counts}
+    return {
+        "step": saved.step,
+        "checkpoint": saved.record(),
+        "exact_match": table.cells["EM"],
+        "f1": table.cells["F1"],
+        "n": table.counts,
+    }
 
 
 def markdown_steps(payload: dict[str, Any]) -> str:
@@ -92,11 +113,18 @@ def markdown_steps(payload: dict[str, Any]) -> str:
     header = ["step", *(f"{n} EM" for n in names), *(f"{n} F1" for n in names)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in payload["rows"]:
-        cells = [str(row["step"]), *(f"{row['exact_match'][s]:.3f}" for s in sources),
-                 *(f"{row['f1'][s]:.3f}" for s in sources)]
+        cells = [
+            str(row["step"]),
+            *(f"{row['exact_match'][s]:.3f}" for s in sources),
+            *(f"{row['f1'][s]:.3f}" for s in sources),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     n = payload["rows"][0]["n"][AVERAGE]
-    return f"**{payload['run_dir']}: held-out {payload['data']['split']} split, {n} samples per step**\n\n" + "\n".join(lines) + "\n"
+    return (
+        f"**{payload['run_dir']}: held-out {payload['data']['split']} split, {n} samples per step**\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def _write(run_dir: Path, payload: dict[str, Any]) -> None:
@@ -113,8 +141,11 @@ def _write(run_dir: Path, payload: dict[str, Any]) -> None:
 
 def step_metrics(row: dict[str, Any]) -> dict[str, float]:
     """W&B keys of one step: eval/exact_match and eval/f1 (averaged over sources), and per source."""
-    metrics = {STEP_METRIC: float(row["step"]), "eval/exact_match": row["exact_match"][AVERAGE],
-               "eval/f1": row["f1"][AVERAGE]}
+    metrics = {
+        STEP_METRIC: float(row["step"]),
+        "eval/exact_match": row["exact_match"][AVERAGE],
+        "eval/f1": row["f1"][AVERAGE],
+    }
     for source in row["n"]:
         if source != AVERAGE:
             metrics[f"eval/{source}/exact_match"] = row["exact_match"][source]
@@ -133,11 +164,19 @@ def _log_to_wandb(cfg: SearchR1Config, run_dir: Path, rows: list[dict[str, Any]]
 
     run_id = _stored_id(run_dir / WANDB_ID_FILE)
     logger = run_config(run_dir, "eval.run").get("logger") or {}
-    run = wandb.init(project=logger.get("project", cfg.logger.project), entity=logger.get("entity", cfg.logger.entity),
-                     group=logger.get("group") or run_dir.name, dir=str(run_dir),
-                     mode=cast(WandbMode, cfg.logger.mode), id=run_id, resume="allow" if run_id else None,
-                     name=None if run_id else f"{run_dir.name}-checkpoint-eval", job_type="checkpoint-eval",
-                     reinit="finish_previous", settings=wandb.Settings(console="off", silent=True))
+    run = wandb.init(
+        project=logger.get("project", cfg.logger.project),
+        entity=logger.get("entity", cfg.logger.entity),
+        group=logger.get("group") or run_dir.name,
+        dir=str(run_dir),
+        mode=cast(WandbMode, cfg.logger.mode),
+        id=run_id,
+        resume="allow" if run_id else None,
+        name=None if run_id else f"{run_dir.name}-checkpoint-eval",
+        job_type="checkpoint-eval",
+        reinit="finish_previous",
+        settings=wandb.Settings(console="off", silent=True),
+    )
     try:
         run.define_metric(STEP_METRIC)
         run.define_metric("eval/*", step_metric=STEP_METRIC)

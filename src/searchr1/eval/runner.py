@@ -57,8 +57,15 @@ def eval_rollout_config(cfg: SearchR1Config):
     return dataclasses.replace(cfg.rollout, temperature=cfg.eval.temperature, top_p=1.0)
 
 
-async def evaluate_examples(examples: Sequence[QAExample], *, engine: Engine, search: SearchBackend,
-                            tokenizer: Tokenizer, cfg: SearchR1Config, chunk_size: int = 256) -> EvalResult:
+async def evaluate_examples(
+    examples: Sequence[QAExample],
+    *,
+    engine: Engine,
+    search: SearchBackend,
+    tokenizer: Tokenizer,
+    cfg: SearchR1Config,
+    chunk_size: int = 256,
+) -> EvalResult:
     """Roll out every example ``cfg.eval.pass_k`` times and score each sample.
 
     Samples run ``chunk_size`` at a time: a full test set (51k prompts) at once would queue every
@@ -71,8 +78,13 @@ async def evaluate_examples(examples: Sequence[QAExample], *, engine: Engine, se
     trajectories = []
     for start in range(0, len(samples), chunk_size):
         trajectories += await run_batch(
-            samples[start:start + chunk_size], engine=engine, search=search, tokenizer=tokenizer,
-            rollout_cfg=rollout_cfg, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
+            samples[start : start + chunk_size],
+            engine=engine,
+            search=search,
+            tokenizer=tokenizer,
+            rollout_cfg=rollout_cfg,
+            topk=cfg.search.topk,
+            failure_text=cfg.search.failure_text,
         )
         log.info("eval: %d/%d samples rolled out", len(trajectories), len(samples))
     scores = []
@@ -83,8 +95,16 @@ async def evaluate_examples(examples: Sequence[QAExample], *, engine: Engine, se
     return EvalResult(table=build_table(scores, k), scores=scores, trajectories=trajectories)
 
 
-async def evaluate(examples: Sequence[QAExample], *, engine: Engine, search: SearchBackend, tokenizer: Tokenizer,
-                   cfg: SearchR1Config, max_prompts: int | None = None, prefix: str = "eval") -> dict[str, float]:
+async def evaluate(
+    examples: Sequence[QAExample],
+    *,
+    engine: Engine,
+    search: SearchBackend,
+    tokenizer: Tokenizer,
+    cfg: SearchR1Config,
+    max_prompts: int | None = None,
+    prefix: str = "eval",
+) -> dict[str, float]:
     """Periodic evaluation for a trainer: ``{"eval/exact_match": ..., "eval/<data_source>/exact_match": ...}``.
 
     Uses ``cfg.eval`` sampling (greedy by default) and ``cfg.rollout`` / ``cfg.search.topk`` otherwise;

@@ -42,8 +42,14 @@ def token_f1(prediction: str, golden_answers: Sequence[str]) -> float:
     return best
 
 
-def score_sample(traj: Trajectory, golden_answers: Sequence[str], data_source: str, prompt_index: int,
-                 reward_cfg: RewardConfig, prompt_text: str = "") -> SampleScore:
+def score_sample(
+    traj: Trajectory,
+    golden_answers: Sequence[str],
+    data_source: str,
+    prompt_index: int,
+    reward_cfg: RewardConfig,
+    prompt_text: str = "",
+) -> SampleScore:
     """EM is the reward function's own EM, so eval and training agree by construction."""
     answer = extract_answer(traj.response_text)
     reward = score_response(traj.response_text, list(golden_answers), reward_cfg, prompt_text)

@@ -24,16 +24,25 @@ log = logging.getLogger("searchr1.export")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="searchr1-export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="searchr1-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source", help="a run dir, a step_XXXXXX.pt checkpoint, a LoRA adapter dir or an HF model dir")
     parser.add_argument("--out", required=True, type=Path, help="the directory to write (new or empty)")
-    parser.add_argument("--adapter-only", action="store_true",
-                        help="write the LoRA adapter in peft's format instead of merged weights")
-    parser.add_argument("--model", default=None,
-                        help="base model option (conf/model) of an adapter dir outside any run; default: the shipped one")
-    parser.add_argument("--iteration", type=int, default=None,
-                        help="Miles runs: the saved iteration to convert (default: the newest in model.save)")
+    parser.add_argument(
+        "--adapter-only", action="store_true", help="write the LoRA adapter in peft's format instead of merged weights"
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="base model option (conf/model) of an adapter dir outside any run; default: the shipped one",
+    )
+    parser.add_argument(
+        "--iteration",
+        type=int,
+        default=None,
+        help="Miles runs: the saved iteration to convert (default: the newest in model.save)",
+    )
     parser.add_argument("--run", action="store_true", help="Miles runs: run the conversion (default: print it)")
     return parser
 
@@ -62,8 +71,11 @@ def export(args: argparse.Namespace) -> None:
 
     saved = find_policy(args.source, "source")
     out = export_hf(saved, args.out, _model_config(args.model), adapter_only=args.adapter_only)
-    print(f"wrote {out} (load it: transformers.AutoModelForCausalLM.from_pretrained({str(out)!r}))"
-          if not args.adapter_only else f"wrote {out} (peft adapter: PeftModel.from_pretrained(<base>, {str(out)!r}))")
+    print(
+        f"wrote {out} (load it: transformers.AutoModelForCausalLM.from_pretrained({str(out)!r}))"
+        if not args.adapter_only
+        else f"wrote {out} (peft adapter: PeftModel.from_pretrained(<base>, {str(out)!r}))"
+    )
 
 
 def _model_config(option: Optional[str]):

@@ -27,10 +27,15 @@ def export_hf(saved: SavedPolicy, out: Path, model_cfg: ModelConfig, *, adapter_
     base = run_model_config(saved.run_dir, "--out") if saved.run_dir else model_cfg
     policy = load_saved_policy(saved, base, merge=not adapter_only)
     if adapter_only and not hasattr(policy, "peft_config"):
-        raise ConfigError(f"--adapter-only: {saved.path} holds no LoRA adapter (it trained all weights, "
-                          "trainer.lora_rank=0, or is a whole model); export it merged")
-    provenance = {"source": saved.record(), "base_model": base.hf_checkpoint,
-                  "format": "peft_adapter" if adapter_only else "merged_hf_model"}
+        raise ConfigError(
+            f"--adapter-only: {saved.path} holds no LoRA adapter (it trained all weights, "
+            "trainer.lora_rank=0, or is a whole model); export it merged"
+        )
+    provenance = {
+        "source": saved.record(),
+        "base_model": base.hf_checkpoint,
+        "format": "peft_adapter" if adapter_only else "merged_hf_model",
+    }
     save_warm_start(out, policy, provenance, tokenizer=load_policy_tokenizer(base))
     log.info("exported %s (%s, step %s) to %s", saved.path, provenance["format"], saved.step, out)
     return out

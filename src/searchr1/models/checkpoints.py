@@ -63,8 +63,10 @@ def read_checkpoint(path: Path, key: str) -> dict:
         # torch's message is a page of advice (including "re-run with weights_only=False"); keep
         # only its line naming the object that was refused.
         reason = next((line for line in str(exc).splitlines() if "GLOBAL" in line), "unsupported pickled object")
-        raise UnsafeCheckpointError(f"refusing to load {path} ({key}): it holds more than tensors "
-                                    f"and plain data, and loading it could run code ({reason[:200]})") from None
+        raise UnsafeCheckpointError(
+            f"refusing to load {path} ({key}): it holds more than tensors "
+            f"and plain data, and loading it could run code ({reason[:200]})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ def find_policy(given: str, key: str) -> SavedPolicy:
     if path.is_file():
         if checkpoint_step(path) is None:
             raise ConfigError(f"{key}={given!r} is a file but not a checkpoint (step_XXXXXX.pt)")
-        return SavedPolicy(path=path, kind="checkpoint", step=checkpoint_step(path), run_dir=_run_dir_of(path, given, key))
+        return SavedPolicy(
+            path=path, kind="checkpoint", step=checkpoint_step(path), run_dir=_run_dir_of(path, given, key)
+        )
     if path.is_dir() and (path / RESOLVED_CONFIG_FILE).is_file():
         return _newest_of_run(path, given, key)
     start = check_warm_start(given, 0, key)
@@ -113,10 +117,13 @@ def _newest_of_run(run_dir: Path, given: str, key: str) -> SavedPolicy:
     if (run_dir / POLICY_DIR).is_dir():
         return find_policy(str(run_dir / POLICY_DIR), key)
     if run_trainer_name(run_dir) == "miles":
-        raise ConfigError(f"{key}={given!r} is a Miles run: its checkpoints are Megatron torch_dist; convert one with "
-                          f"searchr1-export {given} --out DIR and serve DIR with SGLang (eval.sglang_url)")
-    raise ConfigError(f"{key}={given!r}: the run dir holds no checkpoint ({CHECKPOINT_DIR}/step_*.pt) and no "
-                      f"{POLICY_DIR}/ dir")
+        raise ConfigError(
+            f"{key}={given!r} is a Miles run: its checkpoints are Megatron torch_dist; convert one with "
+            f"searchr1-export {given} --out DIR and serve DIR with SGLang (eval.sglang_url)"
+        )
+    raise ConfigError(
+        f"{key}={given!r}: the run dir holds no checkpoint ({CHECKPOINT_DIR}/step_*.pt) and no {POLICY_DIR}/ dir"
+    )
 
 
 def _nearest_run_dir(path: Path) -> Optional[Path]:
@@ -128,8 +135,10 @@ def _run_dir_of(checkpoint: Path, given: str, key: str) -> Path:
     run_dir = _nearest_run_dir(checkpoint)
     if run_dir is not None:
         return run_dir
-    raise ConfigError(f"{key}={given!r}: no {RESOLVED_CONFIG_FILE} above it; a checkpoint holds only the trainable "
-                      "weights, and the run's config says which model and warm start they belong to")
+    raise ConfigError(
+        f"{key}={given!r}: no {RESOLVED_CONFIG_FILE} above it; a checkpoint holds only the trainable "
+        "weights, and the run's config says which model and warm start they belong to"
+    )
 
 
 def run_config(run_dir: Path, key: str) -> dict[str, Any]:
@@ -177,8 +186,12 @@ def load_saved_policy(saved: SavedPolicy, model_cfg: ModelConfig, *, merge: bool
         return policy.eval().requires_grad_(False)
     assert saved.run_dir is not None
     trainer = run_config(saved.run_dir, "checkpoint").get("trainer", {})
-    policy = load_policy(run_model_config(saved.run_dir, "checkpoint"), trainer.get("init_from"),
-                         int(trainer.get("lora_rank", 0)), key=f"{saved.run_dir}: trainer.init_from")
+    policy = load_policy(
+        run_model_config(saved.run_dir, "checkpoint"),
+        trainer.get("init_from"),
+        int(trainer.get("lora_rank", 0)),
+        key=f"{saved.run_dir}: trainer.init_from",
+    )
     trainable = read_checkpoint(saved.path, "checkpoint")[TRAINABLE_KEY]
     params = dict(policy.named_parameters())
     missing = sorted(set(trainable) - set(params))

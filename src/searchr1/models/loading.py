@@ -56,8 +56,10 @@ def check_warm_start(init_from: str, lora_rank: int, key: str) -> WarmStart:
         if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
             raise ConfigError(f"{key}={init_from!r} holds {MODEL_CONFIG} but no weights (*.safetensors, *.bin)")
         return WarmStart(path=path, kind="model", rank=0)
-    raise ConfigError(f"{key}={init_from!r} is neither a LoRA adapter dir ({ADAPTER_CONFIG} + {ADAPTER_WEIGHTS}) "
-                      f"nor a Hugging Face model dir ({MODEL_CONFIG} + weights)")
+    raise ConfigError(
+        f"{key}={init_from!r} is neither a LoRA adapter dir ({ADAPTER_CONFIG} + {ADAPTER_WEIGHTS}) "
+        f"nor a Hugging Face model dir ({MODEL_CONFIG} + weights)"
+    )
 
 
 def _adapter(path: Path, init_from: str, lora_rank: int, key: str) -> WarmStart:
@@ -69,13 +71,21 @@ def _adapter(path: Path, init_from: str, lora_rank: int, key: str) -> WarmStart:
         raise ConfigError(f"{key}={init_from!r}: {ADAPTER_CONFIG} is malformed ({type(exc).__name__}: {exc})") from None
     # Continuing a LoRA needs the same rank; rank 0 merges the adapter and trains every weight.
     if lora_rank not in (0, rank):
-        raise ConfigError(f"{key}={init_from!r} is a rank-{rank} LoRA adapter but trainer.lora_rank={lora_rank}; "
-                          f"use trainer.lora_rank={rank} (or 0 to merge it and train all weights)")
+        raise ConfigError(
+            f"{key}={init_from!r} is a rank-{rank} LoRA adapter but trainer.lora_rank={lora_rank}; "
+            f"use trainer.lora_rank={rank} (or 0 to merge it and train all weights)"
+        )
     return WarmStart(path=path, kind="adapter", rank=rank)
 
 
-def load_policy(model_cfg: ModelConfig, init_from: Optional[str], lora_rank: int, *,
-                key: str = "trainer.init_from", gradient_checkpointing: bool = False) -> Any:
+def load_policy(
+    model_cfg: ModelConfig,
+    init_from: Optional[str],
+    lora_rank: int,
+    *,
+    key: str = "trainer.init_from",
+    gradient_checkpointing: bool = False,
+) -> Any:
     """The trainable float32 policy: the base model or a warm start, with LoRA adapters of ``lora_rank``.
 
     An adapter warm start keeps training the same adapter (``lora_rank`` equal to its rank), or is
@@ -133,8 +143,10 @@ def gguf_file_of(model_cfg: ModelConfig) -> Optional[str]:
         return None
     found = sorted(p.name for p in directory.glob("*.gguf"))
     if len(found) > 1:
-        raise ValueError(f"model.hf_checkpoint={model_cfg.hf_checkpoint} holds several GGUF files {found}; "
-                         "pick one with model.gguf_file=<name>")
+        raise ValueError(
+            f"model.hf_checkpoint={model_cfg.hf_checkpoint} holds several GGUF files {found}; "
+            "pick one with model.gguf_file=<name>"
+        )
     return found[0] if found else None
 
 
@@ -162,8 +174,9 @@ def _dequantized_checkpoint(gguf_path: Path) -> Path:
 
     def dequantize(dest: Path) -> None:
         log.info("dequantizing %s once into %s (later runs load the cached copy)", gguf_path.name, model_cache_dir())
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                     dtype=torch_dtype("float32"))
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch_dtype("float32")
+        )
         # The weights are plain float32 now; dropping the GGUF marker makes the model serializable.
         model.hf_quantizer = None  # type: ignore[assignment]  # mypy reads the type from nn.Module.__getattr__
         model.config.__dict__.pop("quantization_config", None)

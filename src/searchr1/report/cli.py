@@ -51,8 +51,15 @@ def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = E
         report.files.append(out_dir / CHECKPOINT_EVAL_CURVES_FILE)
     rows, cols, grid = heatmap_grid(summaries, heatmap_metric)
     if len(summaries) > 1 and rows and cols:
-        plot_heatmap(rows, cols, grid, out_dir / HEATMAP_FILE, title=f"final {heatmap_metric} (mean over seeds)",
-                     row_label=SWEEP_AXES[0], col_label=SWEEP_AXES[1])
+        plot_heatmap(
+            rows,
+            cols,
+            grid,
+            out_dir / HEATMAP_FILE,
+            title=f"final {heatmap_metric} (mean over seeds)",
+            row_label=SWEEP_AXES[0],
+            col_label=SWEEP_AXES[1],
+        )
         report.files.append(out_dir / HEATMAP_FILE)
     _write(report, WORKSPACE_FILE, json.dumps(workspace_spec(runs), indent=2))
     return report

@@ -39,8 +39,9 @@ def plot_curves(summaries: Sequence[ConfigSummary], path: Path) -> list[str]:
     """
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
-    plotted = [key for ax, (key, label) in zip(axes.flat, MISSION_METRICS.items())
-               if _panel(ax, summaries, (key,), label)]
+    plotted = [
+        key for ax, (key, label) in zip(axes.flat, MISSION_METRICS.items()) if _panel(ax, summaries, (key,), label)
+    ]
     _mark_firings(axes, health_firings(summaries))
     return _finish(fig, axes, summaries, path, plotted)
 
@@ -49,8 +50,9 @@ def plot_health(summaries: Sequence[ConfigSummary], path: Path) -> list[str]:
     """The training-health indicators (one panel each), with the steps where a health rule fired marked."""
     plt = _pyplot()
     fig, axes = plt.subplots(3, 4, figsize=(18, 11), squeeze=False)
-    plotted = [keys[0] for ax, (keys, label) in zip(axes.flat, HEALTH_PANELS.items())
-               if _panel(ax, summaries, keys, label)]
+    plotted = [
+        keys[0] for ax, (keys, label) in zip(axes.flat, HEALTH_PANELS.items()) if _panel(ax, summaries, keys, label)
+    ]
     _mark_firings(axes, health_firings(summaries))
     return _finish(fig, axes, summaries, path, plotted)
 
@@ -95,7 +97,7 @@ def _panel(ax: Any, summaries: Sequence[ConfigSummary], keys: Sequence[str], lab
         steps, means, stds = mean_curve(summary, key)
         if not steps:
             continue
-        line, = ax.plot(steps, means, marker="o", markersize=3, label=summary.name)
+        (line,) = ax.plot(steps, means, marker="o", markersize=3, label=summary.name)
         if len(summary.runs) > 1:
             low = [m - s for m, s in zip(means, stds)]
             high = [m + s for m, s in zip(means, stds)]
@@ -112,8 +114,16 @@ def _mark_firings(axes: Any, firings: dict[int, list[str]]) -> None:
         for step, rules in firings.items():
             ax.axvline(step, color="crimson", linestyle=":", linewidth=1)
             if i == 0:
-                ax.annotate(", ".join(rules), xy=(step, 0.98), xycoords=("data", "axes fraction"), rotation=90,
-                            fontsize=6, va="top", ha="right", color="crimson")
+                ax.annotate(
+                    ", ".join(rules),
+                    xy=(step, 0.98),
+                    xycoords=("data", "axes fraction"),
+                    rotation=90,
+                    fontsize=6,
+                    va="top",
+                    ha="right",
+                    color="crimson",
+                )
 
 
 def _finish(fig: Any, axes: Any, summaries: Sequence[ConfigSummary], path: Path, plotted: list[str]) -> list[str]:
@@ -126,8 +136,16 @@ def _finish(fig: Any, axes: Any, summaries: Sequence[ConfigSummary], path: Path,
     return plotted
 
 
-def plot_heatmap(rows: list[Any], cols: list[Any], grid: list[list[float | None]], path: Path, *,
-                 title: str, row_label: str, col_label: str) -> None:
+def plot_heatmap(
+    rows: list[Any],
+    cols: list[Any],
+    grid: list[list[float | None]],
+    path: Path,
+    *,
+    title: str,
+    row_label: str,
+    col_label: str,
+) -> None:
     plt = _pyplot()
     import numpy as np
 
@@ -160,9 +178,15 @@ def plot_checkpoint_eval(curves: dict[str, list[dict[str, Any]]], path: Path) ->
             steps = [row["step"] for row in rows]
             for source in rows[0][metric]:
                 average = source == "Avg."
-                ax.plot(steps, [row[metric][source] for row in rows], marker="o", markersize=3,
-                        linestyle="-" if average else "--", linewidth=2 if average else 1,
-                        label=f"{name} · {source}" if len(curves) > 1 else source)
+                ax.plot(
+                    steps,
+                    [row[metric][source] for row in rows],
+                    marker="o",
+                    markersize=3,
+                    linestyle="-" if average else "--",
+                    linewidth=2 if average else 1,
+                    label=f"{name} · {source}" if len(curves) > 1 else source,
+                )
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -76,8 +76,13 @@ def load_run(run_dir: Path) -> Run:
     overrides = [str(o) for o in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
     checkpoint_eval = run_dir / CHECKPOINT_EVAL_FILE
     rows = json.loads(checkpoint_eval.read_text())["rows"] if checkpoint_eval.is_file() else []
-    return Run(run_dir=run_dir, config=config, overrides=overrides, history=read_history(run_dir / METRICS_FILE),
-               checkpoint_eval=rows)
+    return Run(
+        run_dir=run_dir,
+        config=config,
+        overrides=overrides,
+        history=read_history(run_dir / METRICS_FILE),
+        checkpoint_eval=rows,
+    )
 
 
 def read_history(path: Path) -> dict[str, list[tuple[int, float]]]:

@@ -115,19 +115,23 @@ def markdown_table(summaries: Sequence[ConfigSummary]) -> str:
 
 
 def as_json(summaries: Sequence[ConfigSummary]) -> list[dict[str, Any]]:
-    return [{
-        "configuration": s.name,
-        "run_dirs": [str(r.run_dir) for r in s.runs],
-        "seeds": s.seeds,
-        "steps": s.steps,
-        "axes": {axis: s.setting(axis) for axis in SWEEP_AXES},
-        "final": {k: v.as_dict() for k, v in s.final.items()},
-        "best": {k: v.as_dict() for k, v in s.best.items()},
-    } for s in summaries]
+    return [
+        {
+            "configuration": s.name,
+            "run_dirs": [str(r.run_dir) for r in s.runs],
+            "seeds": s.seeds,
+            "steps": s.steps,
+            "axes": {axis: s.setting(axis) for axis in SWEEP_AXES},
+            "final": {k: v.as_dict() for k, v in s.final.items()},
+            "best": {k: v.as_dict() for k, v in s.best.items()},
+        }
+        for s in summaries
+    ]
 
 
-def heatmap_grid(summaries: Sequence[ConfigSummary], key: str, rows: str = SWEEP_AXES[0],
-                 cols: str = SWEEP_AXES[1]) -> tuple[list[Any], list[Any], list[list[float | None]]]:
+def heatmap_grid(
+    summaries: Sequence[ConfigSummary], key: str, rows: str = SWEEP_AXES[0], cols: str = SWEEP_AXES[1]
+) -> tuple[list[Any], list[Any], list[list[float | None]]]:
     """Mean final ``key`` per (rows, cols) cell; configurations that share a cell are averaged."""
     cells: dict[tuple[Any, Any], list[float]] = {}
     for s in summaries:

@@ -39,10 +39,12 @@ def workspace_spec(runs: Sequence[Run]) -> dict[str, Any]:
         "group_by": [f"{prefix}{axis}" for axis in sweep_axes(runs)],
         "aggregate": "mean",
         "spread": "stddev",
-        "sections": [{
-            "name": "Search-R1 mission metrics",
-            "panels": [{"title": f"{label} ({key})", "metric": key} for key, label in MISSION_METRICS.items()],
-        }],
+        "sections": [
+            {
+                "name": "Search-R1 mission metrics",
+                "panels": [{"title": f"{label} ({key})", "metric": key} for key, label in MISSION_METRICS.items()],
+            }
+        ],
     }
 
 
@@ -55,15 +57,22 @@ def build_workspace(spec: dict[str, Any]):
         raise RuntimeError("applying the W&B workspace needs wandb-workspaces: pip install 'searchr1[report]'") from exc
     if not spec.get("entity"):
         raise RuntimeError("the W&B workspace needs an entity: set logger.entity or pass --entity")
-    panels: list[Any] = [wr.LinePlot(title=p["title"], y=[p["metric"]], groupby_aggfunc=spec["aggregate"],
-                          groupby_rangefunc=spec["spread"]) for p in spec["sections"][0]["panels"]]
+    panels: list[Any] = [
+        wr.LinePlot(
+            title=p["title"], y=[p["metric"]], groupby_aggfunc=spec["aggregate"], groupby_rangefunc=spec["spread"]
+        )
+        for p in spec["sections"][0]["panels"]
+    ]
     conditions = [ws.Config(key.removeprefix("config.")) == value for key, value in spec["filter"].items()]
     filters = ws.And(*conditions) if conditions else ""
     return ws.Workspace(
-        entity=spec["entity"], project=spec["project"], name=spec["name"],
+        entity=spec["entity"],
+        project=spec["project"],
+        name=spec["name"],
         sections=[ws.Section(name=spec["sections"][0]["name"], panels=panels, is_open=True)],
         runset_settings=ws.RunsetSettings(
-            filters=filters, groupby=[ws.Config(key.removeprefix("config.")) for key in spec["group_by"]]),
+            filters=filters, groupby=[ws.Config(key.removeprefix("config.")) for key in spec["group_by"]]
+        ),
     )
 
 

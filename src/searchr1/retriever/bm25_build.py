@@ -145,6 +145,16 @@ def _write_params(out_dir: Path, vocab: dict[str, int], num_docs: int) -> None:
     import bm25s
 
     (out_dir / _VOCAB).write_text(json.dumps(vocab, ensure_ascii=False))
-    params = dict(k1=K1, b=B, delta=0.5, method="lucene", idf_method="lucene", dtype="float32", int_dtype="int32",
-                  num_docs=num_docs, version=bm25s.__version__, backend="numpy")
+    params = dict(
+        k1=K1,
+        b=B,
+        delta=0.5,
+        method="lucene",
+        idf_method="lucene",
+        dtype="float32",
+        int_dtype="int32",
+        num_docs=num_docs,
+        version=bm25s.__version__,
+        backend="numpy",
+    )
     (out_dir / _PARAMS).write_text(json.dumps(params, indent=4))

@@ -28,7 +28,9 @@ class BM25Index:
 
         model = bm25s.BM25.load(str(index_dir), mmap=True, show_progress=False)
         if model.nonoccurrence_array is not None:
-            raise ValueError(f"BM25 index {index_dir} uses method {model.method!r}; only lucene-style indexes are supported")
+            raise ValueError(
+                f"BM25 index {index_dir} uses method {model.method!r}; only lucene-style indexes are supported"
+            )
         self._tokenizer = bm25_tokenizer()
         self._tokenizer.load_vocab(str(index_dir))
         weights = model.scores

@@ -23,7 +23,8 @@ _GIL_SWITCH_S = 0.0002
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="searchr1-retriever", description="Build a retrieval index over a Search-R1 JSONL corpus, or serve it over HTTP."
+        prog="searchr1-retriever",
+        description="Build a retrieval index over a Search-R1 JSONL corpus, or serve it over HTTP.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build the index for a corpus (skipped when it exists)")
@@ -68,15 +69,22 @@ def run_serve(
     if index.size != len(corpus):
         raise ConfigError(f"index {index_dir} holds {index.size} passages but corpus {corpus_path} has {len(corpus)}")
     workers = search_workers(cfg, index)
-    batcher = MicroBatcher(make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size,
-                           max_wait_ms=cfg.max_wait_ms, workers=workers)
+    batcher = MicroBatcher(
+        make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms, workers=workers
+    )
     info = {"kind": cfg.kind, "num_docs": len(corpus), "index": str(index_dir), "corpus": str(corpus_path)}
     if cfg.kind == "dense":
         info["encoder"] = cfg.encoder
     batching = "off" if cfg.max_batch_size == 1 else f"up to {cfg.max_batch_size} queries, {cfg.max_wait_ms} ms wait"
-    log.info("serving %s index %s over %d passages; batching %s, %d search worker(s) "
-             "(retriever.max_batch_size, retriever.max_wait_ms, retriever.search_workers)",
-             cfg.kind, index_dir, len(corpus), batching, workers)
+    log.info(
+        "serving %s index %s over %d passages; batching %s, %d search worker(s) "
+        "(retriever.max_batch_size, retriever.max_wait_ms, retriever.search_workers)",
+        cfg.kind,
+        index_dir,
+        len(corpus),
+        batching,
+        workers,
+    )
     # The event loop and the index worker hand the GIL back and forth around every syscall and
     # numpy call; the default 5 ms switch interval turns that into a convoy (~25% fewer QPS).
     sys.setswitchinterval(_GIL_SWITCH_S)
@@ -93,8 +101,10 @@ def search_workers(cfg: RetrieverConfig, index) -> int:
     """``retriever.search_workers``, or 1 for an index that one thread at a time may search."""
     if index.thread_safe or cfg.search_workers == 1:
         return cfg.search_workers
-    log.info("the index is on GPU and not thread-safe: 1 search worker, not %d (retriever.search_workers)",
-             cfg.search_workers)
+    log.info(
+        "the index is on GPU and not thread-safe: 1 search worker, not %d (retriever.search_workers)",
+        cfg.search_workers,
+    )
     return 1
 
 

@@ -28,9 +28,10 @@ def _scan_offsets(corpus_path: Path, show_progress: bool) -> np.ndarray:
 
     size = corpus_path.stat().st_size
     parts: list[np.ndarray] = []
-    with open(corpus_path, "rb") as f, tqdm(
-        total=size, unit="B", unit_scale=True, desc="corpus offsets", disable=not show_progress
-    ) as bar:
+    with (
+        open(corpus_path, "rb") as f,
+        tqdm(total=size, unit="B", unit_scale=True, desc="corpus offsets", disable=not show_progress) as bar,
+    ):
         base, line_start_pending = 0, True
         while chunk := f.read(_READ_CHUNK):
             buf = np.frombuffer(chunk, dtype=np.uint8)

@@ -46,7 +46,9 @@ class EmbeddedRetriever:
         self.corpus_path = Path(corpus_path)
         self.cfg = retriever_cfg
         self.port = port
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="searchr1-retriever-")) / "retriever.log"
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="searchr1-retriever-")) / "retriever.log"
+        )
         self.startup_timeout_s = startup_timeout_s
         self.url = ""
         self._proc: Optional[subprocess.Popen] = None
@@ -60,7 +62,15 @@ class EmbeddedRetriever:
         self.stop()
 
     def _command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "searchr1.retriever", *args, f"--corpus={self.corpus_path}", "--quiet", *config_to_args(self.cfg)]
+        return [
+            sys.executable,
+            "-m",
+            "searchr1.retriever",
+            *args,
+            f"--corpus={self.corpus_path}",
+            "--quiet",
+            *config_to_args(self.cfg),
+        ]
 
     def start(self) -> None:
         if not self.corpus_path.is_file():
@@ -86,7 +96,9 @@ class EmbeddedRetriever:
         port_file.unlink(missing_ok=True)
         args = ["serve", f"--port={self.port}", f"--port-file={port_file}", "--exit-with-parent"]
         args += ["--build-if-missing"] if build else []
-        self._proc = subprocess.Popen(self._command(*args), stdout=self._log, stderr=subprocess.STDOUT, env=_child_env())
+        self._proc = subprocess.Popen(
+            self._command(*args), stdout=self._log, stderr=subprocess.STDOUT, env=_child_env()
+        )
 
     def _wait_for_port(self, port_file: Path, timeout_s: Optional[float]) -> int:
         deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
@@ -168,8 +180,10 @@ def run_retriever(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[
     if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path or not cfg.search.enabled:
         yield None
         return
-    log.info("backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind,
-             cfg.data.corpus_path)
-    with EmbeddedRetriever(cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port,
-                           log_path=run_dir / "retriever.log") as retriever:
+    log.info(
+        "backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind, cfg.data.corpus_path
+    )
+    with EmbeddedRetriever(
+        cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port, log_path=run_dir / "retriever.log"
+    ) as retriever:
         yield [retriever.url]

@@ -42,24 +42,38 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(schema, f.name)
         if f.name == "kind":
-            parser.add_argument(flag, dest=f.name, choices=KINDS, default=None,
-                                help=f"index kind (default: {default}); the flags left out take the values of "
-                                     "the retriever=<kind> config option, conf/retriever/<kind>.yaml")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                choices=KINDS,
+                default=None,
+                help=f"index kind (default: {default}); the flags left out take the values of "
+                "the retriever=<kind> config option, conf/retriever/<kind>.yaml",
+            )
         elif isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"default: the --kind's value (bm25: {default!r})")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"default: the --kind's value (bm25: {default!r})",
+            )
         else:
             kind = type(default) if default is not None else str
-            parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                help=f"default: the --kind's value (bm25: {default!r})")
+            parser.add_argument(
+                flag, dest=f.name, type=kind, default=None, help=f"default: the --kind's value (bm25: {default!r})"
+            )
 
 
 def config_from(ns: argparse.Namespace) -> RetrieverConfig:
     """The flags given, over the ``retriever=<kind>`` option's values."""
     kind = ns.kind or RetrieverConfig.kind
     check_choice("retriever.kind", kind, KINDS)
-    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(RetrieverConfig)
-             if getattr(ns, f.name, None) is not None}
+    given = {
+        f.name: getattr(ns, f.name)
+        for f in dataclasses.fields(RetrieverConfig)
+        if getattr(ns, f.name, None) is not None
+    }
     return dataclasses.replace(kind_defaults(kind), **given)
 
 

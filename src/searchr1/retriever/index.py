@@ -104,7 +104,9 @@ def _build_into(out_dir: Path, corpus: Corpus, cfg: RetrieverConfig, show_progre
 
     encoder = make_encoder(cfg)
     batch = _ENCODE_BATCH["cuda" if encoder.device.startswith("cuda") else "cpu"]
-    build_dense(corpus, encoder, out_dir, passage_prefix=cfg.passage_prefix, batch_size=batch, show_progress=show_progress)
+    build_dense(
+        corpus, encoder, out_dir, passage_prefix=cfg.passage_prefix, batch_size=batch, show_progress=show_progress
+    )
 
 
 def make_encoder(cfg: RetrieverConfig):
@@ -122,8 +124,13 @@ def open_index(index_dir: Path, cfg: RetrieverConfig) -> Index:
         return BM25Index(index_dir)
     from searchr1.retriever.dense_index import DenseIndex
 
-    return DenseIndex(index_dir, make_encoder(cfg), query_prefix=cfg.query_prefix, use_gpu=cfg.faiss_gpu,
-                      threads=threads_per_worker(cfg.search_workers))
+    return DenseIndex(
+        index_dir,
+        make_encoder(cfg),
+        query_prefix=cfg.query_prefix,
+        use_gpu=cfg.faiss_gpu,
+        threads=threads_per_worker(cfg.search_workers),
+    )
 
 
 def threads_per_worker(workers: int) -> Optional[int]:

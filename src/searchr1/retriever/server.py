@@ -86,7 +86,7 @@ def parse_request(body: bytes, cfg: RetrieverConfig) -> RetrieveRequest:
     except orjson.JSONDecodeError as exc:
         raise RequestError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise RequestError(400, "body must be a JSON object like {\"queries\": [...], \"topk\": 3}")
+        raise RequestError(400, 'body must be a JSON object like {"queries": [...], "topk": 3}')
     queries = payload.get("queries")
     if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
         raise RequestError(422, "'queries' must be a list of strings")
@@ -94,7 +94,9 @@ def parse_request(body: bytes, cfg: RetrieverConfig) -> RetrieveRequest:
         raise RequestError(422, f"{len(queries)} queries in one request; the limit is {cfg.max_queries}")
     too_long = next((i for i, q in enumerate(queries) if len(q) > cfg.max_query_chars), None)
     if too_long is not None:
-        raise RequestError(422, f"query {too_long} has {len(queries[too_long])} characters; the limit is {cfg.max_query_chars}")
+        raise RequestError(
+            422, f"query {too_long} has {len(queries[too_long])} characters; the limit is {cfg.max_query_chars}"
+        )
     return RetrieveRequest(queries, _parse_topk(payload.get("topk"), cfg), _parse_flag(payload.get("return_scores")))
 
 
@@ -166,8 +168,11 @@ async def metrics(request: web.Request) -> web.Response:
             "latency_ms": {"p50": state.latency_ms(50), "p99": state.latency_ms(99), "window": len(state.latencies_s)},
             "queue_depth": batcher.queue_depth,
             "batch": batcher.stats.as_dict(),
-            "batching": {"max_batch_size": state.cfg.max_batch_size, "max_wait_ms": state.cfg.max_wait_ms,
-                         "workers": batcher.workers},
+            "batching": {
+                "max_batch_size": state.cfg.max_batch_size,
+                "max_wait_ms": state.cfg.max_wait_ms,
+                "workers": batcher.workers,
+            },
             "uptime_s": time.monotonic() - state.started,
         }
     )

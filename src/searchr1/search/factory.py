@@ -127,11 +127,17 @@ def build_search_backend(
     before any rollout starts; ``urls`` (e.g. the embedded retriever's) override ``backend.urls``."""
     stats = SearchStats()
     if not search_cfg.enabled:
-        log.info("search.enabled=false: every search returns no passages; backend %s is not contacted", backend_cfg.name)
+        log.info(
+            "search.enabled=false: every search returns no passages; backend %s is not contacted", backend_cfg.name
+        )
         return SearchStack("disabled", NoPassages(), stats)
     recorder = _recorder(search_cfg, run_dir, backend_cfg)
     if search_cfg.replay_path:
-        log.info("search replays %s (search.replay_path); backend %s is not contacted", search_cfg.replay_path, backend_cfg.name)
+        log.info(
+            "search replays %s (search.replay_path); backend %s is not contacted",
+            search_cfg.replay_path,
+            backend_cfg.name,
+        )
         return SearchStack("replay", ReplayFetcher(Path(search_cfg.replay_path)), stats, recorder=recorder)
     client = _client(backend_cfg, search_cfg, session=session, urls=urls, stats=stats)
     throttled = Throttle(client, concurrency=search_cfg.concurrency, qps_limit=search_cfg.qps_limit)
@@ -152,7 +158,12 @@ class NoPassages:
 
 
 def _client(
-    backend_cfg: Any, search_cfg: SearchConfig, *, session: aiohttp.ClientSession, urls: Optional[list[str]], stats: SearchStats
+    backend_cfg: Any,
+    search_cfg: SearchConfig,
+    *,
+    session: aiohttp.ClientSession,
+    urls: Optional[list[str]],
+    stats: SearchStats,
 ) -> Fetcher:
     if backend_cfg.name == "google":
         api_key = read_api_key(backend_cfg)
@@ -160,7 +171,9 @@ def _client(
     if backend_cfg.name == "local":
         targets = list(urls or backend_cfg.urls)
         if not targets:
-            raise ConfigError("backend.urls=[] and no embedded retriever URL was given; allowed: at least one retriever URL")
+            raise ConfigError(
+                "backend.urls=[] and no embedded retriever URL was given; allowed: at least one retriever URL"
+            )
         return LocalRetrieverClient(targets, session=session, timeout_s=search_cfg.timeout_s)
     raise ConfigError(f"backend.name={backend_cfg.name!r} is not allowed; allowed: local, google")
 

@@ -71,7 +71,9 @@ class SerperClient:
         if exc.status in (401, 403):
             return AuthError(f"serper rejected the API key in ${env} (HTTP {exc.status}); check the key")
         if exc.status == 402 or "credit" in exc.detail.lower() or "quota" in exc.detail.lower():
-            return QuotaError(f"serper account is out of credits (HTTP {exc.status}); top up or use another key in ${env}")
+            return QuotaError(
+                f"serper account is out of credits (HTTP {exc.status}); top up or use another key in ${env}"
+            )
         return exc
 
 

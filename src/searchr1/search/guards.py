@@ -23,7 +23,9 @@ class TokenBucket:
     order without a lock (single event loop, no await between reading and updating the bucket).
     """
 
-    def __init__(self, rate: float, capacity: Optional[float] = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, capacity: Optional[float] = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if rate <= 0:
             raise ValueError(f"TokenBucket rate must be > 0, got {rate}")
         self.rate = rate
@@ -108,7 +110,8 @@ class CircuitBreaker:
             log.warning(
                 "search circuit breaker open after %d consecutive failures; failing fast for %.1fs "
                 "(search.breaker_failures, search.breaker_reset_s)",
-                self.consecutive_failures, self.reset_s,
+                self.consecutive_failures,
+                self.reset_s,
             )
         self.state = self.OPEN
         self._opened_at = self._clock()

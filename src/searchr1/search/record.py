@@ -51,7 +51,9 @@ class ReplayFetcher:
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
-            raise ConfigError(f"search.replay_path={str(path)!r} does not exist; allowed: a {RECORD_FILE} from a recorded run")
+            raise ConfigError(
+                f"search.replay_path={str(path)!r} does not exist; allowed: a {RECORD_FILE} from a recorded run"
+            )
         self.path = path
         self._records: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

@@ -39,7 +39,9 @@ class RetryPolicy:
 class Retrying:
     """Re-runs retryable failures; gives up with the last error, which records how many attempts ran."""
 
-    def __init__(self, inner: Fetcher, policy: RetryPolicy, stats: SearchStats, rng: Optional[random.Random] = None) -> None:
+    def __init__(
+        self, inner: Fetcher, policy: RetryPolicy, stats: SearchStats, rng: Optional[random.Random] = None
+    ) -> None:
         self._inner = inner
         self._policy = policy
         self._stats = stats

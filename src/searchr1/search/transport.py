@@ -50,7 +50,9 @@ async def post_json(
     try:
         return json.loads(text)
     except ValueError:
-        raise MalformedResponseError(f"{url} answered HTTP {status} with a body that is not JSON: {_excerpt(text)}") from None
+        raise MalformedResponseError(
+            f"{url} answered HTTP {status} with a body that is not JSON: {_excerpt(text)}"
+        ) from None
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

@@ -66,22 +66,32 @@ def _trajectories(ctx: RunContext) -> tuple[list[Trajectory], dict[str, Any]]:
         from searchr1.sft.samples import rewarded_trajectories
 
         kept = rewarded_trajectories(cfg.sft.samples_paths, cfg.sft.min_reward)
-        log.info("kept %d samples with exact match >= %s (sft.min_reward) from %s", len(kept), cfg.sft.min_reward,
-                 ", ".join(cfg.sft.samples_paths))
+        log.info(
+            "kept %d samples with exact match >= %s (sft.min_reward) from %s",
+            len(kept),
+            cfg.sft.min_reward,
+            ", ".join(cfg.sft.samples_paths),
+        )
         return kept, {"samples_paths": list(cfg.sft.samples_paths), "kept": len(kept)}
     questions = demonstration_questions(cfg)
     demos = _demonstrations(ctx, questions)
     hops = {h: sum(len(q.hop_queries) == h for q in demos.questions) for h in cfg.sft.hops}
-    log.info("built %d demonstrations (%s by hops), dropped %d whose retrieval missed a hop",
-             len(demos.trajectories), hops, demos.dropped)
+    log.info(
+        "built %d demonstrations (%s by hops), dropped %d whose retrieval missed a hop",
+        len(demos.trajectories),
+        hops,
+        demos.dropped,
+    )
     return demos.trajectories, {"demonstrations": len(demos.trajectories), "by_hops": hops, "dropped": demos.dropped}
 
 
 def demonstration_questions(cfg: SearchR1Config) -> list[Question]:
     """The train split's first ``sft.num_examples`` questions with ``sft.hops`` hops (test questions never)."""
     if cfg.data.name != "synthetic":
-        raise ConfigError(f"sft.source=demonstrations needs data=synthetic (data.name={cfg.data.name}); "
-                          "use sft.source=samples with rewarded rollouts of your own data")
+        raise ConfigError(
+            f"sft.source=demonstrations needs data=synthetic (data.name={cfg.data.name}); "
+            "use sft.source=samples with rewarded rollouts of your own data"
+        )
     book = generate(cfg.data.seed, cfg.data.num_entities)
     return [q for q in book.train if len(q.hop_queries) in cfg.sft.hops][: cfg.sft.num_examples]
 
@@ -121,16 +131,23 @@ def _fine_tune(ctx: RunContext, trajectories: list[Trajectory], out: Path, prove
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     map_large_allocations()  # as the RL trainer: freed activations go back to the OS
-    policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank,
-                         gradient_checkpointing=tcfg.gradient_checkpointing).train()  # checkpointing acts in train mode
+    policy = load_policy(
+        cfg.model, tcfg.init_from, tcfg.lora_rank, gradient_checkpointing=tcfg.gradient_checkpointing
+    ).train()  # checkpointing acts in train mode
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=sft.lr)
     batches = _batches(trajectories, sft.batch_size, random.Random(cfg.seed))
     made = _provenance(ctx, provenance)
     with Tracker(ctx, total_steps=sft.steps) as tracker:
         for step in range(1, sft.steps + 1):
             started = time.perf_counter()
-            metrics = sft_step(policy, optimizer, next(batches), micro_batch_size=tcfg.micro_batch_size,
-                               grad_clip=tcfg.grad_clip, logprob_chunk_tokens=tcfg.logprob_chunk_tokens)
+            metrics = sft_step(
+                policy,
+                optimizer,
+                next(batches),
+                micro_batch_size=tcfg.micro_batch_size,
+                grad_clip=tcfg.grad_clip,
+                logprob_chunk_tokens=tcfg.logprob_chunk_tokens,
+            )
             tracker.log({**metrics, "perf/step_seconds": time.perf_counter() - started}, step)
             if sft.save_every and step % sft.save_every == 0 and step < sft.steps:
                 # An earlier, partial warm start: what the same command with sft.steps=<step> writes.
@@ -148,8 +165,12 @@ def _provenance(ctx: RunContext, trajectories: dict[str, Any]) -> dict[str, Any]
         "overrides": ctx.sweep_point,
         "seed": cfg.seed,
         "model": dataclasses.asdict(cfg.model),
-        "data": {"name": cfg.data.name, "seed": cfg.data.seed, "num_entities": cfg.data.num_entities,
-                 "prompt_style": cfg.data.prompt_style},
+        "data": {
+            "name": cfg.data.name,
+            "seed": cfg.data.seed,
+            "num_entities": cfg.data.num_entities,
+            "prompt_style": cfg.data.prompt_style,
+        },
         "rollout": {"max_turn_tokens": cfg.rollout.max_turn_tokens, "topk": cfg.search.topk},
         "sft": dataclasses.asdict(cfg.sft),
         "lora_rank": cfg.trainer.lora_rank,

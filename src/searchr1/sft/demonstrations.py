@@ -28,8 +28,11 @@ from searchr1.search.base import SearchBackend
 
 def search_turn(query: str, previous: str | None) -> str:
     """A turn that searches ``query``; after a first search it says which name it read."""
-    thought = f"I need to search for {query}." if previous is None else (
-        f"The information about {previous} names {query}. Now I need to search for {query}.")
+    thought = (
+        f"I need to search for {query}."
+        if previous is None
+        else (f"The information about {previous} names {query}. Now I need to search for {query}.")
+    )
     return f"<think> {thought} </think>\n<search> {query} </search>"
 
 
@@ -75,23 +78,32 @@ class DemonstrationSet:
     """Planned demonstrations left out: the retriever missed a hop, or a turn overran its budget."""
 
 
-async def build_demonstrations(questions: Sequence[Question], *, search: SearchBackend, tokenizer: Tokenizer,
-                               cfg: SearchR1Config) -> DemonstrationSet:
+async def build_demonstrations(
+    questions: Sequence[Question], *, search: SearchBackend, tokenizer: Tokenizer, cfg: SearchR1Config
+) -> DemonstrationSet:
     """Roll out each question's planned turns with ``cfg``'s rollout settings (as many search turns as it has hops)."""
     rollout_cfg = dataclasses.replace(
-        cfg.rollout, max_turns=max([len(q.hop_queries) for q in questions], default=1), final_turn=True)
+        cfg.rollout, max_turns=max([len(q.hop_queries) for q in questions], default=1), final_turn=True
+    )
     encoder = SegmentEncoder(tokenizer)
     rollouts = [
-        run_trajectory(prompt_ids(tokenizer, styled_messages(prompt_messages(q.text), cfg.data.prompt_style)),
-                       engine=ScriptedPolicy(tokenizer, planned_turns(q)), search=search, tokenizer=tokenizer,
-                       rollout_cfg=rollout_cfg, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
-                       encoder=encoder)
+        run_trajectory(
+            prompt_ids(tokenizer, styled_messages(prompt_messages(q.text), cfg.data.prompt_style)),
+            engine=ScriptedPolicy(tokenizer, planned_turns(q)),
+            search=search,
+            tokenizer=tokenizer,
+            rollout_cfg=rollout_cfg,
+            topk=cfg.search.topk,
+            failure_text=cfg.search.failure_text,
+            encoder=encoder,
+        )
         for q in questions
     ]
     trajectories = await asyncio.gather(*rollouts)
     kept = [(t, q) for t, q in zip(trajectories, questions) if is_faithful(t, q, tokenizer)]
-    return DemonstrationSet(trajectories=[t for t, _ in kept], questions=[q for _, q in kept],
-                            dropped=len(questions) - len(kept))
+    return DemonstrationSet(
+        trajectories=[t for t, _ in kept], questions=[q for _, q in kept], dropped=len(questions) - len(kept)
+    )
 
 
 def is_faithful(traj: Trajectory, question: Question, tokenizer: Tokenizer) -> bool:

@@ -29,9 +29,17 @@ def rewarded_trajectories(paths: Iterable[str | Path], min_exact_match: float) -
             row = json.loads(line)
             missing = [key for key in TOKEN_KEYS if key not in row]
             if missing:
-                raise DataError(f"sft.samples_paths: {path}:{number} has no {', '.join(missing)} "
-                                "(written by a searchr1 older than its token records; re-run to get them)")
+                raise DataError(
+                    f"sft.samples_paths: {path}:{number} has no {', '.join(missing)} "
+                    "(written by a searchr1 older than its token records; re-run to get them)"
+                )
             if row.get("exact_match", 0.0) >= min_exact_match and any(row["loss_mask"]):
-                kept.append(Trajectory(prompt_ids=row["prompt_ids"], response_ids=row["response_ids"],
-                                       loss_mask=row["loss_mask"], response_text=row.get("response", "")))
+                kept.append(
+                    Trajectory(
+                        prompt_ids=row["prompt_ids"],
+                        response_ids=row["response_ids"],
+                        loss_mask=row["loss_mask"],
+                        response_text=row.get("response", ""),
+                    )
+                )
     return kept

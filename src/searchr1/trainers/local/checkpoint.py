@@ -20,8 +20,15 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from searchr1.models.checkpoints import (LATEST, STEP_KEY, TRAINABLE_KEY, UnsafeCheckpointError, checkpoint_name,
-                                         read_checkpoint, saved_checkpoints)
+from searchr1.models.checkpoints import (
+    LATEST,
+    STEP_KEY,
+    TRAINABLE_KEY,
+    UnsafeCheckpointError,
+    checkpoint_name,
+    read_checkpoint,
+    saved_checkpoints,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +36,9 @@ log = logging.getLogger(__name__)
 __all__ = ["LATEST", "UnsafeCheckpointError", "load_latest", "restore", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
-def save_checkpoint(directory: Path, step: int, model: Any, optimizer: Any, sampler_state: dict, *,
-                    keep: int = 1) -> Path:
+def save_checkpoint(
+    directory: Path, step: int, model: Any, optimizer: Any, sampler_state: dict, *, keep: int = 1
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / checkpoint_name(step)
     state = {
@@ -76,8 +84,13 @@ def rng_state() -> dict:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
 

@@ -123,8 +123,11 @@ class Chunk:
 
 
 def chunks_of(groups: Sequence[Group], micro_batch_size: int) -> list[Chunk]:
-    return [Chunk(g, range(start, min(start + micro_batch_size, len(g.responses))))
-            for g in groups for start in range(0, len(g.responses), micro_batch_size)]
+    return [
+        Chunk(g, range(start, min(start + micro_batch_size, len(g.responses))))
+        for g in groups
+        for start in range(0, len(g.responses), micro_batch_size)
+    ]
 
 
 def grpo_update(
@@ -148,8 +151,9 @@ def grpo_update(
     """
     chunks = chunks_of(groups, cfg.micro_batch_size)
     total = sum(len(c.rows) for c in chunks)
-    score = functools.partial(score_responses, temperature=temperature, pad_token_id=pad_token_id,
-                              chunk_tokens=cfg.logprob_chunk_tokens)
+    score = functools.partial(
+        score_responses, temperature=temperature, pad_token_id=pad_token_id, chunk_tokens=cfg.logprob_chunk_tokens
+    )
     old: dict[int, torch.Tensor] = {}
     weights: dict[int, list[torch.Tensor]] = {}
     if tis_cfg.enabled and tis_cfg.batch_normalize:
@@ -170,15 +174,19 @@ def grpo_update(
         tis_weights = None
         if tis_cfg.enabled:  # token/sequence/geometric weights depend on the sample alone
             tis_weights = _stack(weights.get(i) or _tis([chunk], {0: old[i]}, tis_cfg).weights, length)
-        loss, metrics = grpo_loss(LossInputs(
-            logprobs=scores.logprobs,
-            old_logprobs=old[i],
-            advantages=chunk.group.advantages[chunk.rows.start : chunk.rows.stop],
-            loss_mask=_padded([chunk.group.loss_masks[r] for r in chunk.rows], length),
-            tis_weights=tis_weights,
-            ref_logprobs=ref_logprobs,
-            entropy=scores.entropy,
-        ), grpo_cfg, total)
+        loss, metrics = grpo_loss(
+            LossInputs(
+                logprobs=scores.logprobs,
+                old_logprobs=old[i],
+                advantages=chunk.group.advantages[chunk.rows.start : chunk.rows.stop],
+                loss_mask=_padded([chunk.group.loss_masks[r] for r in chunk.rows], length),
+                tis_weights=tis_weights,
+                ref_logprobs=ref_logprobs,
+                entropy=scores.entropy,
+            ),
+            grpo_cfg,
+            total,
+        )
         loss.backward()
         loss_total += float(loss.detach())
         for key, value in metrics.items():

@@ -82,13 +82,16 @@ class HealthGuard:
             self._current = snapshot(step + 1, self.policy, self.optimizer)
         verdict = _verdict(check.actions())
         if verdict == "rollback" and self.rollbacks >= self.cfg.max_rollbacks:
-            log.warning("health: %d rollbacks done (health.max_rollbacks=%d): stopping instead",
-                        self.rollbacks, self.cfg.max_rollbacks)
+            log.warning(
+                "health: %d rollbacks done (health.max_rollbacks=%d): stopping instead",
+                self.rollbacks,
+                self.cfg.max_rollbacks,
+            )
             verdict = "stop"
         if verdict == "rollback":
             self._rollback(step)
         metrics["health/rollbacks"] = float(self.rollbacks)
-        metrics["health/lr_scale"] = self.cfg.rollback_lr_factor ** self.rollbacks
+        metrics["health/lr_scale"] = self.cfg.rollback_lr_factor**self.rollbacks
         return verdict
 
     def _rollback(self, step: int) -> None:
@@ -100,14 +103,21 @@ class HealthGuard:
                 params[name].copy_(value)
         self.optimizer.load_state_dict(copy.deepcopy(target.optimizer))
         self.rollbacks += 1
-        scale = self.cfg.rollback_lr_factor ** self.rollbacks
+        scale = self.cfg.rollback_lr_factor**self.rollbacks
         for group, base in zip(self.optimizer.param_groups, self._base_lrs):
             group["lr"] = base * scale
         self.monitor.reset()
         self._current = target
-        log.warning("health: rolled back at step %d to the weights step %d started from; lr x %g "
-                    "(health.rollback_lr_factor=%g, rollback %d of health.max_rollbacks=%d)", step, target.step, scale,
-                    self.cfg.rollback_lr_factor, self.rollbacks, self.cfg.max_rollbacks)
+        log.warning(
+            "health: rolled back at step %d to the weights step %d started from; lr x %g "
+            "(health.rollback_lr_factor=%g, rollback %d of health.max_rollbacks=%d)",
+            step,
+            target.step,
+            scale,
+            self.cfg.rollback_lr_factor,
+            self.rollbacks,
+            self.cfg.max_rollbacks,
+        )
 
 
 def _verdict(actions: set[str]) -> Verdict:

@@ -51,8 +51,11 @@ def score_responses(
     count, length = len(responses), max(len(r) for r in responses)
     decoder = model.get_decoder()
     prompt_layers = [_FixedPrefixLayer() for _ in decoder.layers]
-    prompt = decoder(input_ids=torch.tensor([list(prompt_ids)], dtype=torch.long),
-                     cache=Cache(layers=list(prompt_layers)), use_cache=False)
+    prompt = decoder(
+        input_ids=torch.tensor([list(prompt_ids)], dtype=torch.long),
+        cache=Cache(layers=list(prompt_layers)),
+        use_cache=False,
+    )
     cache = Cache(layers=[layer.latest_as_prefix(count) for layer in prompt_layers])
     ids = torch.full((count, length), pad_token_id, dtype=torch.long)
     response_mask = torch.zeros((count, length), dtype=torch.bool)
@@ -61,13 +64,20 @@ def score_responses(
         response_mask[i, : len(response)] = True
     mask = torch.cat([torch.ones((count, len(prompt_ids)), dtype=torch.long), response_mask.long()], dim=1)
     positions = torch.arange(len(prompt_ids), len(prompt_ids) + length).expand(count, -1)
-    hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                     use_cache=False).last_hidden_state
+    hidden = decoder(
+        input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=False
+    ).last_hidden_state
     # The prompt's last state predicts each response's first token; response states predict the rest.
     hidden = torch.cat([prompt.last_hidden_state[:, -1:].expand(count, -1, -1), hidden[:, :-1]], dim=1)
     # Padding is never projected: only the real response tokens, flattened, go through the head.
-    picked, entropy = _token_scores(model.get_output_embeddings(), hidden[response_mask], ids[response_mask],
-                                    temperature, with_entropy, chunk_tokens)
+    picked, entropy = _token_scores(
+        model.get_output_embeddings(),
+        hidden[response_mask],
+        ids[response_mask],
+        temperature,
+        with_entropy,
+        chunk_tokens,
+    )
 
     def unflatten(values: torch.Tensor) -> torch.Tensor:
         return torch.zeros((count, length), dtype=values.dtype).masked_scatter(response_mask, values)
@@ -97,16 +107,18 @@ class _FixedPrefixLayer(DynamicLayer):
         keys, values = self.latest
         return _FixedPrefixLayer(keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1))
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self.latest = (key_states, value_states)
         if not self.is_initialized or self.keys is None or self.values is None:
             return key_states, value_states
         return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
 
 
-def _token_scores(head: Any, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool,
-                  chunk_tokens: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+def _token_scores(
+    head: Any, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool, chunk_tokens: int
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Logprob (and entropy) of each ``targets`` token from its ``hidden`` state, a slice at a time."""
     size = chunk_tokens if chunk_tokens > 0 else max(hidden.shape[0], 1)
     recompute = chunk_tokens > 0 and torch.is_grad_enabled()
@@ -120,8 +132,9 @@ def _token_scores(head: Any, hidden: torch.Tensor, targets: torch.Tensor, temper
     return torch.cat(picked), torch.cat(entropy) if with_entropy else None
 
 
-def _slice_scores(head: Any, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,
-                  with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _slice_scores(
+    head: Any, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     logits = head(hidden).float()
     if temperature > 0:
         logits = logits / temperature

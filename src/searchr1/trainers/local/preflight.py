@@ -43,7 +43,8 @@ def preflight(cfg: SearchR1Config, run_dir: Path, *, env: Mapping[str, str]) -> 
         _warm_start_problem(cfg),
         writable_dir_problem("hydra.run.dir", run_dir),
         writable_dir_problem("trainer.checkpoint_dir", cfg.trainer.checkpoint_dir or run_dir / "checkpoints")
-        if cfg.trainer.checkpoint_every else None,
+        if cfg.trainer.checkpoint_every
+        else None,
         _synthetic_data_problem(cfg),
         *_search_problems(cfg, env),
     ]
@@ -104,11 +105,17 @@ def _synthetic_data_problem(cfg: SearchR1Config) -> Optional[str]:
         return None
     if len(missing) < len(paths):
         present = next(key for key in paths if key not in missing)
-        return (f"data.{missing[0]}={paths[missing[0]]}: file not found, but data.{present} exists; synthetic data is "
-                "generated only as a whole set (fix the path, or point all three paths at a new dir)")
+        return (
+            f"data.{missing[0]}={paths[missing[0]]}: file not found, but data.{present} exists; synthetic data is "
+            "generated only as a whole set (fix the path, or point all three paths at a new dir)"
+        )
     if not paths["train_path"].resolve().is_relative_to(cache_root().resolve()):
-        log.warning("data.train_path, data.test_path and data.corpus_path do not exist: generating the synthetic "
-                    "set there (data.seed=%d, data.num_entities=%d)", cfg.data.seed, cfg.data.num_entities)
+        log.warning(
+            "data.train_path, data.test_path and data.corpus_path do not exist: generating the synthetic "
+            "set there (data.seed=%d, data.num_entities=%d)",
+            cfg.data.seed,
+            cfg.data.num_entities,
+        )
     return None
 
 
@@ -137,8 +144,10 @@ def _embedded_retriever_problems(cfg: SearchR1Config) -> list[Optional[str]]:
     if index_ready(index_dir, rcfg):
         return problems
     if index_dir.suffix == ".index":  # a FAISS file such as Search-R1's e5_Flat.index: we do not build those
-        problems.append(f"retriever.index_dir={index_dir}: no index file there (Search-R1's e5_Flat.index comes "
-                        f"with `searchr1-data download --out {index_dir.parent}`)")
+        problems.append(
+            f"retriever.index_dir={index_dir}: no index file there (Search-R1's e5_Flat.index comes "
+            f"with `searchr1-data download --out {index_dir.parent}`)"
+        )
     else:  # the embedded retriever builds it on first use
         problems.append(writable_dir_problem("retriever.index_dir", index_dir))
     return problems

@@ -20,9 +20,15 @@ from searchr1.trainers.local.logprobs import DEFAULT_CHUNK_TOKENS, score_respons
 PROVENANCE_FILE = "provenance.json"
 
 
-def sft_step(policy: Any, optimizer: torch.optim.Optimizer, trajectories: Sequence[Trajectory], *,
-             micro_batch_size: int, grad_clip: float,
-             logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> dict[str, float]:
+def sft_step(
+    policy: Any,
+    optimizer: torch.optim.Optimizer,
+    trajectories: Sequence[Trajectory],
+    *,
+    micro_batch_size: int,
+    grad_clip: float,
+    logprob_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> dict[str, float]:
     """One optimizer step on the masked mean NLL over every model token of ``trajectories``.
 
     Micro-batches (trajectories of one prompt, at most ``micro_batch_size`` each) accumulate their
@@ -35,8 +41,7 @@ def sft_step(policy: Any, optimizer: torch.optim.Optimizer, trajectories: Sequen
     optimizer.zero_grad(set_to_none=True)
     nll_sum = 0.0
     for prompt, rows in batches:
-        scores = score_responses(policy, prompt, [t.response_ids for t in rows],
-                                 chunk_tokens=logprob_chunk_tokens)
+        scores = score_responses(policy, prompt, [t.response_ids for t in rows], chunk_tokens=logprob_chunk_tokens)
         mask = _padded([t.loss_mask for t in rows], scores.logprobs.shape[1])
         nll = -(scores.logprobs * mask).sum()
         (nll / total).backward()
@@ -53,8 +58,11 @@ def _micro_batches(trajectories: Sequence[Trajectory], size: int) -> list[tuple[
     for trajectory in trajectories:
         if any(trajectory.loss_mask):  # nothing to learn from a trajectory without model tokens
             by_prompt.setdefault(tuple(trajectory.prompt_ids), []).append(trajectory)
-    return [(list(prompt), rows[start : start + size])
-            for prompt, rows in by_prompt.items() for start in range(0, len(rows), size)]
+    return [
+        (list(prompt), rows[start : start + size])
+        for prompt, rows in by_prompt.items()
+        for start in range(0, len(rows), size)
+    ]
 
 
 def _padded(rows: Sequence[Sequence[int]], length: int) -> torch.Tensor:
@@ -64,8 +72,9 @@ def _padded(rows: Sequence[Sequence[int]], length: int) -> torch.Tensor:
     return out
 
 
-def save_warm_start(directory: Path, policy: Any, provenance: dict, *, merged: bool = False,
-                    tokenizer: Optional[Any] = None) -> Path:
+def save_warm_start(
+    directory: Path, policy: Any, provenance: dict, *, merged: bool = False, tokenizer: Optional[Any] = None
+) -> Path:
     """Write what ``trainer.init_from`` loads: the LoRA adapter (or, for a full fine-tune, the whole
     HF model) and ``provenance.json`` (``provenance`` as given) into ``directory``.
 

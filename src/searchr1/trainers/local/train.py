@@ -100,10 +100,18 @@ def _save_policy(trainer: Trainer) -> None:
     """The trained policy in the warm-start format: ``searchr1-eval eval.checkpoint=<dir>`` scores it,
     ``trainer.init_from=<dir>`` continues from it (checkpoints also hold optimizer and sampler state)."""
     ctx = trainer.ctx
-    path = save_warm_start(ctx.run_dir / POLICY_DIR, trainer.models.policy, {
-        "run_name": ctx.run_name, "steps": ctx.cfg.trainer.steps, "init_from": ctx.cfg.trainer.init_from,
-        "overrides": ctx.sweep_point, "model": ctx.cfg.model.hf_checkpoint, "seed": ctx.cfg.seed,
-    })
+    path = save_warm_start(
+        ctx.run_dir / POLICY_DIR,
+        trainer.models.policy,
+        {
+            "run_name": ctx.run_name,
+            "steps": ctx.cfg.trainer.steps,
+            "init_from": ctx.cfg.trainer.init_from,
+            "overrides": ctx.sweep_point,
+            "model": ctx.cfg.model.hf_checkpoint,
+            "seed": ctx.cfg.seed,
+        },
+    )
     log.info("trained policy written to %s (score it: searchr1-eval eval.checkpoint=%s)", path, path)
 
 
@@ -117,8 +125,13 @@ def _build(ctx: RunContext) -> Trainer:
     started = time.perf_counter()
     tokenizer = load_policy_tokenizer(cfg.model)
     models = build_models(cfg)
-    log.info("loaded %s in %.1fs (trainer.lora_rank=%d, trainer.engine_dtype=%s)", cfg.model.name,
-             time.perf_counter() - started, tcfg.lora_rank, tcfg.engine_dtype)
+    log.info(
+        "loaded %s in %.1fs (trainer.lora_rank=%d, trainer.engine_dtype=%s)",
+        cfg.model.name,
+        time.perf_counter() - started,
+        tcfg.lora_rank,
+        tcfg.engine_dtype,
+    )
     trainable = [p for p in models.policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     sampler = PromptSampler(len(examples), tcfg.prompts_per_step, cfg.seed, cfg.data.shuffle)
@@ -133,8 +146,11 @@ def build_models(cfg: SearchR1Config) -> Models:
     reference = None
     if cfg.grpo.kl_loss_coef > 0:
         # The reference is the starting policy: switching the adapters off gives it only when they start at 0.
-        continues_adapter = bool(tcfg.init_from) and tcfg.lora_rank > 0 and check_warm_start(
-            tcfg.init_from, tcfg.lora_rank, "trainer.init_from").kind == "adapter"
+        continues_adapter = (
+            bool(tcfg.init_from)
+            and tcfg.lora_rank > 0
+            and check_warm_start(tcfg.init_from, tcfg.lora_rank, "trainer.init_from").kind == "adapter"
+        )
         if tcfg.lora_rank > 0 and not continues_adapter:
             reference = adapters_off_reference(policy)
         else:
@@ -166,8 +182,13 @@ def _resume(trainer: Trainer) -> int:
     restore(state, trainer.models.policy, trainer.optimizer)
     trainer.sampler.restore(state["sampler"])
     _sync_engine(trainer.models)
-    log.info("resumed from %s at step %d (data epoch %d, position %d)", trainer.checkpoint_dir, state["step"],
-             trainer.sampler.epoch, trainer.sampler.position)
+    log.info(
+        "resumed from %s at step %d (data epoch %d, position %d)",
+        trainer.checkpoint_dir,
+        state["step"],
+        trainer.sampler.epoch,
+        trainer.sampler.position,
+    )
     return int(state["step"])
 
 
@@ -179,14 +200,20 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
     cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
     async with aiohttp.ClientSession() as session:
         search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls, run_dir=trainer.ctx.run_dir)
-        engine = LocalEngine(trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch,
-                             seed=cfg.seed)
+        engine = LocalEngine(
+            trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch, seed=cfg.seed
+        )
         try:
             if tcfg.eval_every and start == 0:
                 # The starting policy's score: the baseline every later eval is read against.
                 tracker.log(await _evaluate(trainer, engine, search), 0)
-            guard = HealthGuard(cfg.health, trainer.models.policy, trainer.optimizer,
-                                alert=cfg.logger.mode == "online", start_step=start)
+            guard = HealthGuard(
+                cfg.health,
+                trainer.models.policy,
+                trainer.optimizer,
+                alert=cfg.logger.mode == "online",
+                start_step=start,
+            )
             for step in range(start + 1, tcfg.steps + 1):
                 metrics = await _train_step(trainer, engine, search, step)
                 if tcfg.eval_every and step % tcfg.eval_every == 0:
@@ -198,11 +225,20 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
                 tracker.log(metrics, step)
                 stopping = verdict == "stop"
                 if stopping or tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
-                    save_checkpoint(trainer.checkpoint_dir, step, trainer.models.policy, trainer.optimizer,
-                                    trainer.sampler.state(), keep=tcfg.checkpoint_keep)
+                    save_checkpoint(
+                        trainer.checkpoint_dir,
+                        step,
+                        trainer.models.policy,
+                        trainer.optimizer,
+                        trainer.sampler.state(),
+                        keep=tcfg.checkpoint_keep,
+                    )
                 if stopping:
-                    log.warning("health: stopping at step %d (a health.* rule with action=stop fired); "
-                                "checkpoint in %s", step, trainer.checkpoint_dir)
+                    log.warning(
+                        "health: stopping at step %d (a health.* rule with action=stop fired); checkpoint in %s",
+                        step,
+                        trainer.checkpoint_dir,
+                    )
                     break
         finally:
             await engine.close()
@@ -219,8 +255,13 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
     engine.clear_prefix_cache()  # cached KV was computed with last step's weights
     generated_before = engine.stats.generated_tokens
     trajectories = await run_batch(
-        [p for p in prompts for _ in range(n)], engine=engine, search=search, tokenizer=trainer.tokenizer,
-        rollout_cfg=cfg.rollout, topk=cfg.search.topk, failure_text=cfg.search.failure_text,
+        [p for p in prompts for _ in range(n)],
+        engine=engine,
+        search=search,
+        tokenizer=trainer.tokenizer,
+        rollout_cfg=cfg.rollout,
+        topk=cfg.search.topk,
+        failure_text=cfg.search.failure_text,
     )
     # The cached KV is stale once the update runs: free it, and the rollout's heap, before the update's peak.
     engine.clear_prefix_cache()
@@ -238,31 +279,50 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
 
     update_started = time.perf_counter()
     advantages = group_advantages([r.total for r in rewards], n)
-    groups = [_group(prompts[g], trajectories[g * n : (g + 1) * n], advantages[g * n : (g + 1) * n])
-              for g in range(len(batch))]
-    metrics.update(grpo_update(
-        trainer.models.policy, trainer.models.reference, groups, trainer.optimizer, tcfg, cfg.grpo, cfg.tis,
-        temperature=cfg.rollout.temperature, pad_token_id=engine.pad_token_id,
-    ))
+    groups = [
+        _group(prompts[g], trajectories[g * n : (g + 1) * n], advantages[g * n : (g + 1) * n])
+        for g in range(len(batch))
+    ]
+    metrics.update(
+        grpo_update(
+            trainer.models.policy,
+            trainer.models.reference,
+            groups,
+            trainer.optimizer,
+            tcfg,
+            cfg.grpo,
+            cfg.tis,
+            temperature=cfg.rollout.temperature,
+            pad_token_id=engine.pad_token_id,
+        )
+    )
     _sync_engine(trainer.models)
     update_s = time.perf_counter() - update_started
     train_tokens = sum(len(t.prompt_ids) + len(t.response_ids) for t in trajectories)
-    metrics.update({
-        "perf/rollout_seconds": rollout_s,
-        "perf/update_seconds": update_s,
-        "perf/step_seconds": time.perf_counter() - started,
-        "perf/rollout_tokens_per_s": (engine.stats.generated_tokens - generated_before) / max(rollout_s, 1e-9),
-        "perf/train_tokens_per_s": train_tokens / max(update_s, 1e-9),
-        "train/data_epoch": float(trainer.sampler.epoch),
-    })
+    metrics.update(
+        {
+            "perf/rollout_seconds": rollout_s,
+            "perf/update_seconds": update_s,
+            "perf/step_seconds": time.perf_counter() - started,
+            "perf/rollout_tokens_per_s": (engine.stats.generated_tokens - generated_before) / max(rollout_s, 1e-9),
+            "perf/train_tokens_per_s": train_tokens / max(update_s, 1e-9),
+            "train/data_epoch": float(trainer.sampler.epoch),
+        }
+    )
     return metrics
 
 
 async def _evaluate(trainer: Trainer, engine: LocalEngine, search: Any) -> dict[str, float]:
     """The shared periodic eval (eval/exact_match, per data source, F1, ...) on trainer.eval_prompts prompts."""
     engine.clear_prefix_cache()  # the cached KV predates this step's update
-    metrics = await evaluate(trainer.eval_examples, engine=engine, search=search, tokenizer=trainer.tokenizer,
-                             cfg=trainer.ctx.cfg, max_prompts=trainer.ctx.cfg.trainer.eval_prompts)
+    metrics = await evaluate(
+        trainer.eval_examples,
+        engine=engine,
+        search=search,
+        tokenizer=trainer.tokenizer,
+        cfg=trainer.ctx.cfg,
+        max_prompts=trainer.ctx.cfg.trainer.eval_prompts,
+    )
     search.stats_and_reset()  # eval's searches stay out of the next step's search/* metrics
     return metrics
 
@@ -272,8 +332,9 @@ def _group(prompt: list[int], trajectories: Sequence[Trajectory], advantages: to
     responses = [t.response_ids or [0] for t in trajectories]
     masks = [t.loss_mask if t.response_ids else [0] for t in trajectories]
     logprobs = [t.rollout_logprobs if t.response_ids else [0.0] for t in trajectories]
-    return Group(prompt_ids=prompt, responses=responses, loss_masks=masks, rollout_logprobs=logprobs,
-                 advantages=advantages)
+    return Group(
+        prompt_ids=prompt, responses=responses, loss_masks=masks, rollout_logprobs=logprobs, advantages=advantages
+    )
 
 
 def _sync_engine(models: Models) -> None:
@@ -281,19 +342,37 @@ def _sync_engine(models: Models) -> None:
         sync_trainable(models.policy, models.engine_model)
 
 
-def _write_rollouts(run_dir: Path, step: int, batch: Sequence[QAExample], n: int,
-                    trajectories: Sequence[Trajectory], rewards: Sequence[RewardBreakdown]) -> None:
+def _write_rollouts(
+    run_dir: Path,
+    step: int,
+    batch: Sequence[QAExample],
+    n: int,
+    trajectories: Sequence[Trajectory],
+    rewards: Sequence[RewardBreakdown],
+) -> None:
     """Every sample of the step, readable: where to look first when rewards do not move."""
     with (run_dir / ROLLOUTS_FILE).open("a", encoding="utf-8") as out:
         for i, (traj, reward) in enumerate(zip(trajectories, rewards)):
             example = batch[i // n]
-            out.write(json.dumps({
-                "step": step, "index": example.index, "question": example.question,
-                "golden_answers": list(example.golden_answers), "response": traj.response_text,
-                "reward": reward.total, "exact_match": reward.exact_match, "format": reward.format,
-                "status": traj.status, "turns": traj.turns, "search_calls": traj.search_calls,
-                **traj.token_record(),
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "index": example.index,
+                        "question": example.question,
+                        "golden_answers": list(example.golden_answers),
+                        "response": traj.response_text,
+                        "reward": reward.total,
+                        "exact_match": reward.exact_match,
+                        "format": reward.format,
+                        "status": traj.status,
+                        "turns": traj.turns,
+                        "search_calls": traj.search_calls,
+                        **traj.token_record(),
+                    }
+                )
+                + "\n"
+            )
 
 
 def _seed_everything(seed: int) -> None:

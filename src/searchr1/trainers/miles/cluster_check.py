@@ -46,22 +46,35 @@ def path_checks(cfg: SearchR1Config) -> list[PathCheck]:
     """Checkouts, data and checkpoints the Miles job reads, on whichever node it runs."""
     t: MilesTrainerConfig = cfg.trainer
     checks = [
-        PathCheck(f"{t.miles_root}/train.py", "file",
-                  f"trainer.miles_root={t.miles_root}: no Miles checkout there (train.py missing)"),
-        PathCheck(f"{t.megatron_root}/megatron", "dir",
-                  f"trainer.megatron_root={t.megatron_root}: no Megatron-LM checkout there (megatron/ missing)"),
+        PathCheck(
+            f"{t.miles_root}/train.py",
+            "file",
+            f"trainer.miles_root={t.miles_root}: no Miles checkout there (train.py missing)",
+        ),
+        PathCheck(
+            f"{t.megatron_root}/megatron",
+            "dir",
+            f"trainer.megatron_root={t.megatron_root}: no Megatron-LM checkout there (megatron/ missing)",
+        ),
         _data("data.train_path", cfg.data.train_path),
-        PathCheck(f"{cfg.model.hf_checkpoint}/config.json", "file",
-                  f"model.hf_checkpoint={cfg.model.hf_checkpoint}: no HF checkpoint there (config.json missing)"),
+        PathCheck(
+            f"{cfg.model.hf_checkpoint}/config.json",
+            "file",
+            f"model.hf_checkpoint={cfg.model.hf_checkpoint}: no HF checkpoint there (config.json missing)",
+        ),
     ]
     if t.eval_interval:
         checks.append(_data("data.test_path", cfg.data.test_path))
     if cfg.model.ref_load:  # Miles reads the iteration marker at parse time when the KL loss is on
         kl = " (needed by the KL loss: grpo.kl_loss_coef > 0)" if cfg.grpo.kl_loss_coef > 0 else ""
-        checks.append(PathCheck(
-            f"{cfg.model.ref_load}/latest_checkpointed_iteration.txt", "file",
-            f"model.ref_load={cfg.model.ref_load}: no torch_dist checkpoint there (latest_checkpointed_iteration.txt "
-            f"missing){kl}; convert the HF checkpoint with Miles' tools/convert_hf_to_torch_dist.py"))
+        checks.append(
+            PathCheck(
+                f"{cfg.model.ref_load}/latest_checkpointed_iteration.txt",
+                "file",
+                f"model.ref_load={cfg.model.ref_load}: no torch_dist checkpoint there (latest_checkpointed_iteration.txt "
+                f"missing){kl}; convert the HF checkpoint with Miles' tools/convert_hf_to_torch_dist.py",
+            )
+        )
     return checks
 
 
@@ -74,9 +87,14 @@ def cluster_spec(cfg: SearchR1Config, visible_marker: Optional[Path]) -> dict[st
     launcher wrote where the job writes its files (visible on a node only if that storage is shared)."""
     checks = path_checks(cfg)
     if visible_marker is not None:
-        checks.append(PathCheck(str(visible_marker), "file",
-                                f"{visible_marker.parent} (the job's files) is not on storage this node sees; set "
-                                "hydra.run.dir or trainer.shared_dir to a directory every node mounts at one path"))
+        checks.append(
+            PathCheck(
+                str(visible_marker),
+                "file",
+                f"{visible_marker.parent} (the job's files) is not on storage this node sees; set "
+                "hydra.run.dir or trainer.shared_dir to a directory every node mounts at one path",
+            )
+        )
     urls = list(cfg.backend.urls) if cfg.backend.name == "local" else []
     return {"paths": [dataclasses.asdict(check) for check in checks], "retrievers": urls}
 
@@ -97,10 +115,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ray.init(address="auto")
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     check = ray.remote(num_cpus=0)(node_problems)
-    refs = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False))
-            .remote(spec) for node in nodes]
-    found = [f"node {node.get('NodeManagerAddress', node['NodeID'])}: {problem}"
-             for node, problems in zip(nodes, ray.get(refs)) for problem in problems]
+    refs = [
+        check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)).remote(
+            spec
+        )
+        for node in nodes
+    ]
+    found = [
+        f"node {node.get('NodeManagerAddress', node['NodeID'])}: {problem}"
+        for node, problems in zip(nodes, ray.get(refs))
+        for problem in problems
+    ]
     print(RESULT_PREFIX + json.dumps({"nodes": len(nodes), "problems": found}), flush=True)
     return 1 if found else 0
 
@@ -114,14 +139,16 @@ def decode_spec(text: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- on the launcher
-def cluster_preflight(address: str, spec: Mapping[str, Any], runtime_env: Mapping[str, Any], *,
-                      timeout_s: float = JOB_TIMEOUT_S) -> list[str]:
+def cluster_preflight(
+    address: str, spec: Mapping[str, Any], runtime_env: Mapping[str, Any], *, timeout_s: float = JOB_TIMEOUT_S
+) -> list[str]:
     """Run the checks on the cluster at ``address`` (Ray Jobs API); the problems found, one line each."""
     return asyncio.run(_run_check_job(address, spec, runtime_env, timeout_s))
 
 
-async def _run_check_job(address: str, spec: Mapping[str, Any], runtime_env: Mapping[str, Any],
-                         timeout_s: float) -> list[str]:
+async def _run_check_job(
+    address: str, spec: Mapping[str, Any], runtime_env: Mapping[str, Any], timeout_s: float
+) -> list[str]:
     import aiohttp
 
     from hydra_plugins.searchr1_ray_jobs.client import RayJobsClient
@@ -132,13 +159,21 @@ async def _run_check_job(address: str, spec: Mapping[str, Any], runtime_env: Map
     async with aiohttp.ClientSession() as session:
         client = RayJobsClient(address, session, timeout_s=30.0)
         try:
-            await client.submit(submission_id=submission, entrypoint=entrypoint, runtime_env=dict(runtime_env),
-                                metadata={"searchr1": "preflight"}, num_cpus=0, num_gpus=0)
+            await client.submit(
+                submission_id=submission,
+                entrypoint=entrypoint,
+                runtime_env=dict(runtime_env),
+                metadata={"searchr1": "preflight"},
+                num_cpus=0,
+                num_gpus=0,
+            )
             status = await _wait(client, submission, timeout_s)
             if status is None:
                 await client.stop(submission)
-                return [f"{where}: the preflight job {submission} did not finish in {timeout_s:.0f} s (a busy or "
-                        "stuck cluster?); set trainer.remote_preflight=false to skip it"]
+                return [
+                    f"{where}: the preflight job {submission} did not finish in {timeout_s:.0f} s (a busy or "
+                    "stuck cluster?); set trainer.remote_preflight=false to skip it"
+                ]
             logs = await client.logs(submission)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
             return [f"{where}: the Ray job server did not run the preflight job ({type(exc).__name__}: {exc})"]
@@ -158,10 +193,12 @@ async def _wait(client: Any, submission: str, timeout_s: float) -> Any:
 def _problems_from_log(logs: str, where: str, submission: str, status: str) -> list[str]:
     for line in reversed(logs.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return list(json.loads(line[len(RESULT_PREFIX):])["problems"])
+            return list(json.loads(line[len(RESULT_PREFIX) :])["problems"])
     last = next((line for line in reversed(logs.splitlines()) if line.strip()), "no output")
-    return [f"{where}: the preflight job {submission} ended {status} without a result (last line: {last[:200]}); "
-            "is searchr1 importable on the cluster (pip install searchr1 there, or a shared checkout on PYTHONPATH)?"]
+    return [
+        f"{where}: the preflight job {submission} ended {status} without a result (last line: {last[:200]}); "
+        "is searchr1 importable on the cluster (pip install searchr1 there, or a shared checkout on PYTHONPATH)?"
+    ]
 
 
 if __name__ == "__main__":

@@ -47,8 +47,15 @@ class MilesCommand:
         return shlex.join(self.entrypoint)
 
 
-def build_command(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_config_path: Path,
-                  python_path: list[str], eval_datasets: Optional[dict[str, str]] = None) -> MilesCommand:
+def build_command(
+    cfg: SearchR1Config,
+    *,
+    run_dir: Path,
+    run_name: str,
+    custom_config_path: Path,
+    python_path: list[str],
+    eval_datasets: Optional[dict[str, str]] = None,
+) -> MilesCommand:
     trainer = _miles(cfg)
     env = {
         "PYTHONPATH": ":".join([trainer.megatron_root, trainer.miles_root, *python_path]),
@@ -57,13 +64,23 @@ def build_command(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_c
         "HF_HUB_OFFLINE": "1",
         **trainer.env,
     }
-    return MilesCommand(train_args=build_train_args(cfg, run_dir=run_dir, run_name=run_name,
-                                                    custom_config_path=custom_config_path, eval_datasets=eval_datasets),
-                        miles_root=trainer.miles_root, env=env)
+    return MilesCommand(
+        train_args=build_train_args(
+            cfg, run_dir=run_dir, run_name=run_name, custom_config_path=custom_config_path, eval_datasets=eval_datasets
+        ),
+        miles_root=trainer.miles_root,
+        env=env,
+    )
 
 
-def build_train_args(cfg: SearchR1Config, *, run_dir: Path, run_name: str, custom_config_path: Path,
-                     eval_datasets: Optional[dict[str, str]] = None) -> list[str]:
+def build_train_args(
+    cfg: SearchR1Config,
+    *,
+    run_dir: Path,
+    run_name: str,
+    custom_config_path: Path,
+    eval_datasets: Optional[dict[str, str]] = None,
+) -> list[str]:
     """``eval_datasets`` (name -> parquet) default to the whole test split as one ``test`` set."""
     trainer = _miles(cfg)
     _check_batch_sizes(cfg, trainer)
@@ -96,7 +113,8 @@ def _check_batch_sizes(cfg: SearchR1Config, trainer: MilesTrainerConfig) -> None
     if samples % trainer.global_batch_size:
         raise ConfigError(
             f"trainer.rollout_batch_size x rollout.n_samples_per_prompt = {samples} is not a multiple of "
-            f"trainer.global_batch_size={trainer.global_batch_size}; allowed: a divisor of {samples}")
+            f"trainer.global_batch_size={trainer.global_batch_size}; allowed: a divisor of {samples}"
+        )
 
 
 def flag(name: str, *values: Any) -> list[str]:
@@ -224,7 +242,8 @@ def perf_args(t: MilesTrainerConfig) -> list[str]:
 
 def sglang_args(t: MilesTrainerConfig) -> list[str]:
     return flag("rollout-num-gpus-per-engine", t.rollout_num_gpus_per_engine) + flag(
-        "sglang-mem-fraction-static", t.sglang_mem_fraction_static)
+        "sglang-mem-fraction-static", t.sglang_mem_fraction_static
+    )
 
 
 def misc_args(t: MilesTrainerConfig) -> list[str]:

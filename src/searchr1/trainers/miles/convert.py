@@ -56,8 +56,9 @@ def newest_iteration(save_dir: str) -> int:
     try:
         return int(marker.read_text().strip())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {marker} ({type(exc).__name__}); the save dir may live on the cluster: "
-                          "pass --iteration N") from None
+        raise ConfigError(
+            f"cannot read {marker} ({type(exc).__name__}); the save dir may live on the cluster: pass --iteration N"
+        ) from None
 
 
 def build_convert_command(config: dict[str, Any], model: Any, out: Path, iteration: int) -> ConvertCommand:
@@ -65,8 +66,14 @@ def build_convert_command(config: dict[str, Any], model: Any, out: Path, iterati
     trainer = config.get("trainer") or {}
     if not model.save:
         raise ConfigError("the run saved no actor checkpoints (model.save is unset): nothing to convert")
-    args = ["--input-dir", iteration_dir(model.save, iteration), "--output-dir", str(out),
-            "--origin-hf-dir", model.hf_checkpoint]
+    args = [
+        "--input-dir",
+        iteration_dir(model.save, iteration),
+        "--output-dir",
+        str(out),
+        "--origin-hf-dir",
+        model.hf_checkpoint,
+    ]
     vocab_size = model.megatron_args.get("vocab-size")
     if vocab_size:  # Megatron pads the vocabulary for tensor parallelism; the HF model has the real size
         args += ["--vocab-size", str(vocab_size)]
@@ -82,8 +89,10 @@ def check_convert_args(args: list[str]) -> None:
     unknown = recorded.unknown(args)
     missing = sorted(recorded.sections.get("required", frozenset()) - set(args))
     if unknown or missing:
-        raise ConfigError(f"{CONVERT_TOOL} ({recorded.commits.get('miles')}) would refuse the command: "
-                          f"unknown flags {unknown}, missing required {missing}")
+        raise ConfigError(
+            f"{CONVERT_TOOL} ({recorded.commits.get('miles')}) would refuse the command: "
+            f"unknown flags {unknown}, missing required {missing}"
+        )
 
 
 def convert_run(run_dir: Path, out: Path, *, iteration: Optional[int], execute: bool) -> ConvertCommand:

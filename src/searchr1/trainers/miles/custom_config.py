@@ -33,8 +33,9 @@ NAMESPACE = "searchr1"
 CUSTOM_CONFIG_FILE = "miles_custom_config.yaml"
 
 
-def build_custom_config(cfg: SearchR1Config, *, run_dir: Path, run_name: str,
-                        retriever_urls: Optional[list[str]] = None) -> dict[str, Any]:
+def build_custom_config(
+    cfg: SearchR1Config, *, run_dir: Path, run_name: str, retriever_urls: Optional[list[str]] = None
+) -> dict[str, Any]:
     """Our rollout/search/reward settings under ``searchr1``, plus the mis.yaml TIS keys."""
     backend = dataclasses.asdict(cfg.backend)
     if retriever_urls is not None and cfg.backend.name == "local":
@@ -99,8 +100,10 @@ class HookSettings:
     def from_args(cls, args: Any) -> "HookSettings":
         raw = getattr(args, NAMESPACE, None)
         if not isinstance(raw, dict):
-            raise RuntimeError(f"Miles args carry no '{NAMESPACE}' settings: was --custom-config-path "
-                               f"{CUSTOM_CONFIG_FILE} passed? (searchr1 writes it into the run dir)")
+            raise RuntimeError(
+                f"Miles args carry no '{NAMESPACE}' settings: was --custom-config-path "
+                f"{CUSTOM_CONFIG_FILE} passed? (searchr1 writes it into the run dir)"
+            )
         backend_type = GoogleBackendConfig if raw["backend"]["name"] == "google" else LocalBackendConfig
         return cls(
             run_dir=Path(raw["run_dir"]),
@@ -117,8 +120,9 @@ class HookSettings:
 
 def health_config(raw: dict[str, Any]) -> HealthConfig:
     """``health.*`` as written by build_custom_config (its rules are nested dicts)."""
-    values: dict[str, Any] = {key: HealthRuleConfig(**value) if isinstance(value, dict) else value
-                              for key, value in raw.items()}
+    values: dict[str, Any] = {
+        key: HealthRuleConfig(**value) if isinstance(value, dict) else value for key, value in raw.items()
+    }
     return HealthConfig(**values)
 
 

@@ -115,9 +115,13 @@ async def generate(input: Any) -> Any:
     from miles.rollout.base_types import GenerateFnOutput
 
     state = input.state
-    sample = await generate_sample(input.args, input.sample, state.tokenizer,
-                                   sampling_params=input.sampling_params,
-                                   engine_aborted=lambda: bool(getattr(state, "aborted", False)))
+    sample = await generate_sample(
+        input.args,
+        input.sample,
+        state.tokenizer,
+        sampling_params=input.sampling_params,
+        engine_aborted=lambda: bool(getattr(state, "aborted", False)),
+    )
     return GenerateFnOutput(samples=sample)
 
 
@@ -126,12 +130,23 @@ async def generate_legacy(args: Any, sample: Any, sampling_params: dict, evaluat
     from miles.rollout.sglang_rollout import GenerateState
 
     state = GenerateState(args)  # the legacy path's singleton: already built, holds the tokenizer
-    return await generate_sample(args, sample, state.tokenizer, sampling_params=sampling_params,
-                                 engine_aborted=lambda: bool(getattr(state, "aborted", False)))
+    return await generate_sample(
+        args,
+        sample,
+        state.tokenizer,
+        sampling_params=sampling_params,
+        engine_aborted=lambda: bool(getattr(state, "aborted", False)),
+    )
 
 
-async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_params: Optional[Mapping] = None,
-                          engine_aborted: Callable[[], bool] = lambda: False) -> Any:
+async def generate_sample(
+    args: Any,
+    sample: Any,
+    tokenizer: Any,
+    *,
+    sampling_params: Optional[Mapping] = None,
+    engine_aborted: Callable[[], bool] = lambda: False,
+) -> Any:
     """Roll out one Miles sample with our loop and fill it in place. Never raises: Miles would
     silently drop the sample's whole group, so a failure becomes a FAILED sample that trains as a
     zero-reward, fully masked response instead."""
@@ -145,9 +160,14 @@ async def generate_sample(args: Any, sample: Any, tokenizer: Any, *, sampling_pa
             return sample
         engine = EngineMetaRecorder(runtime.engine)
         traj = await run_trajectory(
-            ids, engine=engine, search=runtime.search, tokenizer=tokenizer,
-            rollout_cfg=rollout_config(settings.rollout, sampling_params), topk=settings.search.topk,
-            failure_text=settings.search.failure_text, encoder=runtime.encoder(tokenizer),
+            ids,
+            engine=engine,
+            search=runtime.search,
+            tokenizer=tokenizer,
+            rollout_cfg=rollout_config(settings.rollout, sampling_params),
+            topk=settings.search.topk,
+            failure_text=settings.search.failure_text,
+            encoder=runtime.encoder(tokenizer),
         )
         if not traj.response_ids:
             if engine_aborted():  # Miles ended the rollout first; it discards this group anyway
@@ -207,8 +227,11 @@ def rollout_config(base: RolloutConfig, sampling_params: Optional[Mapping]) -> R
     """Temperature and top-p as Miles asks (training: --rollout-*, evaluation: --eval-*)."""
     if not sampling_params:
         return base
-    return dataclasses.replace(base, temperature=float(sampling_params.get("temperature", base.temperature)),
-                               top_p=float(sampling_params.get("top_p", base.top_p)))
+    return dataclasses.replace(
+        base,
+        temperature=float(sampling_params.get("temperature", base.temperature)),
+        top_p=float(sampling_params.get("top_p", base.top_p)),
+    )
 
 
 def fill_sample(sample: Any, traj: Trajectory, *, engine_aborted: bool, filler_token: int = 0) -> None:
@@ -253,8 +276,15 @@ def trajectory_counts(traj: Trajectory) -> dict[str, Any]:
     }
 
 
-def fail_sample(sample: Any, prompt: Sequence[int], filler_token: int, reason: str, *, aborted: bool = False,
-                counts: Optional[dict[str, Any]] = None) -> None:
+def fail_sample(
+    sample: Any,
+    prompt: Sequence[int],
+    filler_token: int,
+    reason: str,
+    *,
+    aborted: bool = False,
+    counts: Optional[dict[str, Any]] = None,
+) -> None:
     """One masked filler (EOS) token: a valid, zero-length-in-effect response Miles can score (reward 0:
     the response is empty) and train past. ``counts`` keeps what the trajectory did before it failed."""
     sample.tokens = list(prompt) + [filler_token]
@@ -274,7 +304,8 @@ def check_sample(sample: Any, prompt_len: int) -> None:
     if not (len(sample.loss_mask) == len(sample.rollout_log_probs) == n):
         raise SampleInvariantError(
             f"loss_mask ({len(sample.loss_mask)}), rollout_log_probs ({len(sample.rollout_log_probs)}) and "
-            f"response_length ({n}) differ")
+            f"response_length ({n}) differ"
+        )
     if len(sample.tokens) != prompt_len + n:
         raise SampleInvariantError(f"tokens ({len(sample.tokens)}) != prompt ({prompt_len}) + response ({n})")
     if any(lp != 0.0 for lp, m in zip(sample.rollout_log_probs, sample.loss_mask) if not m):
@@ -312,8 +343,17 @@ def golden_answers(label: Any) -> list[str]:
 
 
 # --------------------------------------------------------------------------- TIS
-def tis_weights(args: Any, *, pg_loss: Any, train_log_probs: list, rollout_log_probs: list, loss_masks: list,
-                total_lengths: list[int], response_lengths: list[int], **kwargs: Any) -> tuple[Any, list, dict]:
+def tis_weights(
+    args: Any,
+    *,
+    pg_loss: Any,
+    train_log_probs: list,
+    rollout_log_probs: list,
+    loss_masks: list,
+    total_lengths: list[int],
+    response_lengths: list[int],
+    **kwargs: Any,
+) -> tuple[Any, list, dict]:
     """Miles' TIS hook contract (as ``mis.compute_mis_weights_with_cp``): returns the weighted per-token
     ``pg_loss``, the loss masks after rejection, and per-token metric tensors Miles logs as ``train/<key>``."""
     import torch
@@ -328,8 +368,9 @@ def tis_weights(args: Any, *, pg_loss: Any, train_log_probs: list, rollout_log_p
     scale = masked_share_correction(loss_masks, per_token=bool(getattr(args, "calculate_per_token_loss", False)))
     metrics = {
         key: torch.cat([torch.full((n,), float(value) * scale, device=pg_loss.device) for n in local_lengths])
-        for key, value in miles_tis_metrics({**result.metrics, **mismatch_metrics(train, rollout, loss_masks)},
-                                            args).items()
+        for key, value in miles_tis_metrics(
+            {**result.metrics, **mismatch_metrics(train, rollout, loss_masks)}, args
+        ).items()
     }
     return pg_loss, result.masks, metrics
 
@@ -376,8 +417,12 @@ class _ContextParallel:
             return list(values)
         from miles.backends.training_utils.cp_utils import all_gather_with_cp
 
-        return [all_gather_with_cp(v, self.total_lengths[i], self.response_lengths[i], self.args.qkv_format,
-                                   self._max_len(i)) for i, v in enumerate(values)]
+        return [
+            all_gather_with_cp(
+                v, self.total_lengths[i], self.response_lengths[i], self.args.qkv_format, self._max_len(i)
+            )
+            for i, v in enumerate(values)
+        ]
 
     def local(self, values: list) -> Any:
         import torch
@@ -386,8 +431,14 @@ class _ContextParallel:
             return torch.cat(values)
         from miles.backends.training_utils.cp_utils import slice_log_prob_with_cp
 
-        return torch.cat([slice_log_prob_with_cp(v, self.total_lengths[i], self.response_lengths[i],
-                                                 self.args.qkv_format, self._max_len(i)) for i, v in enumerate(values)])
+        return torch.cat(
+            [
+                slice_log_prob_with_cp(
+                    v, self.total_lengths[i], self.response_lengths[i], self.args.qkv_format, self._max_len(i)
+                )
+                for i, v in enumerate(values)
+            ]
+        )
 
     def _max_len(self, i: int) -> Optional[int]:
         return self.max_seq_lens[i] if self.max_seq_lens is not None else None
@@ -470,8 +521,11 @@ def request_stop(args: Any, run_dir: Path, reason: str) -> None:
     sentinel = getattr(args, "save_trigger_sentinel", None)
     if sentinel:
         Path(sentinel).touch()
-    log.warning("health: stopping the Miles run after this rollout's step (%s)%s", run_dir / HEALTH_STOP_FILE,
-                f"; Miles saves a checkpoint first ({sentinel})" if sentinel else "")
+    log.warning(
+        "health: stopping the Miles run after this rollout's step (%s)%s",
+        run_dir / HEALTH_STOP_FILE,
+        f"; Miles saves a checkpoint first ({sentinel})" if sentinel else "",
+    )
 
 
 def stop_reason(run_dir: Path) -> Optional[str]:
@@ -493,7 +547,7 @@ def sample_trajectory(sample: Any) -> Trajectory:
     status = counts.get("status", "completed")
     return Trajectory(
         prompt_ids=list(sample.tokens[: len(sample.tokens) - n]),
-        response_ids=list(sample.tokens[len(sample.tokens) - n:]),
+        response_ids=list(sample.tokens[len(sample.tokens) - n :]),
         loss_mask=list(sample.loss_mask or [1] * n),
         rollout_logprobs=list(sample.rollout_log_probs or [0.0] * n),
         response_text=sample.response,
@@ -512,8 +566,9 @@ def sample_trajectory(sample: Any) -> Trajectory:
 def _breakdown(sample: Any, cfg: RewardConfig) -> RewardBreakdown:
     value = sample.reward
     if isinstance(value, Mapping):
-        return RewardBreakdown(total=float(value["total"]), exact_match=float(value["exact_match"]),
-                               format=float(value["format"]))
+        return RewardBreakdown(
+            total=float(value["total"]), exact_match=float(value["exact_match"]), format=float(value["format"])
+        )
     if value is None:  # aborted samples are never scored by Miles
         return score_response(sample.response, golden_answers(sample.label), cfg)
     return RewardBreakdown(total=float(value), exact_match=float(value), format=0.0)

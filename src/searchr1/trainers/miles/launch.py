@@ -62,12 +62,21 @@ def launch(ctx: RunContext) -> None:
     with contextlib.nullcontext() if trainer.dry_run else run_retriever(cfg, ctx.run_dir) as urls:
         custom = write_custom_config(
             build_custom_config(cfg, run_dir=files, run_name=ctx.run_name, retriever_urls=urls),
-            files / CUSTOM_CONFIG_FILE)
-        command = build_command(cfg, run_dir=files, run_name=ctx.run_name, custom_config_path=custom,
-                                python_path=[package_root()], eval_datasets=eval_datasets(ctx, files))
+            files / CUSTOM_CONFIG_FILE,
+        )
+        command = build_command(
+            cfg,
+            run_dir=files,
+            run_name=ctx.run_name,
+            custom_config_path=custom,
+            python_path=[package_root()],
+            eval_datasets=eval_datasets(ctx, files),
+        )
         if any(value in arg for arg in command.train_args for value in ctx.secrets):
-            log.warning("a secret value is in the Miles command (trainer.extra_args?): Miles logs its arguments to "
-                        "the W&B config; leave keys in the environment (searchr1 passes them to the job)")
+            log.warning(
+                "a secret value is in the Miles command (trainer.extra_args?): Miles logs its arguments to "
+                "the W&B config; leave keys in the environment (searchr1 passes them to the job)"
+            )
         address = trainer.ray_address or LOCAL_RAY_ADDRESS
         runtime_env = {"env_vars": command.env}
         replayable = submit_argv(address, ctx.run_dir / RUNTIME_ENV_FILE, command)
@@ -123,16 +132,27 @@ def package_root() -> str:
 
 
 def submit_argv(address: str, runtime_env_path: Path, command: MilesCommand) -> list[str]:
-    return ["ray", "job", "submit", "--address", address, "--runtime-env", str(runtime_env_path), "--",
-            *command.entrypoint]
+    return [
+        "ray",
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--runtime-env",
+        str(runtime_env_path),
+        "--",
+        *command.entrypoint,
+    ]
 
 
 def save_command(ctx: RunContext, argv: list[str], runtime_env: dict) -> None:
     """The exact submission, replayable by hand (secrets are not in either file)."""
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    script = ("#!/usr/bin/env bash\n# Written by searchr1. Secrets (API keys) are not in this file or the runtime env:\n"
-              "# searchr1 adds them from its environment at submission; one written into the command (trainer.extra_args)\n"
-              "# is a reference to its environment variable here.\n")
+    script = (
+        "#!/usr/bin/env bash\n# Written by searchr1. Secrets (API keys) are not in this file or the runtime env:\n"
+        "# searchr1 adds them from its environment at submission; one written into the command (trainer.extra_args)\n"
+        "# is a reference to its environment variable here.\n"
+    )
     (ctx.run_dir / COMMAND_FILE).write_text(script + shell_join_redacted(argv, named_secrets(ctx)) + "\n")
     (ctx.run_dir / RUNTIME_ENV_FILE).write_text(yaml.safe_dump(redact_data(runtime_env, ctx.secrets), sort_keys=False))
 
@@ -198,8 +218,10 @@ def _wait_for_head(head: subprocess.Popen, address: str) -> None:
     deadline = time.monotonic() + HEAD_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if head.poll() is not None:
-            raise SystemExit(f"the local Ray head exited with code {head.returncode} before it served jobs "
-                             f"(is Ray already running on this node? then set trainer.ray_address); log: {LOG_FILE}")
+            raise SystemExit(
+                f"the local Ray head exited with code {head.returncode} before it served jobs "
+                f"(is Ray already running on this node? then set trainer.ray_address); log: {LOG_FILE}"
+            )
         try:
             with urllib.request.urlopen(address + "/api/version", timeout=2):
                 return
@@ -211,8 +233,10 @@ def _wait_for_head(head: subprocess.Popen, address: str) -> None:
 def _stream(ctx: RunContext, argv: list[str]) -> int:
     """Run a command, teeing its output (redacted) to the console and the run dir's miles.log."""
     log_path = ctx.run_dir / LOG_FILE
-    with log_path.open("a") as out, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                     text=True, bufsize=1) as proc:
+    with (
+        log_path.open("a") as out,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc,
+    ):
         out.write(f"$ {shell_join_redacted(argv, named_secrets(ctx))}\n")
         assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
@@ -220,4 +244,3 @@ def _stream(ctx: RunContext, argv: list[str]) -> int:
             out.write(line)
             sys.stdout.write(line)
         return proc.wait()
-

@@ -16,23 +16,36 @@ from searchr1.preflight import secret_problem as _secret, writable_dir_problem
 __all__ = ["PreflightError", "preflight", "raise_on_problems"]
 
 
-def preflight(cfg: SearchR1Config, *, env: Mapping[str, str], need_ray_cli: bool = True,
-              on_cluster: bool = False) -> list[str]:
+def preflight(
+    cfg: SearchR1Config, *, env: Mapping[str, str], need_ray_cli: bool = True, on_cluster: bool = False
+) -> list[str]:
     """Every problem found (empty: good to launch). Cheap: nothing is started or built.
 
     ``on_cluster``: checkouts, data, checkpoints and retriever URLs are checked on every node of the
     cluster instead (:mod:`searchr1.trainers.miles.cluster_check`), where the job reads them."""
     trainer: MilesTrainerConfig = cfg.trainer
     checks: list[Callable[[], Optional[str]]] = [
-        lambda: None if cfg.model.ref_load or cfg.model.load else
-        "model.ref_load is not set: Miles starts the actor from this torch_dist checkpoint",
-        lambda: None if cfg.model.megatron_args else
-        f"model.megatron_args is empty for model {cfg.model.name!r}: Miles needs its architecture flags",
+        lambda: (
+            None
+            if cfg.model.ref_load or cfg.model.load
+            else "model.ref_load is not set: Miles starts the actor from this torch_dist checkpoint"
+        ),
+        lambda: (
+            None
+            if cfg.model.megatron_args
+            else f"model.megatron_args is empty for model {cfg.model.name!r}: Miles needs its architecture flags"
+        ),
         lambda: _secret(env, cfg.backend.api_key_env, "backend.api_key_env") if cfg.backend.name == "google" else None,
-        lambda: _secret(env, cfg.logger.api_key_env, "logger.api_key_env (or logger.mode=offline)")
-        if cfg.logger.mode == "online" else None,
-        lambda: None if not need_ray_cli or shutil.which("ray") else
-        "the 'ray' command is not on PATH (run inside the Miles container, or pip install 'searchr1[miles]')",
+        lambda: (
+            _secret(env, cfg.logger.api_key_env, "logger.api_key_env (or logger.mode=offline)")
+            if cfg.logger.mode == "online"
+            else None
+        ),
+        lambda: (
+            None
+            if not need_ray_cli or shutil.which("ray")
+            else "the 'ray' command is not on PATH (run inside the Miles container, or pip install 'searchr1[miles]')"
+        ),
         lambda: writable_dir_problem("trainer.shared_dir", trainer.shared_dir) if trainer.shared_dir else None,
     ]
     problems = [] if on_cluster else [check.problem for check in path_checks(cfg) if not check.holds()]
@@ -46,8 +59,10 @@ def _retriever_problems(cfg: SearchR1Config, t: MilesTrainerConfig, on_cluster: 
     if cfg.backend.urls:
         return [] if on_cluster else [p for url in cfg.backend.urls if (p := retriever_problem(url))]
     if t.ray_address:  # the embedded retriever listens on this machine's 127.0.0.1 only
-        return ["backend.urls is empty but trainer.ray_address is a remote cluster: start a retriever its nodes "
-                "can reach (`searchr1-retriever serve`) and pass backend.urls=[http://HOST:PORT]"]
+        return [
+            "backend.urls is empty but trainer.ray_address is a remote cluster: start a retriever its nodes "
+            "can reach (`searchr1-retriever serve`) and pass backend.urls=[http://HOST:PORT]"
+        ]
     problem = _file("data.corpus_path", cfg.data.corpus_path, "searchr1-data download")
     return [problem + " (the embedded retriever indexes it)"] if problem else []
 
