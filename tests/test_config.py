@@ -184,3 +184,9 @@ def test_demo_prompts_are_refused_with_miles():
     with pytest.raises(ConfigError, match="data.prompt_style='demo' is not supported with trainer=miles"):
         to_typed(compose_config(["trainer=miles", "data.prompt_style=demo"]))
     assert to_typed(compose_config(["data.prompt_style=demo"])).data.prompt_style == "demo"
+
+
+def test_train_sources_are_refused_with_miles():
+    with pytest.raises(ConfigError, match="data.train_sources is not supported with trainer=miles"):
+        to_typed(compose_config(["trainer=miles", "data.train_sources=[nq]"]))
+    assert to_typed(compose_config(["data.train_sources=[nq]"])).data.train_sources == ["nq"]

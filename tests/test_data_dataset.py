@@ -3,7 +3,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from searchr1.data import DataError, ensure_data
-from searchr1.data.dataset import SCHEMA, load_split, make_row, write_split
+from searchr1.data.dataset import SCHEMA, load_split, make_row, of_sources, write_split
 from searchr1.data.prompt import make_prompt, styled_messages
 from searchr1.data.synthetic import generate
 from tests.support.data import SMALL_ENTITIES, synthetic_data_config
@@ -72,3 +72,14 @@ def test_load_split_applies_the_prompt_style(tmp_path):
     (demo,) = load_split(path, "demo")
     assert demo.prompt_messages == styled_messages(plain.prompt_messages, "demo") != plain.prompt_messages
     assert (demo.question, demo.golden_answers) == (plain.question, plain.golden_answers)
+
+
+def test_train_sources_keep_only_the_listed_data_sources(tmp_path):
+    cfg = synthetic_data_config(tmp_path)
+    ensure_data(cfg)
+    examples = load_split(cfg.train_path)
+    two_hop = of_sources(examples, ["synthetic_2hop"], cfg.train_path)
+    assert two_hop == [e for e in examples if e.data_source == "synthetic_2hop"] and 0 < len(two_hop) < len(examples)
+    assert of_sources(examples, [], cfg.train_path) == examples
+    with pytest.raises(DataError, match=r"selects no prompt of .*its sources: \['synthetic_1hop', 'synthetic_2hop'\]"):
+        of_sources(examples, ["nq"], cfg.train_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from searchr1.config import to_typed
-from searchr1.data.dataset import load_split
+from searchr1.data.dataset import load_split, of_sources
 from searchr1.run import RunContext
 from searchr1.metrics_file import read_metrics
 from searchr1.trainers.local.sampler import PromptSampler
@@ -48,7 +48,7 @@ def _rollout_indices(run_dir: Path) -> dict[int, list[int]]:
 
 
 def _expected_indices(cfg, steps: int) -> dict[int, list[int]]:
-    examples = load_split(cfg.data.train_path)
+    examples = of_sources(load_split(cfg.data.train_path), cfg.data.train_sources, cfg.data.train_path)
     sampler = PromptSampler(len(examples), cfg.trainer.prompts_per_step, cfg.seed, cfg.data.shuffle)
     n = cfg.rollout.n_samples_per_prompt
     return {step: [examples[i].index for i in sampler.next_batch() for _ in range(n)] for step in range(1, steps + 1)}
@@ -65,6 +65,7 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
             "grpo.kl_loss_coef=0.001",
             "trainer.eval_every=2",
             "trainer.eval_prompts=1",
+            "data.train_sources=[synthetic_2hop]",
         ]
     )
     ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
@@ -83,7 +84,10 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
     assert len(list((ctx.run_dir / "wandb").glob("offline-run-*/*.wandb"))) == 1
     assert (ctx.run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_000002.pt"
     assert (ctx.run_dir / "policy" / "adapter_config.json").is_file()  # the trained policy, for eval.checkpoint
-    assert _rollout_indices(ctx.run_dir) == _expected_indices(ctx.cfg, 2)
+    assert _rollout_indices(ctx.run_dir) == _expected_indices(ctx.cfg, 2)  # 2-hop prompts only
+    two_hop = {e.question for e in load_split(ctx.cfg.data.train_path) if e.data_source == "synthetic_2hop"}
+    questions = [json.loads(line)["question"] for line in (ctx.run_dir / ROLLOUTS_FILE).read_text().splitlines()]
+    assert set(questions) <= two_hop
     printed = capsys.readouterr().out
     assert "step 2/2" in printed and "metrics at step 2:" in printed and "tis/effective_sample_size" in printed
 

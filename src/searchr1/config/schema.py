@@ -317,6 +317,9 @@ class DataConfig:
     prompt_style: str = "searchr1"
     """searchr1: the stored prompt as is (Search-R1's template); demo: one worked search-then-answer
     exchange is put before it as earlier chat turns, so small models see the tag format used once."""
+    train_sources: list[str] = field(default_factory=list)
+    """Train only on prompts whose data_source is listed (e.g. [synthetic_2hop]); empty: every prompt.
+    Evaluation always scores the whole test split."""
 
     def __post_init__(self) -> None:
         check_choice("data.name", self.name, ("synthetic", "nq_hotpotqa"))
@@ -686,6 +689,9 @@ class HealthConfig:
     """tis/effective_sample_size_fraction below this (the seed's number): trainer and engine disagree."""
     mismatch_kl: HealthRuleConfig = _rule(0.05)
     """health/mismatch_k3_kl (k3 KL, rollout vs trainer logprobs, per model token) above this."""
+    update_kl: HealthRuleConfig = _rule(0.1)
+    """health/update_kl (k3 KL of the policy before vs after one update, on the step's samples, per model
+    token; embedded trainer only) above this: the update itself was destructive, before any rollout shows it."""
     zero_variance_groups: HealthRuleConfig = _rule(0.8)
     """health/zero_variance_groups (share of GRPO groups whose rewards are all equal: no signal) above this."""
     entropy: HealthRuleConfig = _rule(0.05)
@@ -753,4 +759,9 @@ class SearchR1Config:
             raise ConfigError(
                 f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
                 "(Miles reads the data files as they are); allowed: searchr1"
+            )
+        if getattr(self.trainer, "name", None) == "miles" and self.data.train_sources:
+            raise ConfigError(
+                "data.train_sources is not supported with trainer=miles (Miles reads data.train_path as it is): "
+                "write the prompts you want into a parquet and point data.train_path at it"
             )

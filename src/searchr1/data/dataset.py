@@ -103,6 +103,17 @@ def load_split(path: str | Path, prompt_style: str = "searchr1") -> list[QAExamp
     return [_example(row, prompt_style) for row in table.to_pylist()]
 
 
+def of_sources(examples: Sequence[QAExample], sources: Sequence[str], path: str | Path) -> list[QAExample]:
+    """The examples whose data_source is in ``sources`` (all of them when ``sources`` is empty)."""
+    if not sources:
+        return list(examples)
+    chosen = [example for example in examples if example.data_source in sources]
+    if not chosen:
+        present = sorted({example.data_source for example in examples})
+        raise DataError(f"data.train_sources={list(sources)} selects no prompt of {path}; its sources: {present}")
+    return chosen
+
+
 def _example(row: dict[str, Any], prompt_style: str) -> QAExample:
     messages = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
     answers = [str(a) for a in row["reward_model"]["ground_truth"]["target"]]

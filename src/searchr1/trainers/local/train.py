@@ -24,7 +24,7 @@ import torch
 
 from searchr1.config.schema import SearchR1Config
 from searchr1.data import ensure_data
-from searchr1.data.dataset import QAExample, load_split
+from searchr1.data.dataset import QAExample, load_split, of_sources
 from searchr1.eval import evaluate
 from searchr1.health import contiguous_groups, rollout_health
 from searchr1.metrics import rollout_metrics
@@ -119,6 +119,7 @@ def _build(ctx: RunContext) -> Trainer:
     cfg, tcfg = ctx.cfg, ctx.cfg.trainer
     ensure_data(cfg.data)
     examples = load_split(cfg.data.train_path, cfg.data.prompt_style)
+    examples = of_sources(examples, cfg.data.train_sources, cfg.data.train_path)
     eval_examples = []
     if tcfg.eval_every:
         eval_examples = load_split(cfg.data.test_path, cfg.data.prompt_style)
