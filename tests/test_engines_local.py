@@ -74,6 +74,27 @@ async def test_next_turn_reuses_the_cached_prefix(tokenizer):
     await plain.close()
 
 
+async def test_a_new_prompt_on_the_same_template_leaves_the_cached_turn_in_place(tokenizer):
+    """A fresh prompt sharing only the template reuses it without evicting the turn it came from,
+    so that turn's trajectory still prefills only its observation when it comes back."""
+    model = tiny_llama()
+    template = tokenizer.encode("Answer the question; search when you need to. Question: ", add_special_tokens=False)
+    first, other = (template + tokenizer.encode(q, add_special_tokens=False) for q in ("Who wrote it?", "Where?"))
+    observation = tokenizer.encode("\n\n<information>Doc 1</information>\n\n", add_special_tokens=False)
+    engine = LocalEngine(model, tokenizer, max_batch=4)
+    turn = await engine.generate(first, GREEDY)
+    await engine.generate(other, GREEDY)
+    assert engine.stats.reused_tokens == _shared(first, other)  # the template's KV, shared
+    reused = engine.stats.reused_tokens
+    await engine.generate(first + turn.token_ids[:7] + observation, GREEDY)
+    assert engine.stats.reused_tokens - reused == len(first) + 7
+    await engine.close()
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
 async def test_sampled_logprobs_match_trainer_recomputation(tokenizer):
     model = tiny_llama()
     engine = LocalEngine(model, tokenizer, max_batch=4, seed=3)

@@ -182,18 +182,24 @@ class LocalEngine:
         return batch
 
     def _take_prefix(self, ids: list[int]) -> Optional[tuple[_CachedPrefix, int]]:
-        """The cached prefix sharing the most leading tokens with ``ids`` (removed from the cache)."""
+        """The cached prefix sharing the most leading tokens with ``ids``.
+
+        An entry that ``ids`` continues whole is taken out (the new row's cache supersedes it); one
+        shared only in part (another prompt on the same template) stays, so that the trajectory it
+        belongs to still finds its own turn when it comes back with an observation.
+        """
         best, best_len = None, 0
         for entry in self._prefixes:
             length = _common_prefix(entry.ids, ids)
             if length > best_len:
                 best, best_len = entry, length
+        if best is None:
+            return None
+        if best_len == len(best.ids):
+            self._prefixes.remove(best)
         # At least one token must be run to get the next-token logits.
         best_len = min(best_len, len(ids) - 1)
-        if best is None or best_len < 1:
-            return None
-        self._prefixes.remove(best)
-        return best, best_len
+        return (best, best_len) if best_len >= 1 else None
 
     def _keep_prefix(self, batch: _Batch, index: int) -> None:
         if self._prefix_cache_size <= 0:
