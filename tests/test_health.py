@@ -22,6 +22,7 @@ from searchr1.health import (
     rollout_health,
     sampled_neg_logprob,
     think_repetition,
+    update_kl,
     warn,
     zero_variance_groups,
 )
@@ -104,6 +105,15 @@ def test_mismatch_metrics_abs_logprob_and_k3_kl_on_model_tokens() -> None:
     assert metrics["health/mismatch_abs_logprob"] == pytest.approx(0.25)
     assert metrics["health/mismatch_k3_kl"] == pytest.approx((math.exp(0.5) - 1.5) / 2)
     assert mismatch_metrics(train, rollout, [torch.zeros(3)])["health/mismatch_k3_kl"] == 0.0
+
+
+def test_update_kl_is_k3_of_before_vs_after_on_model_tokens() -> None:
+    before = [torch.tensor([-1.0, -5.0, -2.0])]
+    after = [torch.tensor([-2.0, 0.0, -2.0])]
+    mask = [torch.tensor([1, 0, 1])]
+    # model tokens: log ratios after - before = -1 and 0; k3 = e^r - 1 - r (samples came from "before")
+    assert update_kl(before, after, mask)["health/update_kl"] == pytest.approx((math.exp(-1.0) - 1 + 1) / 2)
+    assert update_kl(before, before, mask)["health/update_kl"] == 0.0
 
 
 # --------------------------------------------------------------------------- rules

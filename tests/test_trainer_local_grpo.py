@@ -63,6 +63,19 @@ def _perturb_logits(model, positions: dict[int, list[int]]):
     return model.model.norm.register_forward_hook(hook)
 
 
+def test_update_kl_measures_how_far_the_step_moved_the_policy_on_its_samples():
+    kls = []
+    for lr in (0.0, 1e-3, 1e-1):
+        model = tiny_llama(vocab_size=VOCAB)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        metrics = grpo_update(
+            model, None, [_group()], optimizer, TRAINER, _cfg(), TisConfig(), temperature=1.0, pad_token_id=0
+        )
+        kls.append(metrics["health/update_kl"])
+    assert kls[0] == pytest.approx(0.0, abs=1e-7)  # no step, no change
+    assert 0.0 < kls[1] < kls[2]
+
+
 def test_group_advantages_are_normalized_within_each_group():
     adv = group_advantages([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0], group_size=4)
     std = torch.tensor([1.0, 0.0, 0.0, 0.0]).std()

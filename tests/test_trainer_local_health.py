@@ -69,6 +69,19 @@ def test_a_warn_only_breach_still_counts_as_healthy_for_rollback() -> None:
     assert policy.weight.tolist() == [[1.0, 1.0]]  # step 2 vouched for its starting weights
 
 
+def test_an_update_kl_rollback_returns_to_the_weights_its_step_started_from() -> None:
+    """The update KL judges the weights the update produced: the step's own starting weights, whose
+    rollout was healthy, are where the rollback goes (not one step further back)."""
+    guard, policy = _guard(update_kl=HealthRuleConfig(threshold=0.1, action="rollback"))
+    _update(policy, 1.0)
+    assert guard.review(1, {**HEALTHY, "health/update_kl": 0.01}) == "continue"
+    _update(policy, 2.0)  # step 2 started from 1.0, rolled out healthily, and its update was destructive
+    metrics = {**HEALTHY, "health/update_kl": 3.0}
+    assert guard.review(2, metrics) == "rollback"
+    assert policy.weight.tolist() == [[1.0, 1.0]]
+    assert metrics["health/fired/update_kl"] == 1.0
+
+
 def test_without_rollback_rules_no_snapshot_is_kept() -> None:
     policy = torch.nn.Linear(2, 1)
     guard = HealthGuard(HealthConfig(), policy, torch.optim.AdamW(policy.parameters()), alert=False)

@@ -2,7 +2,9 @@
 
 Reward is a lagging indicator: a GRPO run that collapses first repeats itself inside ``<think>``, stops
 exploring (entropy falls), drifts away from its engine (train/rollout mismatch), loses the learning
-signal (every sample of a group scores the same) or balloons its responses; reward falls after. Both
+signal (every sample of a group scores the same) or balloons its responses; reward falls after. A
+destructive update (a learning rate far too high) can break the policy in one step: only the update's
+own KL (``health/update_kl``, embedded trainer) sees that before the next rollout does. Both
 trainers log these indicators under ``health/*`` next to the shared rollout metrics, and both run the
 same :class:`HealthMonitor` over each step's metrics. What a firing rule does (warn, stop, rollback)
 is up to the trainer: the monitor only says which rules fired.
@@ -122,16 +124,37 @@ def mismatch_metrics(
 ) -> dict[str, float]:
     """Trainer vs engine on the sampled model tokens: mean |log pi_train - log pi_rollout| and the k3
     estimate of KL(pi_rollout || pi_train) (tokens were sampled from the rollout policy), per token."""
+    abs_mean, kl = _log_ratio_stats(train_log_probs, rollout_log_probs, loss_masks)
+    return {"health/mismatch_abs_logprob": abs_mean, "health/mismatch_k3_kl": kl}
+
+
+def update_kl(
+    before_log_probs: list["Tensor"], after_log_probs: list["Tensor"], loss_masks: list["Tensor"]
+) -> dict[str, float]:
+    """How far one optimizer step moved the policy on the step's own samples: the k3 estimate of
+    KL(pi_before || pi_after) per model token (the samples came from the policy before the step).
+
+    The only indicator that reads the weights *after* the update: a destructive step shows here at once,
+    while the rollout-side indicators (and reward) show it one step later, on the next rollout."""
+    _, kl = _log_ratio_stats(after_log_probs, before_log_probs, loss_masks)
+    return {"health/update_kl": kl}
+
+
+def _log_ratio_stats(
+    log_probs: list["Tensor"], sampled_log_probs: list["Tensor"], loss_masks: list["Tensor"]
+) -> tuple[float, float]:
+    """Per model token: mean |r| and mean k3 = e^r - 1 - r, with r = log_probs - sampled_log_probs
+    (k3 estimates KL(sampling policy || other policy) on tokens drawn from the sampling policy)."""
     abs_sum = kl_sum = tokens = 0.0
-    for train, rollout, mask in zip(train_log_probs, rollout_log_probs, loss_masks):
+    for other, sampled, mask in zip(log_probs, sampled_log_probs, loss_masks):
         mask = mask.float()
-        log_ratio = (train.detach().float() - rollout.detach().float()) * mask
+        log_ratio = (other.detach().float() - sampled.detach().float()) * mask
         abs_sum += float((log_ratio.abs() * mask).sum())
         kl_sum += float(((log_ratio.exp() - 1 - log_ratio) * mask).sum())
         tokens += float(mask.sum())
     if not tokens:
-        return {"health/mismatch_abs_logprob": 0.0, "health/mismatch_k3_kl": 0.0}
-    return {"health/mismatch_abs_logprob": abs_sum / tokens, "health/mismatch_k3_kl": kl_sum / tokens}
+        return 0.0, 0.0
+    return abs_sum / tokens, kl_sum / tokens
 
 
 # --------------------------------------------------------------------------- rules
@@ -147,6 +170,8 @@ class Rule:
     remedy: str
     absolute: bool = False
     """Compare the indicator's absolute value (a change rate that must not swing either way)."""
+    after_update: bool = False
+    """The indicator judges the weights the step's update produced, not the weights the step started from."""
 
 
 RULES: tuple[Rule, ...] = (
@@ -161,6 +186,13 @@ RULES: tuple[Rule, ...] = (
         ("health/mismatch_k3_kl",),
         False,
         "the trainer and the engine disagree: turn tis=on, or run the engine in float32 (trainer.engine_dtype)",
+    ),
+    Rule(
+        "update_kl",
+        ("health/update_kl",),
+        False,
+        "one update moved the policy far from where it sampled: lower trainer.lr (or trainer.grad_clip); roll back",
+        after_update=True,
     ),
     Rule(
         "zero_variance_groups",

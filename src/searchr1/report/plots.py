@@ -67,6 +67,7 @@ HEALTH_PANELS: dict[tuple[str, ...], str] = {
     ("health/zero_variance_groups",): "zero-variance groups",
     ("tis/effective_sample_size_fraction",): "ESS fraction",
     ("health/mismatch_k3_kl",): "mismatch k3 KL",
+    ("health/update_kl",): "update KL (before vs after the step)",
     ("rollout/response_len_mean",): "response length",
     ("rollout/truncated_fraction",): "truncated",
     ("search_r1/invalid_action_rate",): "invalid actions",

@@ -15,7 +15,7 @@ from typing import Any, Callable, ContextManager, Optional, Sequence
 import torch
 
 from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
-from searchr1.health import mismatch_metrics
+from searchr1.health import mismatch_metrics, update_kl
 from searchr1.tis import TisResult, compute_tis
 from searchr1.trainers.local.logprobs import score_responses
 
@@ -198,8 +198,18 @@ def grpo_update(
     aligned = _aligned(chunks, old)
     result.update(compute_tis(*aligned, tis_cfg).metrics)
     result.update(mismatch_metrics(*aligned))
+    result.update(_update_kl(policy, chunks[0], old[0], score))
     result.update({"train/loss": loss_total, "train/grad_norm": float(grad_norm)})
     return result
+
+
+def _update_kl(policy: Any, chunk: Chunk, before: torch.Tensor, score: Callable[..., Any]) -> dict[str, float]:
+    """health/update_kl on the step's first micro-batch, rescored with the updated weights: one no-grad
+    forward of at most trainer.micro_batch_size samples (a sample of the batch, enough to see a destructive step)."""
+    with torch.no_grad():
+        after = score(policy, chunk.group.prompt_ids, chunk.responses).logprobs
+    masks = _padded([chunk.group.loss_masks[r] for r in chunk.rows], after.shape[1])
+    return update_kl(list(before), list(after), list(masks))
 
 
 def _tis(chunks: Sequence[Chunk], old: dict[int, torch.Tensor], tis_cfg: TisConfig) -> TisResult:

@@ -5,7 +5,8 @@ decides what the run does about it. A step's rollout (and the update's entropy, 
 computed on the pre-update logprobs) describe the weights the step *started* from, so those weights are
 what a healthy step (no stop or rollback rule past its threshold) vouches for: the guard keeps an in-memory copy of them (trainable weights and
 optimizer moments), and a rollback restores the newest such copy (the starting weights until a step
-was healthy) and lowers the learning rate by ``health.rollback_lr_factor``.
+was healthy) and lowers the learning rate by ``health.rollback_lr_factor``. The update KL alone judges
+the weights after the update: its breach leaves the step's starting weights vouched for.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import torch
 
 from searchr1.config.schema import HealthConfig
-from searchr1.health import HealthMonitor, warn
+from searchr1.health import RULES, HealthMonitor, warn
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ Verdict = Literal["continue", "stop", "rollback"]
 ACTING = ("stop", "rollback")
 """Rules with these actions judge whether a step was healthy; warn-only rules (say, zero-variance groups
 early in a sparse-reward run) would otherwise keep a rollback at the starting weights forever."""
+AFTER_UPDATE = frozenset(rule.name for rule in RULES if rule.after_update)
+"""Rules that judge the weights a step's update produced (update KL): their breach does not make the
+weights the step started from unhealthy, so a rollback they cause returns to exactly those weights."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class HealthGuard:
         for firing in check.firings:
             warn(firing, alert=self.alert)
         if self._keeps_snapshots:
-            if not any(self.cfg.rules()[name].action in ACTING for name in check.breached):
+            if not any(self.cfg.rules()[name].action in ACTING for name in check.breached if name not in AFTER_UPDATE):
                 self._healthy = self._current
             self._current = snapshot(step + 1, self.policy, self.optimizer)
         verdict = _verdict(check.actions())
