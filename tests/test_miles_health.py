@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
+from searchr1.config.schema import HealthConfig
+from searchr1.health import RULES, HealthMonitor
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.trainers.miles import hooks
 from tests.support.miles_fakes import FakeSample
@@ -71,7 +75,7 @@ def test_a_stop_rule_saves_then_ends_the_miles_run(tmp_path, monkeypatch):
     assert logged[0][0]["rollout/health/fired/think_repetition"] == 1.0
     assert sentinel.exists()  # ... and Miles saves a checkpoint after its step
     assert "rule think_repetition fired at step 4" in (tmp_path / hooks.HEALTH_STOP_FILE).read_text()
-    with pytest.raises(hooks.HealthStopError, match="think_repetition.*delete .*health_stop"):
+    with pytest.raises(hooks.HealthStopError, match="think_repetition.*removes .*health_stop when it launches"):
         hooks.log_rollout(5, args, samples, {}, 1.0)  # the next rollout ends the job before training
 
 
@@ -93,3 +97,25 @@ def test_tis_hook_reports_the_train_rollout_mismatch():
     _, _, metrics = call_tis(tis_args(), [[1.0, 3.0]], [[1, 1]])
     assert torch.allclose(metrics["health/mismatch_abs_logprob"], torch.full((2,), math.log(3) / 2))
     assert torch.allclose(metrics["health/mismatch_k3_kl"], torch.full((2,), (3 - 1 - math.log(3)) / 2))
+
+
+# What docs/miles.md says about the rules on Miles, checked against what the hooks give the monitor.
+NOT_ON_MILES = {"ess_fraction", "mismatch_kl", "update_kl"}
+
+
+def test_the_rules_miles_can_evaluate_are_the_ones_docs_miles_names(tmp_path):
+    args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    samples = [_sample(0, LOOPING, 1.0), _sample(0, "x", 0.0)]
+    monitor = HealthMonitor(HealthConfig())
+    seen: dict[str, float] = {}
+    for rollout_id in (1, 2):  # the change rates need a previous rollout
+        metrics = hooks.rollout_log_metrics(samples, args)
+        metrics.update(monitor.check(rollout_id, metrics).metrics)
+        seen.update(metrics)
+    evaluable = {rule.name for rule in RULES if any(key in seen for key in rule.keys)}
+    assert evaluable == {rule.name for rule in RULES} - NOT_ON_MILES
+    doc = (Path(__file__).parents[1] / "docs" / "miles.md").read_text()
+    paragraph = doc.split("So the rules that can fire on Miles are", 1)[1].split("\n\n", 1)[0]
+    can_fire, never_fire = paragraph.split("Setting", 1)
+    assert set(re.findall(r"`(\w+)`", can_fire)) == evaluable
+    assert NOT_ON_MILES <= set(re.findall(r"`(\w+)`", never_fire))

@@ -13,6 +13,7 @@ import yaml
 from searchr1.config import to_typed
 from searchr1.run import RunContext, save_resolved_config
 from searchr1.trainers.miles import launch as launch_module
+from searchr1.trainers.miles.hooks import HEALTH_STOP_FILE
 from searchr1.trainers.miles.launch import COMMAND_FILE, LOG_FILE, RUNTIME_ENV_FILE, launch
 from searchr1.trainers.miles.preflight import PreflightError
 from tests.support.compose import compose_config
@@ -139,6 +140,28 @@ def test_job_failure_exit_code_propagates(setup, monkeypatch):
         # no remote preflight: nothing but `ray job submit` contacts the (unreachable) address
         launch(context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265", "trainer.remote_preflight=false"]))
     assert exit_info.value.code == 3
+
+
+def test_a_stale_health_stop_from_an_earlier_launch_is_removed_before_the_job_starts(setup, caplog):
+    tmp, record, overrides = setup
+    ctx = context(tmp, [*overrides, "trainer.ray_address=http://10.1.2.3:8265", "trainer.remote_preflight=false"])
+    stop = ctx.run_dir / HEALTH_STOP_FILE
+    stop.parent.mkdir(parents=True, exist_ok=True)
+    stop.write_text("health: rule think_repetition fired at step 7\n")
+    launch(ctx)
+    assert not stop.exists()  # the new job's first rollout would otherwise end it
+    assert [c["argv"][:2] for c in calls(record)] == [["job", "submit"]]
+    assert "removed" in caplog.text and "rule think_repetition fired at step 7" in caplog.text
+
+
+def test_a_dry_run_leaves_a_health_stop_in_place(setup):
+    tmp, _, overrides = setup
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true"])
+    stop = ctx.run_dir / HEALTH_STOP_FILE
+    stop.parent.mkdir(parents=True, exist_ok=True)
+    stop.write_text("health: rule think_repetition fired at step 7\n")
+    launch(ctx)
+    assert stop.exists()  # a dry run starts nothing, so it clears nothing
 
 
 def test_cluster_preflight_finds_what_the_nodes_lack_before_submitting(setup, cluster):

@@ -453,7 +453,10 @@ def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics
     Miles job) when an earlier rollout's health rule asked to stop."""
     reason = _stop_reason_of(args)
     if reason is not None:
-        raise HealthStopError(f"{reason} (delete {hook_settings(args).run_dir / HEALTH_STOP_FILE} before resuming)")
+        raise HealthStopError(
+            f"{reason} (searchr1 removes {hook_settings(args).run_dir / HEALTH_STOP_FILE} when it launches the run "
+            "again; delete it yourself before replaying miles_command.sh)"
+        )
     try:
         metrics = rollout_log_metrics(samples, args, search_stats=search_stats_and_reset())
         metrics.update(check_health(args, rollout_id, metrics))
@@ -531,6 +534,15 @@ def request_stop(args: Any, run_dir: Path, reason: str) -> None:
 def stop_reason(run_dir: Path) -> Optional[str]:
     path = run_dir / HEALTH_STOP_FILE
     return path.read_text().strip() if path.exists() else None
+
+
+def clear_stop(run_dir: Path) -> Optional[str]:
+    """Remove the stop file an earlier launch left in the run dir (a resumed or reused run dir): a new
+    launch starts unstopped. Returns the old file's reason, None when there was none."""
+    reason = stop_reason(run_dir)
+    if reason is not None:
+        (run_dir / HEALTH_STOP_FILE).unlink(missing_ok=True)
+    return reason
 
 
 def _stop_reason_of(args: Any) -> Optional[str]:

@@ -32,6 +32,7 @@ from searchr1.trainers.miles.cluster_check import VISIBLE_MARKER_PREFIX, cluster
 from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
 from searchr1.trainers.miles.flags import miles_flags
+from searchr1.trainers.miles.hooks import HEALTH_STOP_FILE, clear_stop
 from searchr1.trainers.miles.preflight import preflight, raise_on_problems
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ def launch(ctx: RunContext) -> None:
             return
         if on_cluster:
             raise_on_problems(check_cluster(ctx, files, runtime_env))
+        stale = clear_stop(files)
+        if stale is not None:  # an earlier launch's health stop must not end this one at its first rollout
+            log.warning("health: removed %s left by an earlier launch (%s)", files / HEALTH_STOP_FILE, stale)
         code = _run(ctx, command, address, runtime_env)
     if code:
         log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / LOG_FILE)
