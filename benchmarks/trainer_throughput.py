@@ -61,7 +61,7 @@ async def _sample_responses(
 
 def rollout_tokens_per_s(model, tokenizer, prompts, samples, params, observation, *, batched: bool) -> float:
     engine = LocalEngine(
-        model, tokenizer, max_batch=16 if batched else 1, seed=0, prefix_cache_size=None if batched else 0
+        model, tokenizer, max_batch=16 if batched else 1, seed=0, prefix_cache_tokens=None if batched else 0
     )
     started = time.perf_counter()
     tokens = asyncio.run(_rollout(engine, prompts, samples, params, observation))

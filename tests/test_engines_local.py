@@ -58,7 +58,7 @@ async def test_next_turn_reuses_the_cached_prefix(tokenizer):
     model = tiny_llama()
     prompts = _prompts(tokenizer, 3)
     observation = tokenizer.encode("\n\n<information>Doc 1</information>\n\n", add_special_tokens=False)
-    cached, plain = LocalEngine(model, tokenizer, max_batch=4), LocalEngine(model, tokenizer, prefix_cache_size=0)
+    cached, plain = LocalEngine(model, tokenizer, max_batch=4), LocalEngine(model, tokenizer, prefix_cache_tokens=0)
     first = await asyncio.gather(*(cached.generate(p, GREEDY) for p in prompts))
     # Keep only part of each turn (the loop cuts after a stop tag), then append the observation.
     second_inputs = [p + out.token_ids[:7] + observation for p, out in zip(prompts, first)]
@@ -88,6 +88,19 @@ async def test_a_new_prompt_on_the_same_template_leaves_the_cached_turn_in_place
     reused = engine.stats.reused_tokens
     await engine.generate(first + turn.token_ids[:7] + observation, GREEDY)
     assert engine.stats.reused_tokens - reused == len(first) + 7
+    await engine.close()
+
+
+async def test_the_prefix_cache_keeps_within_its_token_budget_newest_first(tokenizer):
+    model = tiny_llama()
+    prompts = _prompts(tokenizer, 6)
+    budget = 2 * max(len(p) for p in prompts) + 2 * GREEDY.max_new_tokens
+    engine = LocalEngine(model, tokenizer, max_batch=2, prefix_cache_tokens=budget)
+    for prompt in prompts:  # one at a time: each retires a row into the cache
+        await engine.generate(prompt, GREEDY)
+        assert sum(len(entry.ids) for entry in engine._prefixes) <= budget
+    assert engine._prefixes[-1].ids[: len(prompts[-1])] == prompts[-1]  # the newest stays
+    assert len(engine._prefixes) < len(prompts)  # the oldest went
     await engine.close()
 
 

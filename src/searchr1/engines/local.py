@@ -21,6 +21,9 @@ from searchr1.engines.base import EngineOutput, FinishReason, SamplingParams
 
 log = logging.getLogger(__name__)
 
+PREFIX_TOKENS_PER_ROW = 512
+"""Default prefix-cache budget, in tokens per row of ``max_batch``."""
+
 
 @dataclass
 class _Request:
@@ -68,7 +71,13 @@ class LocalEngine:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, *, max_batch: int = 16, seed: int = 0, prefix_cache_size: Optional[int] = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch: int = 16,
+        seed: int = 0,
+        prefix_cache_tokens: Optional[int] = None,
     ) -> None:
         self.model = model
         self.eos_token_id = tokenizer.eos_token_id
@@ -79,7 +88,11 @@ class LocalEngine:
         self._generator = torch.Generator().manual_seed(seed)
         self._pending: list[_Request] = []
         self._prefixes: list[_CachedPrefix] = []
-        self._prefix_cache_size = 4 * max_batch if prefix_cache_size is None else prefix_cache_size
+        # A token budget, not an entry count: KV memory grows with tokens (46 KB a token for SmolLM2-135M
+        # in fp32), and a whole batch's trajectories coming back for their next turn should find theirs.
+        self._prefix_cache_tokens = (
+            PREFIX_TOKENS_PER_ROW * max_batch if prefix_cache_tokens is None else prefix_cache_tokens
+        )
         self._wakeup = asyncio.Event()  # each new worker gets its own: an Event belongs to one event loop
         self._worker: Optional[asyncio.Task] = None
 
@@ -202,14 +215,15 @@ class LocalEngine:
         return (best, best_len) if best_len >= 1 else None
 
     def _keep_prefix(self, batch: _Batch, index: int) -> None:
-        if self._prefix_cache_size <= 0:
+        if self._prefix_cache_tokens <= 0:
             return
         row = batch.rows[index]
         live = batch.mask[index].bool()
         layers = [(layer.keys[index][:, live], layer.values[index][:, live]) for layer in _layers(batch.cache)]
         # The last sampled token was never fed to the model, so the cache stops one short.
         self._prefixes.append(_CachedPrefix(row.input_ids + row.tokens[:-1], layers))
-        del self._prefixes[: -self._prefix_cache_size]
+        while sum(len(entry.ids) for entry in self._prefixes) > self._prefix_cache_tokens:
+            self._prefixes.pop(0)  # oldest first
 
     def _extend(self, request: _Request, prefix: tuple[_CachedPrefix, int]) -> _Batch:
         """Prefill only the tokens after a cached prefix, on top of that prefix's KV cache."""
