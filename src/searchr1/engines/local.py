@@ -166,9 +166,11 @@ class LocalEngine:
             if batch is None:
                 return None
             self._sample(batch)
-            done = {i for i, row in enumerate(batch.rows) if self._finish_if_done(row)}
-            for i in sorted(done):
+            done = {i: reason for i, row in enumerate(batch.rows) if (reason := self._finish_reason(row)) is not None}
+            for i, reason in done.items():
+                # Cache first, then answer: the caller's next turn must find this turn's prefix.
                 self._keep_prefix(batch, i)
+                self._finish(batch.rows[i], reason)
             keep = [i for i in range(len(batch.rows)) if i not in done]
             if not keep:
                 return None
@@ -255,13 +257,9 @@ class LocalEngine:
             row.logprobs.append(logprob)
         self.stats.generated_tokens += len(batch.rows)
 
-    def _finish_if_done(self, row: _Request) -> bool:
-        reason = self._finish_reason(row)
-        if reason is None:
-            return False
+    def _finish(self, row: _Request, reason: FinishReason) -> None:
         output = EngineOutput(token_ids=list(row.tokens), logprobs=list(row.logprobs), finish_reason=reason)
         row.future.get_loop().call_soon_threadsafe(_resolve, row.future, output)
-        return True
 
     def _finish_reason(self, row: _Request) -> Optional[FinishReason]:
         if row.tokens[-1] == self.eos_token_id:
