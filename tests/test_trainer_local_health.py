@@ -187,3 +187,51 @@ def test_a_destructive_learning_rate_is_caught_by_entropy_and_rolled_back():
     assert entropies[fired + 1] > 1.0 and entropies[fired + 1] > entropies[fired] + 0.5  # exploring again
     assert guard.rollbacks >= 1
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.3 * 0.01**guard.rollbacks)
+
+
+# --------------------------------------------------------------------------- the real model at 100x the lr
+DESTRUCTIVE = [
+    "trainer.lr=1e-2",  # 100x trainer=local's default
+    "trainer.steps=2",
+    "trainer.prompts_per_step=2",
+    "rollout.n_samples_per_prompt=4",
+    "trainer.threads=1",
+    "trainer.checkpoint_every=0",
+    "logger.mode=disabled",
+]
+UPDATE_KL_LIMIT = HealthConfig().update_kl.threshold
+
+
+def _destructive_run(tmp_path, *overrides: str) -> list[dict]:
+    cfg = compose_config(DESTRUCTIVE + list(overrides))
+    typed = to_typed(cfg)
+    assert typed.trainer.init_from == typed.model.warm_start is not None  # SmolLM2 from its shipped warm start
+    ctx = RunContext.build(cfg, typed, tmp_path / "run")
+    train(ctx)
+    return read_metrics(ctx.run_dir)
+
+
+@pytest.mark.slow
+def test_a_100x_learning_rate_fires_update_kl_a_step_before_reward_halves(tmp_path) -> None:
+    """Warn only: the first update at lr 1e-2 breaks the warm start, and the update KL says so at step 1,
+    while step 1's reward is still the warm start's; the next rollout has lost half its EM and format."""
+    first, second = _destructive_run(tmp_path)
+    assert first["health/fired/update_kl"] == 1.0 and first["health/update_kl"] > UPDATE_KL_LIMIT
+    assert first["reward/exact_match"] > 0 and first["reward/format"] > 0
+    assert second["reward/exact_match"] <= first["reward/exact_match"] / 2
+    assert second["reward/format"] <= first["reward/format"] / 2
+    assert second["health/empty_think_rate"] > 0.5  # the collapse: no reasoning, no valid action
+
+
+@pytest.mark.slow
+def test_a_100x_learning_rate_is_rolled_back_to_the_warm_start_and_the_run_recovers(tmp_path) -> None:
+    """The same run with update_kl on rollback: the warm start's weights come back at lr x 0.01 (the
+    default lr), so step 2 rolls out a healthy policy and its update stays under the limit. Without the
+    restore, step 2 would roll out the broken weights (the test above: empty think, reward halved)."""
+    first, second = _destructive_run(tmp_path, "health.update_kl.action=rollback", "health.rollback_lr_factor=0.01")
+    assert first["health/fired/update_kl"] == 1.0 and first["health/rollbacks"] == 1.0
+    assert first["health/lr_scale"] == pytest.approx(0.01)
+    assert second["health/update_kl"] < UPDATE_KL_LIMIT and "health/fired/update_kl" not in second
+    assert second["health/empty_think_rate"] < 0.5 and second["search_r1/answer_rate"] > 0.5
+    assert second["reward/format"] > first["reward/format"] / 2
+    assert second["health/rollbacks"] == 1.0
