@@ -15,7 +15,7 @@ from searchr1.run import RunContext
 from searchr1.trainers.local.health_guard import HealthGuard
 from searchr1.trainers.local.train import train
 from tests.support.compose import compose_config
-from tests.support.data import SMALL_ENTITIES
+from tests.support.data import TINY_ROLLOUT
 
 HEALTHY = {"health/think_repetition": 0.0}
 COLLAPSED = {"health/think_repetition": 0.9}
@@ -89,14 +89,7 @@ def test_without_rollback_rules_no_snapshot_is_kept() -> None:
     assert guard._current is None
 
 
-TINY = [
-    "trainer.prompts_per_step=1",
-    "rollout.n_samples_per_prompt=2",
-    "rollout.max_turn_tokens=16",
-    "rollout.max_turns=1",
-    f"data.num_entities={SMALL_ENTITIES}",
-    "logger.mode=disabled",
-]
+TINY = [*TINY_ROLLOUT, "logger.mode=disabled"]
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from searchr1.metrics_file import read_metrics
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.trainers.local.train import ROLLOUTS_FILE, train
 from tests.support.compose import compose_config
-from tests.support.data import SMALL_ENTITIES
+from tests.support.data import TINY_ROLLOUT
 
 MISSION_METRICS = (
     "search_r1/turns_per_sample",
@@ -30,13 +30,7 @@ MISSION_METRICS = (
     "loss_mask/observation_fraction",
     "tis/effective_sample_size",
 )
-TINY = [
-    "trainer.prompts_per_step=1",
-    "rollout.n_samples_per_prompt=2",
-    "rollout.max_turn_tokens=16",
-    "rollout.max_turns=1",
-    f"data.num_entities={SMALL_ENTITIES}",
-]
+TINY = TINY_ROLLOUT
 
 
 def _rollout_indices(run_dir: Path) -> dict[int, list[int]]:

@@ -10,6 +10,15 @@ from searchr1.config.schema import DataConfig
 from searchr1.data.synthetic import Question
 
 SMALL_ENTITIES = 200
+
+TINY_ROLLOUT = [
+    "trainer.prompts_per_step=1",
+    "rollout.n_samples_per_prompt=2",
+    "rollout.max_turn_tokens=16",
+    "rollout.max_turns=1",
+    f"data.num_entities={SMALL_ENTITIES}",
+]
+"""Overrides for the smallest real-model rollout: one prompt, two samples, one short turn, a small book."""
 """Enough for every relation kind, small enough to generate and index in well under a second."""
 
 

@@ -10,14 +10,10 @@ import pytest
 from searchr1.config import to_typed
 from searchr1.run import RunContext, save_resolved_config
 from tests.support.compose import compose_config
-from tests.support.data import SMALL_ENTITIES
+from tests.support.data import TINY_ROLLOUT
 
 TINY_RUN = [
-    "trainer.prompts_per_step=1",
-    "rollout.n_samples_per_prompt=2",
-    "rollout.max_turn_tokens=16",
-    "rollout.max_turns=1",
-    f"data.num_entities={SMALL_ENTITIES}",
+    *TINY_ROLLOUT,
     "trainer.steps=2",
     "trainer.checkpoint_keep=0",
     "trainer.init_from=null",  # from the base weights, whatever warm start the model ships
