@@ -320,6 +320,10 @@ class DataConfig:
     train_sources: list[str] = field(default_factory=list)
     """Train only on prompts whose data_source is listed (e.g. [synthetic_2hop]); empty: every prompt.
     Evaluation always scores the whole test split."""
+    balance_sources: bool = False
+    """Embedded trainer: the prompts of each step take turns over the data_source values (each source in
+    its own seeded shuffle), so a step of 4 prompts from two sources has 2 of each instead of whatever
+    one shuffle of the split gives; once the smaller source is used up, the epoch ends on the rest."""
 
     def __post_init__(self) -> None:
         check_choice("data.name", self.name, ("synthetic", "nq_hotpotqa"))
@@ -760,6 +764,11 @@ class SearchR1Config:
             raise ConfigError(
                 f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
                 "(Miles reads the data files as they are); allowed: searchr1"
+            )
+        if getattr(self.trainer, "name", None) == "miles" and self.data.balance_sources:
+            raise ConfigError(
+                "data.balance_sources is not supported with trainer=miles (Miles samples data.train_path itself): "
+                "interleave the sources in the parquet you point data.train_path at"
             )
         if getattr(self.trainer, "name", None) == "miles" and self.data.train_sources:
             raise ConfigError(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -14,12 +15,18 @@ class PromptSampler:
     per_step: int
     seed: int
     shuffle: bool = True
+    sources: list[str] = field(default_factory=list)
+    """With ``balance``: each prompt's data_source (``size`` of them)."""
+    balance: bool = False
+    """Take turns over ``sources`` (data.balance_sources)."""
     epoch: int = 0
     position: int = 0
 
     def __post_init__(self) -> None:
         if self.size <= 0:
             raise ValueError("the training split is empty")
+        if self.balance and len(self.sources) != self.size:
+            raise ValueError(f"balancing needs one data_source per prompt: {len(self.sources)} for {self.size}")
 
     def next_batch(self) -> list[int]:
         batch: list[int] = []
@@ -36,7 +43,11 @@ class PromptSampler:
         indices = list(range(self.size))
         if self.shuffle:
             random.Random(f"{self.seed}:{epoch}").shuffle(indices)
-        return indices
+        if not self.balance:
+            return indices
+        # Each source keeps the epoch's shuffled order; sources are visited in sorted order.
+        by_source = [[i for i in indices if self.sources[i] == name] for name in sorted(set(self.sources))]
+        return [i for turn in itertools.zip_longest(*by_source) for i in turn if i is not None]
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}

@@ -135,7 +135,14 @@ def _build(ctx: RunContext) -> Trainer:
     )
     trainable = [p for p in models.policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sampler = PromptSampler(len(examples), tcfg.prompts_per_step, cfg.seed, cfg.data.shuffle)
+    sampler = PromptSampler(
+        len(examples),
+        tcfg.prompts_per_step,
+        cfg.seed,
+        cfg.data.shuffle,
+        sources=[e.data_source for e in examples],
+        balance=cfg.data.balance_sources,
+    )
     checkpoint_dir = Path(tcfg.checkpoint_dir) if tcfg.checkpoint_dir else ctx.run_dir / "checkpoints"
     return Trainer(ctx, examples, eval_examples, tokenizer, models, optimizer, sampler, checkpoint_dir)
 
