@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 
 import pytest
 import torch
@@ -74,6 +75,56 @@ def test_update_kl_measures_how_far_the_step_moved_the_policy_on_its_samples():
         kls.append(metrics["health/update_kl"])
     assert kls[0] == pytest.approx(0.0, abs=1e-7)  # no step, no change
     assert 0.0 < kls[1] < kls[2]
+
+
+def test_a_micro_batchs_graph_is_freed_before_the_next_micro_batchs_forward(monkeypatch):
+    """After its backward a micro-batch's scores still hold its autograd graph (checkpointed layer inputs,
+    KV tensors: ~0.45 GB on the quickstart); none of it may be alive when the next forward starts."""
+    import searchr1.trainers.local.grpo as grpo
+
+    graphs: list[weakref.ref] = []
+    alive_at_forward: list[int] = []
+
+    def score(*args, **kwargs):
+        if torch.is_grad_enabled():
+            alive_at_forward.append(sum(ref() is not None for ref in graphs))
+        scores = score_responses(*args, **kwargs)
+        if torch.is_grad_enabled():
+            graphs.append(weakref.ref(scores.logprobs))
+        return scores
+
+    monkeypatch.setattr(grpo, "score_responses", score)
+    model = tiny_llama(vocab_size=VOCAB)
+    one_per_micro_batch = LocalTrainerConfig(micro_batch_size=1)
+    grpo_update(
+        model, None, [_group()], torch.optim.SGD(model.parameters(), lr=0.0), one_per_micro_batch, _cfg(),
+        TisConfig(), temperature=1.0, pad_token_id=0,
+    )  # fmt: skip
+    assert alive_at_forward == [0, 0]  # two micro-batches, each forward with no earlier graph alive
+
+
+def test_the_shipped_config_projects_at_most_128_response_tokens_onto_the_vocabulary_at_a_time():
+    """The vocabulary projection's slice backward set the quickstart's peak RSS (several copies of
+    0.2 MB of logits a token): the default trainer config keeps its slices at 128 tokens, in the
+    forward and in the backward's recompute."""
+    model = tiny_llama()  # SmolLM2's 49152-token vocabulary
+    head_rows: list[int] = []
+    model.lm_head.register_forward_hook(lambda _module, inputs, _output: head_rows.append(inputs[0].shape[0]))
+    responses = [[(7 * i + j) % 49152 for j in range(150)] for i in range(2)]
+    group = Group(
+        prompt_ids=PROMPT,
+        responses=responses,
+        loss_masks=[[1] * 150, [1] * 150],
+        rollout_logprobs=[[0.0] * 150, [0.0] * 150],
+        advantages=torch.tensor([1.0, -1.0]),
+    )
+    shipped = LocalTrainerConfig()
+    grpo_update(
+        model.train(), None, [group], torch.optim.SGD(model.parameters(), lr=0.0), shipped, _cfg(), TisConfig(),
+        temperature=1.0, pad_token_id=0,
+    )  # fmt: skip
+    assert shipped.logprob_chunk_tokens == 128
+    assert max(head_rows) == 128 and sum(head_rows) > 2 * 300  # 300 tokens: forward, recompute, update KL
 
 
 def test_group_advantages_are_normalized_within_each_group():
