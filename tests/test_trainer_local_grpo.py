@@ -127,6 +127,28 @@ def test_the_shipped_config_projects_at_most_128_response_tokens_onto_the_vocabu
     assert max(head_rows) == 128 and sum(head_rows) > 2 * 300  # 300 tokens: forward, recompute, update KL
 
 
+def test_the_response_pass_keeps_no_keys_and_values_for_the_backward(monkeypatch):
+    """Checkpointed layers drop their keys and values after the forward; the response pass's cache, which
+    their recompute holds until the backward ends, must not keep them (only the prompt pass hands its on)."""
+    import searchr1.trainers.local.logprobs as logprobs
+    from searchr1.models.loading import checkpoint_layers
+
+    response_layers = []
+    as_prefix = logprobs._FixedPrefixLayer.latest_as_prefix
+
+    def spy(self, count):
+        response_layers.append(as_prefix(self, count))
+        return response_layers[-1]
+
+    monkeypatch.setattr(logprobs._FixedPrefixLayer, "latest_as_prefix", spy)
+    model = tiny_llama(vocab_size=VOCAB).train()
+    checkpoint_layers(model)
+    scores = score_responses(model, PROMPT, RESPONSES, with_entropy=True)
+    assert len(response_layers) == 2 and all(layer.latest is None for layer in response_layers)
+    scores.logprobs.sum().backward()  # the recompute still finds the prompt's keys and values
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_group_advantages_are_normalized_within_each_group():
     adv = group_advantages([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0], group_size=4)
     std = torch.tensor([1.0, 0.0, 0.0, 0.0]).std()

@@ -87,16 +87,20 @@ def score_responses(
 
 class _FixedPrefixLayer(DynamicLayer):
     """One layer's KV cache that never grows: attention gets the fixed prefix's keys and values (none
-    in the prompt pass, the prompt's in the response pass) followed by the new ones, which are kept in
-    ``latest`` for the next pass.
+    in the prompt pass, the prompt's in the response pass) followed by the new ones, which the prompt
+    pass's layers keep in ``latest`` for the response pass.
 
     Unchanged by a pass, the cache gives a decoder layer recomputed in the backward (gradient
-    checkpointing, models.loading.checkpoint_layers) the very keys and values of its forward.
+    checkpointing, models.loading.checkpoint_layers) the very keys and values of its forward. The
+    response pass's layers keep nothing: the checkpointed layers' recompute arguments hold this cache
+    until the backward ends, so a kept ``latest`` would keep every layer's response keys and values
+    alive that checkpointing drops (SmolLM2, 5 x 530 response tokens: 4 MB a layer, 0.12 GB in all).
     """
 
     def __init__(self, keys: Optional[torch.Tensor] = None, values: Optional[torch.Tensor] = None) -> None:
         super().__init__()
         self.latest: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._keeps_latest = keys is None  # only the prompt pass's layers hand their keys and values on
         if keys is not None and values is not None:
             self.lazy_initialization(keys, values)
             self.keys, self.values = keys, values
@@ -110,7 +114,8 @@ class _FixedPrefixLayer(DynamicLayer):
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.latest = (key_states, value_states)
+        if self._keeps_latest:
+            self.latest = (key_states, value_states)
         if not self.is_initialized or self.keys is None or self.values is None:
             return key_states, value_states
         return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
