@@ -81,6 +81,46 @@ def test_demonstrations_train_the_planned_turns_and_mask_the_real_observations(c
         assert traj.final_answer.strip() == question.answers[0]
 
 
+def test_planned_thoughts_spell_out_every_hop_so_look_alike_questions_get_different_plans():
+    from searchr1.data.synthetic import generate
+    from searchr1.sft.demonstrations import RELATION_WORDS
+
+    book = generate(0, SMALL_ENTITIES)
+    by_text = {q.text: q for q in book.train + book.test}
+    company = next(q for q in by_text.values() if q.relation == "company.headquarters")
+    name = company.hop_queries[0]
+    two_hop = by_text[f"In which country is {name} headquartered?"]
+    hq = next(q for q in book.entities if q.name == name).facts["headquarters"]
+    assert planned_turns(company, "planned") == [
+        f"<think> I need the headquarters of {name}. </think>\n<search> {name} </search>",
+        f"<think> The headquarters of {name} is {hq}. </think>\n<answer> {hq} </answer>",
+    ]
+    country = two_hop.answers[0]
+    assert planned_turns(two_hop, "planned") == [
+        f"<think> I need the country of the headquarters of {name}, so first the headquarters of {name}. </think>"
+        f"\n<search> {name} </search>",
+        f"<think> The headquarters of {name} is {hq}. Now I need the country of {hq}. </think>\n<search> {hq} </search>",
+        f"<think> The country of {hq} is {country}. </think>\n<answer> {country} </answer>",
+    ]
+    assert planned_turns(two_hop) == [  # brief thoughts (the default) only name what was read
+        f"<think> I need to search for {name}. </think>\n<search> {name} </search>",
+        f"<think> The information about {name} names {hq}. Now I need to search for {hq}. </think>\n<search> {hq} </search>",
+        f"<think> The information says the answer is {country}. </think>\n<answer> {country} </answer>",
+    ]
+    relations = {hop.split(".")[1] for q in by_text.values() for hop in q.relation.split(">")}
+    assert relations == set(RELATION_WORDS)  # every relation of the book has its words
+
+
+def test_demonstrations_think_as_sft_thoughts_says(cfg, tmp_path):
+    planned = dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, thoughts="planned"))
+    questions = [q for q in demonstration_questions(cfg) if len(q.hop_queries) == 2][:2]
+    demos = _build(planned, questions, tmp_path)
+    tok = smollm2_tokenizer()
+    for traj, question in zip(demos.trajectories, demos.questions):
+        assert [text for mask, text in _runs(traj, tok) if mask] == planned_turns(question, "planned")
+    assert len(demos.trajectories) == 2
+
+
 def test_a_demonstration_whose_search_finds_nothing_useful_is_dropped(cfg, tmp_path):
     real = demonstration_questions(cfg)[0]
     wrong = dataclasses.replace(real, answers=["Zzyzx Qwerty"])  # not in any passage the search returns

@@ -641,12 +641,17 @@ class SftConfig:
     """AdamW learning rate (LoRA adapters)."""
     output_dir: Optional[str] = None
     """Where the warm start is written; default <run dir>/warm_start. trainer.init_from=<this> starts RL from it."""
+    thoughts: str = "brief"
+    """What the demonstrations think. brief: "I need to search for X.", then "The information about X
+    names Y."; planned: the first thought spells out the chain of relations ("I need the country of the
+    birthplace of X, so first the birthplace of X."), each later one names the fact it read."""
     save_every: int = 0
     """Also write the warm start every N steps (to <output_dir>/step_NNNN): earlier, partial warm starts
     from one run, each equal to what sft.steps=N writes. 0: only the final one."""
 
     def __post_init__(self) -> None:
         check_choice("sft.source", self.source, ("demonstrations", "samples"))
+        check_choice("sft.thoughts", self.thoughts, ("brief", "planned"))
         for hop in self.hops:
             check_choice("sft.hops", hop, (1, 2))
         check_range("sft.num_examples", self.num_examples, low=1)

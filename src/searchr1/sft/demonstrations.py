@@ -26,27 +26,63 @@ from searchr1.rollout.trajectory import Trajectory
 from searchr1.search.base import SearchBackend
 
 
-def search_turn(query: str, previous: str | None) -> str:
-    """A turn that searches ``query``; after a first search it says which name it read."""
-    thought = (
-        f"I need to search for {query}."
-        if previous is None
-        else (f"The information about {previous} names {query}. Now I need to search for {query}.")
-    )
-    return f"<think> {thought} </think>\n<search> {query} </search>"
+# How each relation of the synthetic book reads in a sentence ("the founder of X").
+RELATION_WORDS = {
+    "birthplace": "birthplace",
+    "born": "birth year",
+    "capital": "capital",
+    "country": "country",
+    "founded": "founding year",
+    "founder": "founder",
+    "headquarters": "headquarters",
+    "independence": "independence year",
+    "inventor": "inventor",
+    "river": "river",
+    "source": "source",
+    "year": "invention year",
+}
 
 
-def answer_turn(answer: str) -> str:
-    return f"<think> The information says the answer is {answer}. </think>\n<answer> {answer} </answer>"
+def relation_words(question: Question) -> list[str]:
+    """Each hop's relation in words, e.g. ["founder", "birthplace"] for "company.founder>person.birthplace"."""
+    return [RELATION_WORDS[hop.split(".")[1]] for hop in question.relation.split(">")]
 
 
-def planned_turns(question: Question) -> list[str]:
-    """Search each hop's entity in order, then answer with the first gold answer."""
+def planned_turns(question: Question, thoughts: str = "brief") -> list[str]:
+    """Search each hop's entity in order, then answer with the first gold answer (sft.thoughts says how
+    the turns think)."""
+    if thoughts == "planned":
+        return _chain_turns(question)
     turns, previous = [], None
     for query in question.hop_queries:
-        turns.append(search_turn(query, previous))
+        thought = (
+            f"I need to search for {query}."
+            if previous is None
+            else f"The information about {previous} names {query}. Now I need to search for {query}."
+        )
+        turns.append(_turn(thought, "search", query))
         previous = query
-    return turns + [answer_turn(question.answers[0])]
+    answer = question.answers[0]
+    return turns + [_turn(f"The information says the answer is {answer}.", "answer", answer)]
+
+
+def _chain_turns(question: Question) -> list[str]:
+    """The first thought spells out the whole chain of relations: whether a second search follows the
+    first passage is then written in the policy's own context, instead of being re-derived from the
+    question's wording after every passage (one word tells "In which city is X headquartered?" from
+    "In which country ..." apart)."""
+    words, entities, answer = relation_words(question), question.hop_queries, question.answers[0]
+    plan = f"I need the {' of the '.join(reversed(words))} of {entities[0]}"
+    first = f"{plan}." if len(words) == 1 else f"{plan}, so first the {words[0]} of {entities[0]}."
+    turns = [_turn(first, "search", entities[0])]
+    for i in range(1, len(entities)):
+        found = f"The {words[i - 1]} of {entities[i - 1]} is {entities[i]}."
+        turns.append(_turn(f"{found} Now I need the {words[i]} of {entities[i]}.", "search", entities[i]))
+    return turns + [_turn(f"The {words[-1]} of {entities[-1]} is {answer}.", "answer", answer)]
+
+
+def _turn(thought: str, tag: str, content: str) -> str:
+    return f"<think> {thought} </think>\n<{tag}> {content} </{tag}>"
 
 
 class ScriptedPolicy:
@@ -89,7 +125,7 @@ async def build_demonstrations(
     rollouts = [
         run_trajectory(
             prompt_ids(tokenizer, styled_messages(prompt_messages(q.text), cfg.data.prompt_style)),
-            engine=ScriptedPolicy(tokenizer, planned_turns(q)),
+            engine=ScriptedPolicy(tokenizer, planned_turns(q, cfg.sft.thoughts)),
             search=search,
             tokenizer=tokenizer,
             rollout_cfg=rollout_cfg,
