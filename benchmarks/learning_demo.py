@@ -1,13 +1,14 @@
 """RL visibly learning on a laptop: GRPO on top of a partial warm start, held-out exact match before and after.
 
     python benchmarks/learning_demo.py [--out outputs/learning_demo] [--plot docs/img/learning_demo.png]
+    python benchmarks/learning_demo.py --experiment cpu_learn_two_hop    # two search turns, planned warm start
 
 Real runs, each a subprocess with its own run dir under --out:
-0. (``--remake-warm-start``) ``searchr1-sft +experiment=cpu_warmstart``: make the warm start again instead of
-   using the one searchr1 ships (the same command made it; its provenance.json says so);
-1. ``python -m searchr1 +experiment=cpu_learn``: GRPO from the warm start, with the shared eval code scoring
-   200 held-out test questions (greedy) before the first step and after the last;
-2. ``searchr1-eval +experiment=cpu_learn eval.checkpoint=<1>/policy search.enabled=false``: the trained policy
+0. (``--remake-warm-start``) ``searchr1-sft +experiment=<its warm-start preset>``: make the warm start again
+   instead of using the one searchr1 ships (the same command made it; its provenance.json says so);
+1. ``python -m searchr1 +experiment=<--experiment>``: GRPO from the warm start, with the shared eval code
+   scoring 200 held-out test questions (greedy) before the first step and after the last;
+2. ``searchr1-eval +experiment=<--experiment> eval.checkpoint=<1>/policy search.enabled=false``: the trained policy
    on the same questions without search (every search returns nothing): where its answers come from.
 Prints warm-start EM, final EM, search-off EM, per-hop EM, searches per sample and wall time per phase,
 and plots the curves. Extra ``key=value`` arguments go to every run (e.g. ``trainer.steps=4``).
@@ -33,6 +34,8 @@ CURVES = (
     "tis/effective_sample_size_fraction",
 )
 HOPS = ("synthetic_1hop", "synthetic_2hop")
+# Each learning preset and the searchr1-sft preset that made the warm start it starts from.
+WARM_START_PRESETS = {"cpu_learn": "cpu_warmstart", "cpu_learn_two_hop": "cpu_warmstart_planned"}
 
 
 def run(phase: str, command: list[str]) -> float:
@@ -81,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/learning_demo"))
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves (default: <out>/curves.png)")
+    parser.add_argument("--experiment", choices=sorted(WARM_START_PRESETS), default="cpu_learn")
     parser.add_argument(
         "--remake-warm-start",
         action="store_true",
@@ -99,7 +103,7 @@ def main() -> None:
             "warm start",
             [
                 "searchr1-sft",
-                "+experiment=cpu_warmstart",
+                f"+experiment={WARM_START_PRESETS[args.experiment]}",
                 f"sft.output_dir={warm_start}",
                 f"hydra.run.dir={out / 'sft'}",
                 *overrides,
@@ -107,14 +111,15 @@ def main() -> None:
         )
         overrides.append(f"trainer.init_from={warm_start}")
     seconds["grpo"] = run(
-        "grpo", [sys.executable, "-m", "searchr1", "+experiment=cpu_learn", f"hydra.run.dir={grpo_dir}", *overrides]
+        "grpo",
+        [sys.executable, "-m", "searchr1", f"+experiment={args.experiment}", f"hydra.run.dir={grpo_dir}", *overrides],
     )
     history = read_history(grpo_dir / METRICS_FILE)
     seconds["search off"] = run(
         "search off",
         [
             "searchr1-eval",
-            "+experiment=cpu_learn",
+            f"+experiment={args.experiment}",
             f"eval.checkpoint={grpo_dir / 'policy'}",
             "search.enabled=false",
             f"hydra.run.dir={off_dir}",
@@ -134,7 +139,8 @@ def main() -> None:
         + ", ".join(f"{phase} {s / 60:.1f} min" for phase, s in seconds.items())
         + f", total {(time.perf_counter() - started) / 60:.1f} min"
     )
-    plot(history, args.plot or out / "curves.png", "cpu_learn: SmolLM2-135M + LoRA, GRPO from the partial warm start")
+    title = f"{args.experiment}: SmolLM2-135M + LoRA, GRPO from the partial warm start"
+    plot(history, args.plot or out / "curves.png", title)
 
 
 if __name__ == "__main__":
