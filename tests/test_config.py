@@ -42,19 +42,28 @@ EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 
 def _preset_file(name: str) -> tuple[dict[str, str], dict[str, object]]:
     """The group options a preset selects (``override /group: option``) and the leaf values it sets, by
-    dotted key, read from its YAML: what the preset says it runs."""
+    dotted key, read from its YAML: what the preset says it runs. A preset that builds on another one
+    (a plain ``- other`` entry before ``_self_``) runs what that one sets, then its own values."""
     body = OmegaConf.to_container(OmegaConf.load(REPO / "experiments" / f"{name}.yaml"))
     assert isinstance(body, dict)
-    groups = {
-        key.removeprefix("override /"): option for entry in body.pop("defaults", []) for key, option in entry.items()
-    }
+    groups: dict[str, str] = {}
+    values: dict[str, object] = {}
+    for entry in body.pop("defaults", []):
+        if isinstance(entry, str):
+            if entry != "_self_":
+                base_groups, base_values = _preset_file(entry)
+                groups.update(base_groups)
+                values.update(base_values)
+            continue
+        groups.update({key.removeprefix("override /"): option for key, option in entry.items()})
 
     def leaves(node: object, prefix: str) -> dict[str, object]:
         if not isinstance(node, dict):
             return {prefix: node}
         return {k: v for key, child in node.items() for k, v in leaves(child, f"{prefix}{key}.").items()}
 
-    return groups, {key.rstrip("."): value for key, value in leaves(body, "").items()}
+    values.update({key.rstrip("."): value for key, value in leaves(body, "").items()})
+    return groups, values
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
