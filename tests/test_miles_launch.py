@@ -218,7 +218,11 @@ def test_shared_dir_holds_the_jobs_files(setup, cluster):
 
 def test_without_an_address_a_local_head_is_started_and_only_that_head_stopped(setup, monkeypatch):
     tmp, record, overrides = setup
-    with FakeRayJobServer() as jobs:  # answers the head's readiness probe as Ray's job server does
+
+    def head_runs() -> bool:  # the job server answers the readiness probe once the head runs, as Ray's does
+        return any(c["argv"][:1] == ["start"] for c in calls(record))
+
+    with FakeRayJobServer(serving=head_runs) as jobs:
         monkeypatch.setattr(launch_module, "LOCAL_RAY_ADDRESS", jobs.url)
         launch(context(tmp, overrides))
     start, submit, stopped = calls(record)

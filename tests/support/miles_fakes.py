@@ -132,15 +132,17 @@ if "--runtime-env" in argv:
 def write(entry):
     with open(os.environ["FAKE_RAY_RECORD"], "a") as out:
         out.write(json.dumps(entry) + "\\n")
-write(record)
-print("fake ray:", " ".join(argv[:2]), flush=True)
-if argv[:1] == ["start"] and os.environ.get("FAKE_RAY_START_EXIT"):  # e.g. a Ray already runs on this node
-    sys.exit(int(os.environ["FAKE_RAY_START_EXIT"]))
-if argv[:1] == ["start"] and "--block" in argv:
+blocking = argv[:1] == ["start"] and "--block" in argv and not os.environ.get("FAKE_RAY_START_EXIT")
+if blocking:  # before the record: a SIGTERM right after it is recorded too
     def stopped(signum, frame):
         write({{"argv": argv, "signal": signal.Signals(signum).name}})
         sys.exit(0)
     signal.signal(signal.SIGTERM, stopped)
+write(record)
+print("fake ray:", " ".join(argv[:2]), flush=True)
+if argv[:1] == ["start"] and os.environ.get("FAKE_RAY_START_EXIT"):  # e.g. a Ray already runs on this node
+    sys.exit(int(os.environ["FAKE_RAY_START_EXIT"]))
+if blocking:
     while True:
         time.sleep(0.1)
 sys.exit(int(os.environ.get("FAKE_RAY_EXIT", "0")) if argv[:2] == ["job", "submit"] else 0)

@@ -44,6 +44,8 @@ class FakeRayJobServer:
     run_entrypoints: bool = False
     before_run: Optional[Callable[[dict[str, Any]], None]] = None
     """Called with a job's body just before its entrypoint runs (e.g. to hide a file from this "node")."""
+    serving: Optional[Callable[[], bool]] = None
+    """Whether the job server answers yet (503 until then), as a real head's answers only once it runs."""
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
@@ -80,6 +82,8 @@ class FakeRayJobServer:
         self._loop.run_forever()
 
     async def _version(self, request: web.Request) -> web.Response:
+        if self.serving is not None and not self.serving():
+            return web.Response(status=503, text="the head is still starting")
         return web.json_response({"version": "fake", "ray_version": "fake"})
 
     async def _submit(self, request: web.Request) -> web.Response:
