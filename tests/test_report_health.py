@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from searchr1.report.cli import HEALTH_FILE, make_report
-from searchr1.report.plots import _mark_firings, _pyplot, health_firings
+from searchr1.report.plots import _mark_firings, _panel, _pyplot, health_firings
 from searchr1.report.runs import find_runs
 from searchr1.report.summary import summarize
 from tests.support.runs import make_run
@@ -46,3 +46,18 @@ def test_report_writes_the_health_panels_when_runs_logged_health(tmp_path):
     assert data.startswith(PNG_MAGIC) and len(data) > 5000
     plain = make_run(tmp_path / "plain", max_turns=1, topk=3, seed=0, em=[0.1], sweep_name=None)
     assert not (make_report(plain).out_dir / HEALTH_FILE).exists()
+
+
+def test_curve_panels_tick_whole_steps_and_label_a_flat_series_plainly(tmp_path):
+    # A 3-step run used to get step ticks 1.00, 1.25, ... and a y axis labelled '1e-5+3.5e-2'.
+    make_run(tmp_path / "run", max_turns=1, topk=3, seed=0, em=[0.035, 0.03501, 0.035], sweep_name=None)
+    fig, axes = _pyplot().subplots(1, 1, squeeze=False)
+    ax = axes.flat[0]
+    assert _panel(ax, summarize(find_runs(tmp_path)), ("reward/exact_match",), "EM")
+    fig.canvas.draw()
+    steps = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert steps and all(text.replace("−", "").isdigit() for text in steps), steps
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    low, high = ax.get_ylim()
+    assert low < 0.035 < high and high - low > 0.001  # drawn flat in a readable range
+    _pyplot().close(fig)

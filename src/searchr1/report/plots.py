@@ -106,7 +106,28 @@ def _panel(ax: Any, summaries: Sequence[ConfigSummary], keys: Sequence[str], lab
         drawn = True
     if not drawn:
         ax.text(0.5, 0.5, f"{label}: not logged", ha="center", va="center", transform=ax.transAxes)
-    return drawn
+        return False
+    _plain_axes(ax)
+    return True
+
+
+FLAT_SPREAD = 1e-3
+"""A series whose values spread less than this fraction of their magnitude is drawn as flat."""
+
+
+def _plain_axes(ax: Any) -> None:
+    """Steps are integers, so only integer step ticks; values are labelled as they are, never as an
+    offset ('1e-5+3.5e-2'), and a series that barely moves (float noise in a mean) is drawn flat in
+    the middle of a readable range instead of magnifying its noise."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", useOffset=False)
+    low, high = ax.dataLim.intervaly
+    middle = (low + high) / 2
+    if high - low <= FLAT_SPREAD * abs(middle):
+        pad = 0.05 * abs(middle) or 0.05
+        ax.set_ylim(middle - pad, middle + pad)
 
 
 def _mark_firings(axes: Any, firings: dict[int, list[str]]) -> None:
@@ -188,6 +209,7 @@ def plot_checkpoint_eval(curves: dict[str, list[dict[str, Any]]], path: Path) ->
                     linewidth=2 if average else 1,
                     label=f"{name} · {source}" if len(curves) > 1 else source,
                 )
+        _plain_axes(ax)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
