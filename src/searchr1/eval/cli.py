@@ -20,26 +20,23 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-import aiohttp
 import hydra
 from omegaconf import DictConfig
 
-from searchr1.config.checks import ConfigError
 from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
 from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
-from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
+from searchr1.eval.policy import checked_policy, eval_examples, evaluate_policy, retriever_urls
+from searchr1.eval.runner import EvalResult
 from searchr1.eval.table import markdown
-from searchr1.models.checkpoints import SavedPolicy, find_policy, run_model_config
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext, save_resolved_config
 
 log = logging.getLogger("searchr1.eval")
 
 SAMPLES_FILE = "eval_samples.jsonl"
-SGLANG_TIMEOUT_S = 600.0
 
 
 def main() -> None:
@@ -82,82 +79,6 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     }
     _write_results(ctx, cfg, result, payload)
     return payload
-
-
-def checked_policy(cfg: SearchR1Config, given: str, key: str) -> SavedPolicy:
-    """``given`` resolved, and refused in one line when its run trained another model than ``model.*``
-    (the tokenizer comes from ``model.hf_checkpoint``)."""
-    saved = find_policy(given, key)
-    if saved.run_dir is not None:
-        trained = run_model_config(saved.run_dir, key)
-        if (trained.hf_checkpoint, trained.gguf_file) != (cfg.model.hf_checkpoint, cfg.model.gguf_file):
-            raise ConfigError(
-                f"{key}={given!r} was trained on model.hf_checkpoint={trained.hf_checkpoint} but this "
-                f"eval loads {cfg.model.hf_checkpoint}; add model={trained.name}"
-            )
-    return saved
-
-
-def eval_examples(cfg: SearchR1Config) -> tuple[str, list, list]:
-    """The split's path, its examples, and the ones evaluated (eval.max_prompts, round-robin over sources)."""
-    from searchr1.data import ensure_data
-    from searchr1.data.dataset import load_split
-
-    ensure_data(cfg.data)
-    split_path = cfg.data.test_path if cfg.eval.split == "test" else cfg.data.train_path
-    examples = load_split(split_path, cfg.data.prompt_style)
-    chosen = select_examples(examples, cfg.eval.max_prompts)
-    log.info(
-        "evaluating %d of %d %s prompts (eval.max_prompts=%s)",
-        len(chosen),
-        len(examples),
-        cfg.eval.split,
-        cfg.eval.max_prompts,
-    )
-    return split_path, examples, chosen
-
-
-def retriever_urls(cfg: SearchR1Config, embedded: Optional[list[str]]) -> list[str]:
-    return embedded or (list(cfg.backend.urls) if cfg.backend.name == "local" else [])
-
-
-async def evaluate_policy(
-    cfg: SearchR1Config, examples, urls: list[str], run_dir: Path, saved: Optional[SavedPolicy] = None
-) -> EvalResult:
-    """``examples`` rolled out and scored with ``saved`` (None: the base model, or eval.sglang_url's)."""
-    from searchr1.search.factory import build_search_backend
-    from searchr1.models.loading import load_policy_tokenizer
-
-    tokenizer = load_policy_tokenizer(cfg.model)
-    async with aiohttp.ClientSession() as session:
-        search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls or None, run_dir=run_dir)
-        engine = _engine(cfg, tokenizer, session, saved)
-        try:
-            return await evaluate_examples(examples, engine=engine, search=search, tokenizer=tokenizer, cfg=cfg)
-        finally:
-            await search.close()
-            if hasattr(engine, "close"):
-                await engine.close()
-
-
-def _engine(cfg: SearchR1Config, tokenizer: Any, session: aiohttp.ClientSession, saved: Optional[SavedPolicy]):
-    if cfg.eval.sglang_url:
-        from searchr1.engines.sglang import SGLangEngine
-
-        log.info("generating through SGLang at %s (eval.sglang_url)", cfg.eval.sglang_url)
-        return SGLangEngine(cfg.eval.sglang_url, session, SGLANG_TIMEOUT_S)
-    from searchr1.engines.local import LocalEngine
-    from searchr1.models.checkpoints import load_saved_policy
-    from searchr1.models.loading import load_model
-
-    log.info("generating with the embedded engine (%s); set eval.sglang_url to use a GPU server", cfg.model.name)
-    max_batch = getattr(cfg.trainer, "engine_max_batch", 16)
-    if saved is None:
-        model = load_model(cfg.model).eval().requires_grad_(False)
-    else:  # LoRA merged into the weights, so generation runs at base-model speed
-        log.info("scoring %s %s (step %s)", saved.kind, saved.path, saved.step)
-        model = load_saved_policy(saved, cfg.model)
-    return LocalEngine(model, tokenizer, max_batch=max_batch, seed=cfg.seed)
 
 
 def _write_results(ctx: RunContext, cfg: SearchR1Config, result: EvalResult, payload: dict[str, Any]) -> None:

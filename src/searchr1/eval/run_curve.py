@@ -18,6 +18,7 @@ from typing import Any, Optional, cast
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
+from searchr1.eval.policy import checked_policy, eval_examples, evaluate_policy, retriever_urls
 from searchr1.eval.runner import EvalResult
 from searchr1.eval.table import AVERAGE, PAPER_DATASETS
 from searchr1.models.checkpoints import SavedPolicy, run_checkpoints, run_config, run_trainer_name
@@ -42,8 +43,6 @@ def select_steps(saved: list[int], spec: str) -> list[int]:
 
 def evaluate_run(ctx: RunContext, run_dir: Path) -> dict[str, Any]:
     """Score the chosen checkpoints of ``run_dir`` (eval.run); returns the table JSON (also written there)."""
-    from searchr1.eval.cli import checked_policy, evaluate_policy, eval_examples, retriever_urls
-
     cfg = ctx.cfg
     checkpoints = _chosen_checkpoints(run_dir, cfg.eval.steps)
     checked_policy(cfg, str(checkpoints[max(checkpoints)]), "eval.run")  # same model as the run trained
