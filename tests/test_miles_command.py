@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from searchr1.config import ConfigError, to_typed
-from searchr1.trainers.miles.command import GENERATE_HOOK, REWARD_HOOK, ROLLOUT_LOG_HOOK, TIS_HOOK, build_train_args
+from searchr1.trainers.miles.command import (
+    GENERATE_HOOK,
+    REWARD_HOOK,
+    ROLLOUT_LOG_HOOK,
+    TIS_HOOK,
+    build_command,
+    build_train_args,
+)
 from searchr1.trainers.miles.flags import miles_flags
 from tests.support.compose import REPO, compose_config
 
@@ -209,6 +216,13 @@ def test_logger_disabled_emits_no_wandb_flags():
         for a in argv([f"+experiment={PAPER}", "logger.mode=disabled"])
         if a.startswith("--wandb") or a == "--use-wandb"
     ]
+
+
+@pytest.mark.parametrize("mode, telemetry", [("offline", "false"), ("disabled", "false"), ("online", None)])
+def test_the_job_env_turns_wandb_telemetry_off_unless_online(mode, telemetry):
+    cfg = to_typed(compose_config([f"+experiment={PAPER}", f"logger.mode={mode}"]))
+    command = build_command(cfg, run_dir=RUN_DIR, run_name="RUN", custom_config_path=CUSTOM_CONFIG, python_path=[])
+    assert command.env.get("WANDB_ERROR_REPORTING") == telemetry
 
 
 def test_extra_args_come_last_so_they_win():

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -69,6 +74,59 @@ def test_offline_wandb_run_lives_in_the_run_dir_and_finish_is_idempotent(tmp_pat
     run_id = (ctx.run_dir / "wandb_run_id").read_text().strip()
     assert runs[0].name.endswith(run_id)
     assert list(runs[0].glob("*.wandb"))
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """Answers every request 404 and records its method and path on the server."""
+
+    def _record(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append(f"{self.command} {self.path}")  # type: ignore[attr-defined]
+        self.send_response(404)
+        self.end_headers()
+
+    def do_GET(self) -> None:  # http.server's naming
+        self._record()
+
+    def do_POST(self) -> None:  # http.server's naming
+        self._record()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+_OFFLINE_RUNS = """
+import sys
+from pathlib import Path
+from searchr1.config import to_typed
+from searchr1.config.compose import compose_config
+from searchr1.run import RunContext
+from searchr1.tracking import Tracker
+cfg = compose_config(["logger.mode=offline"])
+for i in range(4):
+    ctx = RunContext.build(cfg, to_typed(cfg), Path(sys.argv[1]) / str(i))
+    ctx.run_dir.mkdir(parents=True)
+    with Tracker(ctx) as tracker:
+        for step in (1, 2, 3):
+            tracker.log({"reward/exact_match": 0.1 * step}, step=step)
+"""
+
+
+@pytest.mark.slow
+def test_offline_wandb_runs_send_nothing_to_the_wandb_server(tmp_path):
+    # wandb 0.31 posts its own telemetry (POST /sdk/otel/v1/metrics) from finish() even in offline mode.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    server.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["WANDB_BASE_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        subprocess.run([sys.executable, "-c", _OFFLINE_RUNS, str(tmp_path)], env=env, check=True, timeout=300)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(list(tmp_path.glob("*/wandb/offline-run-*"))) == 4
+    assert server.seen == []  # type: ignore[attr-defined]
 
 
 def test_console_line_shows_mission_metrics():

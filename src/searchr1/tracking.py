@@ -115,10 +115,19 @@ def _progress_bar(total: Optional[int], start: int) -> Any:
     return tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
+def wandb_env(mode: str) -> dict[str, str]:
+    """Environment for a W&B run in ``mode``: an offline run opens no connection. wandb (0.31) also posts
+    its own OpenTelemetry metrics (``/sdk/otel/v1/metrics``) from finish() in offline mode;
+    WANDB_ERROR_REPORTING=false turns that off, and the wandb-core service's error reporting with it
+    (``--no-observability``). It must be set before the process's first ``wandb.init``."""
+    return {} if mode == "online" else {"WANDB_ERROR_REPORTING": "false"}
+
+
 def _init_wandb(ctx: RunContext, *, resume: bool) -> Any:
     cfg = ctx.cfg.logger
     if cfg.mode == "disabled":
         return None
+    os.environ.update(wandb_env(cfg.mode))
     import wandb
 
     if cfg.mode == "online" and os.environ.get(cfg.api_key_env):

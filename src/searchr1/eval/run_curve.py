@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Optional, cast
 
@@ -157,9 +158,10 @@ def _log_to_wandb(cfg: SearchR1Config, run_dir: Path, rows: list[dict[str, Any]]
     plotted against eval/step, so steps earlier than the run's last W&B step are kept."""
     if cfg.logger.mode == "disabled":
         return
-    import wandb
+    from searchr1.tracking import WANDB_ID_FILE, WandbMode, wandb_env
 
-    from searchr1.tracking import WANDB_ID_FILE, WandbMode
+    os.environ.update(wandb_env(cfg.logger.mode))
+    import wandb
 
     run_id = _stored_id(run_dir / WANDB_ID_FILE)
     logger = run_config(run_dir, "eval.run").get("logger") or {}

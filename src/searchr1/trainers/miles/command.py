@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import MilesTrainerConfig, SearchR1Config
+from searchr1.tracking import wandb_env
 
 HOOKS = "searchr1.trainers.miles.hooks"
 GENERATE_HOOK = f"{HOOKS}.generate"
@@ -62,6 +63,7 @@ def build_command(
         "CUDA_DEVICE_MAX_CONNECTIONS": "1",  # Megatron overlaps TP communication only with this
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1",
+        **wandb_env(cfg.logger.mode),  # Miles' W&B runs in its Ray actors: offline there too
         **trainer.env,
     }
     return MilesCommand(
