@@ -12,7 +12,8 @@ from searchr1.models.loading import load_model, load_policy
 from searchr1.models.lora import with_lora
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.trainers.local.sft import PROVENANCE_FILE, save_warm_start, sft_step
+from searchr1.models.policy_writer import PROVENANCE_FILE, save_warm_start
+from searchr1.trainers.local.sft import sft_step
 from tests.support.local_trainer import SMOLLM2, smollm2_tokenizer
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from searchr1.config.checks import ConfigError
 from searchr1.config.schema import ModelConfig
 from searchr1.models.checkpoints import SavedPolicy, load_saved_policy, run_model_config
 from searchr1.models.loading import load_policy_tokenizer
-from searchr1.trainers.local.sft import save_warm_start
+from searchr1.models.policy_writer import save_warm_start
 
 log = logging.getLogger(__name__)
 

@@ -121,9 +121,10 @@ def _fine_tune(ctx: RunContext, trajectories: list[Trajectory], out: Path, prove
     import torch
 
     from searchr1.models.loading import load_policy
+    from searchr1.models.policy_writer import save_warm_start
     from searchr1.tracking import Tracker
     from searchr1.trainers.local.heap import map_large_allocations
-    from searchr1.trainers.local.sft import save_warm_start, sft_step
+    from searchr1.trainers.local.sft import sft_step
 
     cfg, sft, tcfg = ctx.cfg, ctx.cfg.sft, ctx.cfg.trainer
     random.seed(cfg.seed)

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning on multi-turn trajectories (a warm start), and saving what init_from loads.
+"""Supervised fine-tuning on multi-turn trajectories (a warm start); ``models/policy_writer.py`` saves it.
 
 The loss is the NLL of the trajectory's model tokens (``loss_mask`` 1) with observations and
 corrections masked exactly as in RL, computed by the same logprob code as the GRPO update (one
@@ -7,17 +7,12 @@ prompt forward shared by the trajectories of a prompt, chunked over the vocabula
 
 from __future__ import annotations
 
-import copy
-import json
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.trainers.local.logprobs import DEFAULT_CHUNK_TOKENS, score_responses
-
-PROVENANCE_FILE = "provenance.json"
 
 
 def sft_step(
@@ -70,24 +65,3 @@ def _padded(rows: Sequence[Sequence[int]], length: int) -> torch.Tensor:
     for i, row in enumerate(rows):
         out[i, : len(row)] = torch.tensor(list(row), dtype=torch.float32)
     return out
-
-
-def save_warm_start(
-    directory: Path, policy: Any, provenance: dict, *, merged: bool = False, tokenizer: Optional[Any] = None
-) -> Path:
-    """Write what ``trainer.init_from`` loads: the LoRA adapter (or, for a full fine-tune, the whole
-    HF model) and ``provenance.json`` (``provenance`` as given) into ``directory``.
-
-    ``merged=True`` folds a LoRA adapter into a copy of the base weights and writes a whole HF model
-    dir (the starting point Miles converts); ``tokenizer``, when given, is saved alongside.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model = policy
-    if merged and hasattr(policy, "merge_and_unload"):
-        model = copy.deepcopy(policy).merge_and_unload()  # a copy: the policy keeps its adapter
-    model.save_pretrained(directory)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
-    (directory / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
-    return directory

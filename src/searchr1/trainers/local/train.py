@@ -45,7 +45,7 @@ from searchr1.models.loading import check_warm_start, load_policy, load_policy_t
 from searchr1.models.checkpoints import POLICY_DIR
 from searchr1.models.lora import sync_trainable
 from searchr1.trainers.local.sampler import PromptSampler
-from searchr1.trainers.local.sft import save_warm_start
+from searchr1.models.policy_writer import save_warm_start
 
 log = logging.getLogger(__name__)
 
