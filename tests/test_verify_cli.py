@@ -1,7 +1,7 @@
 import pytest
 
 from searchr1.rollout import prompt_ids
-from searchr1.rollout.template_verifier import main, sample_conversation, verify
+from searchr1.verify.cli import main, sample_conversation, verify
 from tests.support.scripted import smollm2_tokenizer
 
 # Qwen3-style: earlier reasoning is dropped from assistant turns when the chat is re-rendered.
