@@ -22,6 +22,7 @@ from searchr1.engines.base import EngineOutput, SamplingParams
 from searchr1.models.tokenizer import load_tokenizer
 from searchr1.rollout.loop import run_batch
 from searchr1.search.base import Passage, SearchResult
+from searchr1.tools.search import search_toolbox
 
 TARGET_MS_PER_TURN = 2.0
 SEARCH_TURN = "<think>I need to find who wrote the novel first.</think>\n<search>author of the novel Dune</search>"
@@ -59,6 +60,9 @@ class ZeroLatencySearch:
     async def search(self, query: str, topk: int) -> SearchResult:
         return SearchResult(query=query, passages=self._passages[:topk])
 
+    def stats_and_reset(self) -> dict[str, float]:
+        return {}
+
     async def close(self) -> None:
         return None
 
@@ -76,9 +80,8 @@ async def full_loop(engine, search, tokenizer, prompt: list[int], samples: int, 
     cfg = RolloutConfig(max_turns=2)
     for start in range(0, samples, in_flight):
         batch = [prompt] * min(in_flight, samples - start)
-        trajs = await run_batch(
-            batch, engine=engine, search=search, tokenizer=tokenizer, rollout_cfg=cfg, topk=3, failure_text="failed"
-        )
+        tools = search_toolbox(search, topk=3, failure_text="failed")
+        trajs = await run_batch(batch, engine=engine, tools=tools, tokenizer=tokenizer, rollout_cfg=cfg)
         assert all(t.final_answer == "Frank Herbert" and t.search_calls == 1 for t in trajs)
         turns += sum(t.turns for t in trajs)
     return turns

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from searchr1.config import to_typed
+from searchr1.tools.search import search_toolbox
 from searchr1.config.schema import RewardConfig
 from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split
@@ -149,7 +150,7 @@ async def test_periodic_evaluate_hook_reports_em_per_source(tmp_path):
             metrics = await evaluate(
                 examples,
                 engine=SGLangEngine(fake.url, session, 30),
-                search=ScriptedSearch(),
+                tools=search_toolbox(ScriptedSearch(), cfg.search.topk, cfg.search.failure_text),
                 tokenizer=tokenizer,
                 cfg=cfg,
                 max_prompts=3,

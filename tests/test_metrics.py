@@ -8,6 +8,7 @@ from searchr1.config.schema import RewardConfig
 from searchr1.metrics import rollout_metrics
 from searchr1.reward import RewardBreakdown, score_group
 from searchr1.rollout.trajectory import Trajectory
+from searchr1.tools.base import ToolCall
 from tests.support.reward_cases import good, searched
 
 TEAM_KEYS = {
@@ -45,8 +46,7 @@ def _batch() -> tuple[list[Trajectory], list[list[str]]]:
             generated=30,
             observed=20,
             turns=2,
-            search_calls=1,
-            queries=["capital of France"],
+            tool_calls=[ToolCall("search", "capital of France")],
             final_answer="Paris",
         ),
         # searched twice (once failing, once repeating the first sample's query), answered wrong
@@ -55,9 +55,7 @@ def _batch() -> tuple[list[Trajectory], list[list[str]]]:
             generated=40,
             observed=40,
             turns=3,
-            search_calls=2,
-            search_failures=1,
-            queries=["capital of France", "france capital"],
+            tool_calls=[ToolCall("search", "capital of France", failed=True), ToolCall("search", "france capital")],
             final_answer="London",
         ),
         # one invalid action, then ran out of budget
@@ -77,7 +75,8 @@ def test_every_team_metric_with_hand_computed_values():
 
     metrics = rollout_metrics(trajectories, rewards, golds)
 
-    assert set(metrics) == TEAM_KEYS  # tis/* come from searchr1.tis
+    per_tool = {f"tool/search/{key}" for key in ("calls_per_sample", "failure_rate", "latency_mean_s", "latency_max_s")}
+    assert set(metrics) == TEAM_KEYS | per_tool  # tis/* come from searchr1.tis
     assert all(isinstance(value, float) for value in metrics.values())
     assert metrics["search_r1/turns_per_sample"] == 2.0  # (2 + 3 + 2 + 1) / 4
     assert metrics["search_r1/search_calls_per_sample"] == 0.75
@@ -96,6 +95,33 @@ def test_every_team_metric_with_hand_computed_values():
     assert metrics["search/duplicate_query_rate"] == 1 / 3
     assert metrics["search/failure_rate"] == 1 / 3
     assert metrics["search_r1/retrieval_hit_rate"] == 0.25  # only the first observation mentions Paris
+
+
+def test_per_tool_metrics_count_each_tool_and_list_unused_ones():
+    trajectories = [
+        _trajectory(
+            "",
+            generated=1,
+            tool_calls=[
+                ToolCall("search", "q", seconds=0.5),
+                ToolCall("calculator", "1/0", failed=True, seconds=0.01),
+                ToolCall("calculator", "2+2", seconds=0.03),
+            ],
+        ),
+        _trajectory("", generated=1, tool_calls=[ToolCall("search", "r", failed=True, seconds=1.5)]),
+    ]
+    rewards = [RewardBreakdown(0.0, 0.0, 0.0)] * 2
+    metrics = rollout_metrics(trajectories, rewards, [["x"], ["x"]], tools=["search", "calculator", "python"])
+    assert metrics["tool/search/calls_per_sample"] == 1.0
+    assert metrics["tool/search/failure_rate"] == 0.5
+    assert metrics["tool/search/latency_mean_s"] == 1.0
+    assert metrics["tool/search/latency_max_s"] == 1.5
+    assert metrics["tool/calculator/calls_per_sample"] == 1.0
+    assert metrics["tool/calculator/failure_rate"] == 0.5
+    assert metrics["tool/calculator/latency_max_s"] == 0.03
+    assert metrics["tool/python/calls_per_sample"] == 0.0 and metrics["tool/python/failure_rate"] == 0.0
+    assert metrics["search_r1/search_calls_per_sample"] == 1.0  # search keys keep their meaning
+    assert metrics["search/failure_rate"] == 0.5
 
 
 def test_search_stats_are_merged_and_take_precedence():
@@ -122,8 +148,8 @@ def test_retrieval_hit_uses_the_sample_s_own_golds_normalized():
 
 def test_duplicate_queries_count_across_the_batch_verbatim():
     trajectories = [
-        _trajectory("", generated=1, queries=["a", "a", "b"], search_calls=3),
-        _trajectory("", generated=1, queries=["b", "A", "c"], search_calls=3),
+        _trajectory("", generated=1, tool_calls=[ToolCall("search", q) for q in ["a", "a", "b"]]),
+        _trajectory("", generated=1, tool_calls=[ToolCall("search", q) for q in ["b", "A", "c"]]),
     ]
     rewards = [RewardBreakdown(0.0, 0.0, 0.0)] * 2
     metrics = rollout_metrics(trajectories, rewards, [["x"], ["x"]])

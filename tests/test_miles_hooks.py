@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from searchr1.config import to_typed
+from searchr1.tools.base import ToolCall
 from searchr1.data.prompt import prompt_messages
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.retriever.embedded import EmbeddedRetriever
@@ -86,7 +87,7 @@ async def test_generate_fills_every_field_miles_reads(tmp_path, tokenizer, retri
     assert sample.tokens[:p] == prompt and len(sample.tokens) == p + n
     assert tokenizer.decode(sample.tokens[p:], skip_special_tokens=False) == sample.response
     counts = sample.metadata[hooks.METADATA_KEY]
-    assert counts["search_calls"] == 1 and counts["turns"] == 2 and counts["queries"]
+    assert counts["search_calls"] == 1 and counts["turns"] == 2 and counts["tool_calls"][0][0] == "search"
     assert len(sample.loss_mask) - sum(sample.loss_mask) == counts["observation_tokens"] > 0
     for i, (mask, logprob) in enumerate(zip(sample.loss_mask, sample.rollout_log_probs)):
         token = sample.tokens[p + i]
@@ -173,7 +174,7 @@ def trajectory(status: str) -> Trajectory:
         turns=1,
         observation_tokens=1,
         status=status,
-        search_seconds=0.25,
+        tool_calls=[ToolCall("search", "q", seconds=0.25)],
     )
 
 
@@ -387,7 +388,7 @@ def test_sample_trajectory_round_trips_the_counts():
     hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
     traj = hooks.sample_trajectory(sample)
     assert (traj.prompt_ids, traj.response_ids, traj.loss_mask) == ([1, 2], [5, 6, 7], [1, 0, 1])
-    assert (traj.turns, traj.status, traj.search_seconds) == (1, "completed", 0.25)
+    assert (traj.turns, traj.status, traj.tool_seconds) == (1, "completed", 0.25)
 
 
 def filled_sample(status: str, reward: dict) -> FakeSample:
@@ -493,7 +494,7 @@ def test_search_stats_and_reset_sums_every_runtime_of_the_process(monkeypatch):
     monkeypatch.setattr(
         hooks,
         "_RUNTIMES",
-        {(1, 1): SimpleNamespace(search=CountingSearch(2.0)), (2, 1): SimpleNamespace(search=CountingSearch(1.0))},
+        {(1, 1): SimpleNamespace(tools=CountingSearch(2.0)), (2, 1): SimpleNamespace(tools=CountingSearch(1.0))},
     )
     assert hooks.search_stats_and_reset() == {"search/calls": 3.0}
     assert hooks.search_stats_and_reset() == {"search/calls": 0.0}

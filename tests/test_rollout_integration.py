@@ -8,6 +8,7 @@ from searchr1.data.prompt import prompt_messages
 from searchr1.retriever.embedded import EmbeddedRetriever
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
+from searchr1.tools.search import search_toolbox
 from searchr1.engines.sglang import SGLangEngine
 from searchr1.search.factory import build_search_backend
 from tests.support.retriever import TEST_CFG, write_corpus
@@ -34,17 +35,12 @@ async def test_loop_over_sglang_protocol_and_real_retriever(retriever):
     cfg = RolloutConfig(max_turns=2)
     async with aiohttp.ClientSession() as session, serve_fake_sglang(tok, search_then_answer_policy) as fake:
         search = build_search_backend(LocalBackendConfig(urls=[retriever.url]), SearchConfig(), session=session)
+        tools = search_toolbox(search, 3, SearchConfig().failure_text)
         trajs = await run_batch(
-            prompts,
-            engine=SGLangEngine(fake.url, session, timeout_s=30),
-            search=search,
-            tokenizer=tok,
-            rollout_cfg=cfg,
-            topk=3,
-            failure_text=SearchConfig().failure_text,
+            prompts, engine=SGLangEngine(fake.url, session, timeout_s=30), tools=tools, tokenizer=tok, rollout_cfg=cfg
         )
-        stats = search.stats_and_reset()
-        await search.close()
+        stats = tools.stats_and_reset()
+        await tools.close()
 
     assert [t.final_answer for t in trajs] == list(QUESTIONS.values())
     for traj, question in zip(trajs, QUESTIONS):
@@ -54,7 +50,7 @@ async def test_loop_over_sglang_protocol_and_real_retriever(retriever):
         assert "invented by the policy" not in traj.response_text
         assert 1 <= traj.response_text.count("(Title: ") <= 3  # top-3 (BM25 skips non-matching docs)
         assert len(traj.response_ids) == len(traj.loss_mask) == len(traj.rollout_logprobs)
-        assert traj.search_seconds > 0
+        assert traj.tool_seconds > 0
     # Every request carried the exact ids so far, and the stop strings.
     for payload in fake.requests:
         assert payload["sampling_params"]["stop"] == ["</search>", "</answer>"]
@@ -74,11 +70,9 @@ async def test_engine_failures_abort_samples_without_failing_the_batch():
         trajs = await run_batch(
             prompts,
             engine=SGLangEngine(fake.url, session, timeout_s=30),
-            search=ScriptedSearch(),
+            tools=search_toolbox(ScriptedSearch(), 3, "failed"),
             tokenizer=tok,
             rollout_cfg=RolloutConfig(),
-            topk=3,
-            failure_text="failed",
         )
     assert [(t.status, t.turns, t.response_ids) for t in trajs] == [("aborted", 1, [])] * len(prompts)
     assert [t.prompt_ids for t in trajs] == prompts

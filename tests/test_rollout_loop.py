@@ -4,8 +4,9 @@ import pytest
 
 from searchr1.config.schema import RolloutConfig
 from searchr1.rollout import prompt_ids
-from searchr1.rollout.actions import STOP_TAGS
+from searchr1.tools.grammar import SEARCH_GRAMMAR
 from searchr1.rollout.loop import run_batch, run_trajectory
+from searchr1.tools.search import search_toolbox
 from tests.support.scripted import ScriptedEngine, ScriptedSearch, Turn, fake_logprob, smollm2_tokenizer
 
 FAILURE = "search is down"
@@ -27,9 +28,8 @@ async def roll(tok, prompt, turns, cfg=None, search=None, honour_stop=True, topk
     cfg = cfg or RolloutConfig()
     engine = ScriptedEngine(tok, list(turns), honour_stop=honour_stop)
     search = search or ScriptedSearch()
-    traj = await run_trajectory(
-        prompt, engine=engine, search=search, tokenizer=tok, rollout_cfg=cfg, topk=topk, failure_text=FAILURE
-    )
+    tools = search_toolbox(search, topk, FAILURE)
+    traj = await run_trajectory(prompt, engine=engine, tools=tools, tokenizer=tok, rollout_cfg=cfg)
     return traj, engine, search
 
 
@@ -50,7 +50,7 @@ async def test_search_then_answer(tok, prompt):
     assert masked_text(tok, traj).endswith("</information>\n\n")
     assert traj.observation_tokens == traj.loss_mask.count(0)
     assert traj.response_text == tok.decode(traj.response_ids, skip_special_tokens=False)
-    assert [p.stop for _, p in engine.calls] == [STOP_TAGS, STOP_TAGS]
+    assert [p.stop for _, p in engine.calls] == [SEARCH_GRAMMAR.stop_tags, SEARCH_GRAMMAR.stop_tags]
 
 
 async def test_token_in_token_out(tok, prompt):
@@ -155,7 +155,7 @@ async def test_search_time_is_recorded(tok, prompt):
             return await super().search(query, topk)
 
     traj, _, _ = await roll(tok, prompt, [Turn(SEARCH), Turn(ANSWER)], search=SlowSearch())
-    assert 0.05 <= traj.search_seconds < 1.0
+    assert 0.05 <= traj.tool_seconds < 1.0
 
 
 async def test_run_batch_keeps_order_and_runs_concurrently(tok, prompt):
@@ -181,11 +181,9 @@ async def test_run_batch_keeps_order_and_runs_concurrently(tok, prompt):
     trajs = await run_batch(
         prompts,
         engine=PerPrompt(),
-        search=ScriptedSearch(),
+        tools=search_toolbox(ScriptedSearch(), 3, FAILURE),
         tokenizer=tok,
         rollout_cfg=RolloutConfig(),
-        topk=3,
-        failure_text=FAILURE,
     )
     assert loop.time() - started < 0.3  # 8 x 50 ms sequentially would be 0.4 s
     assert [t.final_answer for t in trajs] == [str(100 + i) for i in range(8)]

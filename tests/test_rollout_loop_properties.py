@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from searchr1.config.schema import RolloutConfig
 from searchr1.rollout import prompt_ids
-from searchr1.rollout.actions import first_stop_tag_end
+from searchr1.tools.grammar import SEARCH_GRAMMAR
+from searchr1.tools.search import search_toolbox
 from searchr1.rollout.loop import run_trajectory
 from tests.support.scripted import ScriptedEngine, ScriptedSearch, Turn, smollm2_tokenizer
 
@@ -66,11 +67,9 @@ def test_token_accounting_invariants(tok, turns, cfg, honour_stop):
         run_trajectory(
             prompt,
             engine=engine,
-            search=ScriptedSearch(),
+            tools=search_toolbox(ScriptedSearch(), 2, FAILURE),
             tokenizer=tok,
             rollout_cfg=cfg,
-            topk=2,
-            failure_text=FAILURE,
         )
     )
     ids, mask, logprobs = traj.response_ids, traj.loss_mask, traj.rollout_logprobs
@@ -89,9 +88,9 @@ def test_token_accounting_invariants(tok, turns, cfg, honour_stop):
         assert logprobs[start : start + length] == output.logprobs[:length]
         covered.update(range(start, start + length))
         text = tok.decode(ids[start : start + length], skip_special_tokens=False)
-        end = first_stop_tag_end(text)
+        end = SEARCH_GRAMMAR.first_stop_tag_end(text)
         # Nothing after the first closing tag: the tag ends inside the run's last token.
-        assert end is None or first_stop_tag_end(tok.decode(ids[start : start + length - 1])) is None
+        assert end is None or SEARCH_GRAMMAR.first_stop_tag_end(tok.decode(ids[start : start + length - 1])) is None
     assert {i for i, m in enumerate(mask) if m == 1} == covered
 
     # Inserted tokens are never trained on and carry placeholder logprobs; they are observation

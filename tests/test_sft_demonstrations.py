@@ -15,7 +15,9 @@ from searchr1.data import ensure_data
 from searchr1.data.errors import DataError
 from searchr1.data.synthetic import Question
 from searchr1.retriever.embedded import run_retriever
-from searchr1.search.factory import build_search_backend
+from searchr1.tools.base import ToolContext
+from searchr1.tools.registry import selected_nodes
+from searchr1.tools.toolbox import open_toolbox
 from searchr1.sft.cli import demonstration_questions
 from searchr1.sft.demonstrations import build_demonstrations, planned_turns
 from searchr1.sft.samples import rewarded_trajectories
@@ -46,11 +48,11 @@ def cfg(tmp_path_factory):
 def _build(cfg, questions, tmp_path):
     async def build(urls):
         async with aiohttp.ClientSession() as session:
-            search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls)
+            tools = open_toolbox(selected_nodes(cfg), ToolContext(session, backend=cfg.backend, retriever_urls=urls))
             try:
-                return await build_demonstrations(questions, search=search, tokenizer=smollm2_tokenizer(), cfg=cfg)
+                return await build_demonstrations(questions, tools=tools, tokenizer=smollm2_tokenizer(), cfg=cfg)
             finally:
-                await search.close()
+                await tools.close()
 
     with run_retriever(cfg, tmp_path) as urls:
         return asyncio.run(build(urls))

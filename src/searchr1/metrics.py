@@ -12,6 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 from searchr1.reward import GoldAnswers, RewardBreakdown, retrieval_hit
 from searchr1.rollout.trajectory import Trajectory
+from searchr1.tools.base import ToolCall
 
 
 def rollout_metrics(
@@ -19,6 +20,7 @@ def rollout_metrics(
     rewards: Sequence[RewardBreakdown],
     golden_answers: Sequence[GoldAnswers],
     search_stats: Optional[Mapping[str, float]] = None,
+    tools: Sequence[str] = (),
 ) -> dict[str, float]:
     """Metrics of one batch of finished trajectories (one reward and one gold list per trajectory).
 
@@ -32,7 +34,10 @@ def rollout_metrics(
     - ``loss_mask/observation_fraction``: masked response tokens (search observations and invalid-action
       corrections: everything the engine did not produce) over all response tokens of the batch;
     - ``search/failure_rate``: failed over issued searches, counted on the trajectories; a value in
-      ``search_stats`` (the backend's own count) takes precedence, as do all its other keys.
+      ``search_stats`` (the backend's own count) takes precedence, as do all its other keys;
+    - ``tool/<name>/calls_per_sample``, ``tool/<name>/failure_rate`` (failed over issued calls),
+      ``tool/<name>/latency_mean_s`` and ``tool/<name>/latency_max_s`` for every tool in ``tools`` (the run's
+      tools, logged even while unused) and every tool the trajectories called.
 
     An empty batch yields only ``search_stats``.
     """
@@ -46,6 +51,7 @@ def rollout_metrics(
         metrics.update(_reward_metrics(rewards))
         metrics.update(_rollout_metrics(trajectories))
         metrics.update(_search_metrics(trajectories, golden_answers))
+        metrics.update(_tool_metrics(trajectories, tools))
     metrics.update(search_stats or {})
     return metrics
 
@@ -91,3 +97,21 @@ def _search_metrics(trajectories: Sequence[Trajectory], golden_answers: Sequence
         "search/duplicate_query_rate": _ratio(len(queries) - len(set(queries)), len(queries)),
         "search/failure_rate": _ratio(sum(t.search_failures for t in trajectories), calls),
     }
+
+
+def _tool_metrics(trajectories: Sequence[Trajectory], tools: Sequence[str]) -> dict[str, float]:
+    calls: dict[str, list[ToolCall]] = {name: [] for name in tools}
+    for call in (call for t in trajectories for call in t.tool_calls):
+        calls.setdefault(call.tool, []).append(call)
+    metrics: dict[str, float] = {}
+    for name, made in calls.items():
+        seconds = [call.seconds for call in made]
+        metrics.update(
+            {
+                f"tool/{name}/calls_per_sample": len(made) / len(trajectories),
+                f"tool/{name}/failure_rate": _ratio(sum(call.failed for call in made), len(made)),
+                f"tool/{name}/latency_mean_s": fmean(seconds) if seconds else 0.0,
+                f"tool/{name}/latency_max_s": max(seconds, default=0.0),
+            }
+        )
+    return metrics

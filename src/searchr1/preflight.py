@@ -60,6 +60,15 @@ def writable_dir_problem(key: str, path: str | os.PathLike) -> Optional[str]:
     return None
 
 
+def in_hf_cache(repo_id: str) -> bool:
+    """Whether an HF model id has its config.json in the local hub cache (what offline loading reads)."""
+    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") != 1:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
 def url_problem(key: str, url: str) -> Optional[str]:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme in ("http", "https") and parsed.hostname:

@@ -93,6 +93,9 @@ class ScriptedSearch:
         passages = tuple(Passage(f'"{query} {i}"\nAbout {query}, fact number {i}.') for i in range(topk))
         return SearchResult(query=query, passages=passages)
 
+    def stats_and_reset(self) -> dict[str, float]:
+        return {}
+
     async def close(self) -> None:
         return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from omegaconf import MISSING
 
@@ -18,7 +18,38 @@ from searchr1.config.checks import ConfigError, check_choice, check_range
 
 # --------------------------------------------------------------------------- search
 @dataclass(kw_only=True)
-class LocalBackendConfig:
+class BackendConfig:
+    """Base of the search backend nodes (``backend=local|google``): what the rest of a run asks of any backend."""
+
+    name: str = MISSING
+
+    @property
+    def secret_env(self) -> Optional[str]:
+        """The environment variable holding this backend's key, if it needs one."""
+        return None
+
+    @property
+    def retriever_urls(self) -> list[str]:
+        """External retrieval servers this backend sends to (probed by the preflights)."""
+        return []
+
+    @property
+    def starts_embedded_retriever(self) -> bool:
+        """Whether the run starts its own retriever over the data's corpus for this backend."""
+        return False
+
+    @property
+    def serves_corpus(self) -> bool:
+        """Whether its passages come from the data's corpus (data.corpus_path, retriever.*)."""
+        return False
+
+    def identity(self) -> dict[str, Any]:
+        """What an eval result records about this backend besides its name."""
+        return {}
+
+
+@dataclass(kw_only=True)
+class LocalBackendConfig(BackendConfig):
     """Search through one or more retriever servers speaking Search-R1's ``/retrieve`` API."""
 
     name: str = "local"
@@ -31,9 +62,24 @@ class LocalBackendConfig:
         check_choice("backend.name", self.name, ("local",))
         check_range("backend.embedded_port", self.embedded_port, low=0, high=65535)
 
+    @property
+    def retriever_urls(self) -> list[str]:
+        return list(self.urls)
+
+    @property
+    def starts_embedded_retriever(self) -> bool:
+        return not self.urls
+
+    @property
+    def serves_corpus(self) -> bool:
+        return True
+
+    def identity(self) -> dict[str, Any]:
+        return {"embedded": self.starts_embedded_retriever}
+
 
 @dataclass(kw_only=True)
-class GoogleBackendConfig:
+class GoogleBackendConfig(BackendConfig):
     """Google results through the serper.dev API."""
 
     name: str = "google"
@@ -53,23 +99,49 @@ class GoogleBackendConfig:
         if not self.api_key_env:
             raise ConfigError("backend.api_key_env='' is invalid; allowed: the name of an environment variable")
 
+    @property
+    def secret_env(self) -> Optional[str]:
+        return self.api_key_env
+
+    def identity(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "snippet_only": self.snippet_only}
+
+
+BACKENDS: dict[str, type[BackendConfig]] = {"local": LocalBackendConfig, "google": GoogleBackendConfig}
+"""Every search backend node by ``backend.name`` (the ``backend`` group's options)."""
+
+
+def backend_config(raw: dict[str, Any]) -> BackendConfig:
+    """A backend node from its plain fields (``dataclasses.asdict`` of one), e.g. on a Miles worker."""
+    check_choice("backend.name", raw.get("name"), BACKENDS)
+    return BACKENDS[raw["name"]](**raw)
+
+
+# --------------------------------------------------------------------------- tools
+@dataclass(kw_only=True)
+class ToolConfig:
+    """Base of every tool's node. The root's ``tools`` list may name any root node of this type: the tool
+    ``search`` is configured under ``search.*``, ``calculator`` under ``calculator.*``, and so on."""
+
+    NODE: ClassVar[str] = ""
+    """The root key of this node (error messages name keys as ``<NODE>.<field>``)."""
+
+    def check_selected(self) -> None:
+        """Raise ConfigError when the tool is selected (named in ``tools``) but lacks required settings."""
+
 
 @dataclass(kw_only=True)
-class SearchConfig:
-    """Backend-independent search behaviour: what the rollout asks for and how we protect backends."""
+class RemoteCallConfig(ToolConfig):
+    """How calls to a remote service are protected; the search and http tools share these fields and the
+    guard rails behind them (search/guards.py, search/retry.py, search/cache.py)."""
 
-    topk: int = 3
-    """Passages returned per search call."""
-    enabled: bool = True
-    """false: every search returns no passages (an empty <information> block), the backend is never
-    asked. An ablation: a policy whose answers come from search scores ~0 without it."""
     concurrency: int = 256
-    """Maximum search requests in flight per process."""
+    """Maximum requests in flight per process."""
     timeout_s: float = 10.0
     """Per-request timeout."""
     deadline_s: float = 15.0
-    """Total time one search may take, all attempts and backoff included; past it the search fails
-    (counted in search/deadline_hits) instead of stalling its trajectory for timeout_s x attempts."""
+    """Total time one call may take, all attempts and backoff included; past it the call fails
+    (counted in the deadline_hits metric) instead of stalling its trajectory for timeout_s x attempts."""
     retries: int = 3
     """Retries after the first attempt on connection errors, timeouts, 429 and 5xx."""
     backoff_s: float = 0.2
@@ -81,9 +153,33 @@ class SearchConfig:
     breaker_reset_s: float = 10.0
     """Seconds an open breaker waits before letting a probe request through."""
     cache: bool = True
-    """Cache results by (backend, query, topk) and share identical in-flight requests."""
+    """Cache successful results by request and share identical in-flight requests."""
     cache_size: int = 100_000
     """Maximum cached results (least recently used are evicted)."""
+
+    def __post_init__(self) -> None:
+        node = self.NODE
+        check_range(f"{node}.concurrency", self.concurrency, low=1)
+        check_range(f"{node}.timeout_s", self.timeout_s, low=0.001)
+        check_range(f"{node}.deadline_s", self.deadline_s, low=0.001)
+        check_range(f"{node}.retries", self.retries, low=0, high=20)
+        check_range(f"{node}.backoff_s", self.backoff_s, low=0.0)
+        check_range(f"{node}.qps_limit", self.qps_limit, low=0.0)
+        check_range(f"{node}.breaker_failures", self.breaker_failures, low=1)
+        check_range(f"{node}.breaker_reset_s", self.breaker_reset_s, low=0.0)
+        check_range(f"{node}.cache_size", self.cache_size, low=1)
+
+
+@dataclass(kw_only=True)
+class SearchConfig(RemoteCallConfig):
+    """The search tool: what the rollout asks the search backend for (the backend itself is ``backend``)."""
+
+    NODE: ClassVar[str] = "search"
+    topk: int = 3
+    """Passages returned per search call."""
+    enabled: bool = True
+    """false: every search returns no passages (an empty <information> block), the backend is never
+    asked. An ablation: a policy whose answers come from search scores ~0 without it."""
     record: bool = False
     """Write every (query, topk) -> result to ``search_record.jsonl`` in the run dir."""
     replay_path: Optional[str] = None
@@ -92,16 +188,8 @@ class SearchConfig:
     """Observation text the model sees when a search fails after all retries."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_range("search.topk", self.topk, low=1, high=100)
-        check_range("search.concurrency", self.concurrency, low=1)
-        check_range("search.timeout_s", self.timeout_s, low=0.001)
-        check_range("search.deadline_s", self.deadline_s, low=0.001)
-        check_range("search.retries", self.retries, low=0, high=20)
-        check_range("search.backoff_s", self.backoff_s, low=0.0)
-        check_range("search.qps_limit", self.qps_limit, low=0.0)
-        check_range("search.breaker_failures", self.breaker_failures, low=1)
-        check_range("search.breaker_reset_s", self.breaker_reset_s, low=0.0)
-        check_range("search.cache_size", self.cache_size, low=1)
 
 
 # --------------------------------------------------------------------------- retriever
@@ -145,9 +233,23 @@ class RetrieverConfig:
     """Longest query string accepted, in characters (4xx beyond)."""
     max_body_bytes: int = 4_194_304
     """Largest request body accepted, in bytes (413 beyond)."""
+    header_timeout_s: float = 10.0
+    """Longest a client may take to send a request's head (request line and headers), from its first
+    byte; beyond it the server answers 408 and closes the connection."""
+    body_timeout_s: float = 30.0
+    """Longest a client may take to send a /retrieve body once its head arrived (408 and closed beyond)."""
+    idle_timeout_s: float = 75.0
+    """A connection that sends no request for this long is closed."""
+    max_idle_connections: int = 1024
+    """Most connections holding no request being answered (idle keep-alive, or a head still arriving);
+    beyond it the longest idle one is closed, so idle clients cannot use up the file handles."""
 
     def __post_init__(self) -> None:
         check_choice("retriever.kind", self.kind, ("bm25", "dense"))
+        check_range("retriever.header_timeout_s", self.header_timeout_s, low=0.0, low_inclusive=False)
+        check_range("retriever.body_timeout_s", self.body_timeout_s, low=0.0, low_inclusive=False)
+        check_range("retriever.idle_timeout_s", self.idle_timeout_s, low=0.0, low_inclusive=False)
+        check_range("retriever.max_idle_connections", self.max_idle_connections, low=1)
         check_range("retriever.default_topk", self.default_topk, low=1, high=self.max_topk)
         check_range("retriever.max_queries", self.max_queries, low=1)
         check_range("retriever.max_query_chars", self.max_query_chars, low=1)
@@ -744,7 +846,10 @@ class SearchR1Config:
     """Global seed (data order, sampling, init)."""
     sweep_name: Optional[str] = None
     """Set by sweep presets: the W&B group and the report's sweep identity."""
-    backend: Any = MISSING
+    tools: list[str] = field(default_factory=lambda: ["search"])
+    """The tools the policy may call, by the name of their node: search, and every tool a package registers
+    (calculator, python and http ship with searchr1; see searchr1.tools.registry). Each turn may call any."""
+    backend: BackendConfig = MISSING
     search: SearchConfig = field(default_factory=SearchConfig)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     model: ModelConfig = MISSING
@@ -760,6 +865,7 @@ class SearchR1Config:
     health: HealthConfig = field(default_factory=HealthConfig)
 
     def __post_init__(self) -> None:
+        self._check_tools()
         if getattr(self.trainer, "name", None) == "miles":  # Miles' weights live in Megatron, out of our reach
             for name, rule in self.health.rules().items():
                 if rule.action == "rollback":
@@ -782,3 +888,17 @@ class SearchR1Config:
                 "data.train_sources is not supported with trainer=miles (Miles reads data.train_path as it is): "
                 "write the prompts you want into a parquet and point data.train_path at it"
             )
+
+    def tool_nodes(self) -> dict[str, ToolConfig]:
+        """Every tool node of this config by its key, selected or not."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, ToolConfig)}
+
+    def _check_tools(self) -> None:
+        available = self.tool_nodes()
+        if not self.tools:
+            raise ConfigError(f"tools=[] selects no tool; allowed: a list of {', '.join(available)}")
+        for name in self.tools:
+            check_choice("tools", name, available)
+            available[name].check_selected()
+        if len(set(self.tools)) != len(self.tools):
+            raise ConfigError(f"tools={self.tools} names a tool twice")

@@ -34,21 +34,19 @@ def identity(
     cfg: SearchR1Config, *, split_path: str, num_examples: int, evaluated: int, engine: str, retriever_urls: list[str]
 ) -> dict[str, Any]:
     backend = cfg.backend
-    retriever: dict[str, Any] = {"backend": backend.name, "topk": cfg.search.topk}
-    if backend.name == "local":
+    retriever: dict[str, Any] = {"backend": backend.name, "topk": cfg.search.topk, **backend.identity()}
+    if backend.serves_corpus:
         # With external retriever URLs the corpus is the one data.corpus_path names (fingerprinted if present here).
         retriever.update(
             kind=cfg.retriever.kind,
             encoder=cfg.retriever.encoder if cfg.retriever.kind == "dense" else None,
             urls=retriever_urls,
-            embedded=not backend.urls,
             corpus=file_identity(cfg.data.corpus_path),
         )
-    else:
-        retriever.update(endpoint=backend.endpoint, snippet_only=backend.snippet_only)
     if cfg.search.replay_path:
         retriever["replay"] = file_identity(cfg.search.replay_path)
     return {
+        "tools": list(cfg.tools),
         "model": {
             "name": cfg.model.name,
             "hf_checkpoint": cfg.model.hf_checkpoint,

@@ -16,7 +16,8 @@ from searchr1.rollout import prompt_ids
 from searchr1.engines.base import Engine, Tokenizer
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.search.base import SearchBackend
+from searchr1.tools.prompt import example_messages
+from searchr1.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ async def evaluate_examples(
     examples: Sequence[QAExample],
     *,
     engine: Engine,
-    search: SearchBackend,
+    tools: Toolbox,
     tokenizer: Tokenizer,
     cfg: SearchR1Config,
     chunk_size: int = 256,
@@ -72,7 +73,7 @@ async def evaluate_examples(
     request in memory at the engine and the search backend.
     """
     k = cfg.eval.pass_k
-    prompts = [prompt_ids(tokenizer, example.prompt_messages) for example in examples]
+    prompts = [prompt_ids(tokenizer, example_messages(example, tools.specs)) for example in examples]
     samples = [ids for ids in prompts for _ in range(k)]
     rollout_cfg = eval_rollout_config(cfg)
     trajectories = []
@@ -80,11 +81,9 @@ async def evaluate_examples(
         trajectories += await run_batch(
             samples[start : start + chunk_size],
             engine=engine,
-            search=search,
+            tools=tools,
             tokenizer=tokenizer,
             rollout_cfg=rollout_cfg,
-            topk=cfg.search.topk,
-            failure_text=cfg.search.failure_text,
         )
         log.info("eval: %d/%d samples rolled out", len(trajectories), len(samples))
     scores = []
@@ -99,7 +98,7 @@ async def evaluate(
     examples: Sequence[QAExample],
     *,
     engine: Engine,
-    search: SearchBackend,
+    tools: Toolbox,
     tokenizer: Tokenizer,
     cfg: SearchR1Config,
     max_prompts: int | None = None,
@@ -107,11 +106,11 @@ async def evaluate(
 ) -> dict[str, float]:
     """Periodic evaluation for a trainer: ``{"eval/exact_match": ..., "eval/<data_source>/exact_match": ...}``.
 
-    Uses ``cfg.eval`` sampling (greedy by default) and ``cfg.rollout`` / ``cfg.search.topk`` otherwise;
+    Uses ``cfg.eval`` sampling (greedy by default) and ``cfg.rollout`` and the run's tools otherwise;
     ``max_prompts`` (e.g. ``trainer.eval_prompts``) picks prompts round-robin over data sources.
     """
     chosen = select_examples(examples, max_prompts)
     if not chosen:
         return {}
-    result = await evaluate_examples(chosen, engine=engine, search=search, tokenizer=tokenizer, cfg=cfg)
+    result = await evaluate_examples(chosen, engine=engine, tools=tools, tokenizer=tokenizer, cfg=cfg)
     return result.metrics(prefix)

@@ -18,7 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Iterator, NoReturn, Optional
 
-from searchr1.config.schema import RetrieverConfig, SearchR1Config
+from searchr1.config.schema import LocalBackendConfig, RetrieverConfig, SearchR1Config
+from searchr1.errors import UserError
+from searchr1.preflight import in_hf_cache, writable_dir_problem
 from searchr1.retriever.flags import config_to_args
 
 _LOG_TAIL_LINES = 30
@@ -26,7 +28,7 @@ _LOG_TAIL_LINES = 30
 log = logging.getLogger(__name__)
 
 
-class RetrieverStartError(RuntimeError):
+class RetrieverStartError(UserError, RuntimeError):
     """The embedded retriever failed to build or come up; one line: the reason, the last line of
     its log (the error it died with) and where the whole log is."""
 
@@ -169,21 +171,59 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+def needs_embedded_retriever(cfg: SearchR1Config) -> bool:
+    """The run has the search tool on a backend that names no retriever (``backend=local``, ``backend.urls=[]``)
+    and neither replays recorded searches nor has search switched off."""
+    searching = "search" in cfg.tools and cfg.search.enabled and not cfg.search.replay_path
+    return searching and cfg.backend.starts_embedded_retriever
+
+
 @contextlib.contextmanager
 def run_retriever(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[str]]]:
     """Start an embedded retriever for a run that needs one and yield its URL; else yield None.
 
-    A run needs one when it searches the local backend, names no ``backend.urls`` and neither replays
-    recorded searches nor has search switched off. None tells the search stack to use ``backend.urls``
-    (or the google backend).
+    None tells the search stack to use ``backend.urls`` (or the google backend).
     """
-    if cfg.backend.name != "local" or cfg.backend.urls or cfg.search.replay_path or not cfg.search.enabled:
+    if not needs_embedded_retriever(cfg):
         yield None
         return
     log.info(
         "backend.urls is empty: starting the embedded %s retriever over %s", cfg.retriever.kind, cfg.data.corpus_path
     )
+    assert isinstance(cfg.backend, LocalBackendConfig)  # the only backend that starts one
     with EmbeddedRetriever(
         cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port, log_path=run_dir / "retriever.log"
     ) as retriever:
         yield [retriever.url]
+
+
+def embedded_retriever_problems(cfg: SearchR1Config) -> list[str]:
+    """What the embedded retriever would lack: its index (or a writable place to build it) and, for a dense
+    index, its encoder."""
+    from searchr1.retriever.index import index_ready, resolve_index_dir
+
+    rcfg = cfg.retriever
+    index_dir = resolve_index_dir(Path(cfg.data.corpus_path).expanduser(), rcfg)
+    problems = [_encoder_problem(rcfg.encoder)] if rcfg.kind == "dense" else []
+    if index_ready(index_dir, rcfg):
+        return [p for p in problems if p]
+    if index_dir.suffix == ".index":  # a FAISS file such as Search-R1's e5_Flat.index: we do not build those
+        problems.append(
+            f"retriever.index_dir={index_dir}: no index file there (Search-R1's e5_Flat.index comes "
+            f"with `searchr1-data download --out {index_dir.parent}`)"
+        )
+    else:  # built on first use
+        problems.append(writable_dir_problem("retriever.index_dir", index_dir))
+    return [p for p in problems if p]
+
+
+def _encoder_problem(name: str) -> Optional[str]:
+    from searchr1.retriever.encoder import resolve_encoder
+
+    try:
+        path = Path(resolve_encoder(name)).expanduser()
+    except FileNotFoundError as exc:
+        return f"retriever.encoder={name}: {exc}"
+    if (path / "config.json").is_file() or in_hf_cache(name):
+        return None
+    return f"retriever.encoder={name}: no such dir, and not in the local Hugging Face cache (encoders load offline)"

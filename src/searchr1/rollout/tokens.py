@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from searchr1.rollout.actions import first_stop_tag_end
+from searchr1.tools.grammar import SEARCH_GRAMMAR, ActionGrammar
 from searchr1.engines.base import Tokenizer
 
 RIGHT_CONTEXT = "<"
@@ -67,7 +67,9 @@ class SegmentEncoder:
         return cached
 
 
-def keep_through_stop_tag(tokenizer: Tokenizer, ids: Sequence[int]) -> tuple[int, str]:
+def keep_through_stop_tag(
+    tokenizer: Tokenizer, ids: Sequence[int], grammar: ActionGrammar = SEARCH_GRAMMAR
+) -> tuple[int, str]:
     """How many of a turn's tokens to keep so nothing after the first closing tag survives.
 
     Returns (count, decoded text of the kept tokens). The token that completes the tag is kept
@@ -75,13 +77,13 @@ def keep_through_stop_tag(tokenizer: Tokenizer, ids: Sequence[int]) -> tuple[int
     re-tokenizing). Engines that honour stop strings return nothing more, so one decode suffices.
     """
     text = tokenizer.decode(list(ids), skip_special_tokens=False)
-    end = first_stop_tag_end(text)
+    end = grammar.first_stop_tag_end(text)
     if end is None or end == len(text):
         return len(ids), text
     low, high = 1, len(ids)  # smallest prefix whose text contains a closing tag
     while low < high:
         mid = (low + high) // 2
-        if first_stop_tag_end(tokenizer.decode(list(ids[:mid]), skip_special_tokens=False)) is None:
+        if grammar.first_stop_tag_end(tokenizer.decode(list(ids[:mid]), skip_special_tokens=False)) is None:
             low = mid + 1
         else:
             high = mid

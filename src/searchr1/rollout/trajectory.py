@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Sequence
 
+from searchr1.tools.base import ToolCall
+
 Status = Literal["completed", "truncated", "aborted"]
+SEARCH = "search"
 
 
 @dataclass
@@ -18,16 +21,34 @@ class Trajectory:
     """Engine logprob per response token; 0.0 on masked tokens."""
     response_text: str = ""
     turns: int = 0
-    search_calls: int = 0
-    search_failures: int = 0
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """Every tool call, in order."""
     observation_tokens: int = 0
-    """Tokens of search observations (corrections are masked too but not counted here)."""
+    """Tokens of tool observations (corrections are masked too but not counted here)."""
     invalid_actions: int = 0
-    queries: list[str] = field(default_factory=list)
     final_answer: Optional[str] = None
     status: Status = "completed"
-    search_seconds: float = 0.0
-    """Wall time spent waiting for search (Miles: non_generation_time)."""
+
+    def calls_of(self, tool: str) -> list[ToolCall]:
+        return [call for call in self.tool_calls if call.tool == tool]
+
+    @property
+    def search_calls(self) -> int:
+        return len(self.calls_of(SEARCH))
+
+    @property
+    def search_failures(self) -> int:
+        return sum(call.failed for call in self.calls_of(SEARCH))
+
+    @property
+    def queries(self) -> list[str]:
+        """The search queries, in order."""
+        return [call.argument for call in self.calls_of(SEARCH)]
+
+    @property
+    def tool_seconds(self) -> float:
+        """Wall time spent waiting for tools (Miles: non_generation_time)."""
+        return sum(call.seconds for call in self.tool_calls)
 
     def token_record(self) -> dict[str, list[int]]:
         """The ids and mask exactly as rolled out, for sample files that training may reuse (no re-tokenizing)."""

@@ -11,12 +11,12 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import aiohttp
 
 from searchr1.config.checks import ConfigError
-from searchr1.config.schema import SearchConfig
+from searchr1.config.schema import BackendConfig, SearchConfig
 from searchr1.config.secrets import secret_values
 from searchr1.search.base import Passage, SearchResult, SearchStats
 from searchr1.search.cache import ResultCache
@@ -116,7 +116,7 @@ class SearchStack:
 
 
 def build_search_backend(
-    backend_cfg: Any,
+    backend_cfg: BackendConfig,
     search_cfg: SearchConfig,
     *,
     session: aiohttp.ClientSession,
@@ -158,34 +158,53 @@ class NoPassages:
 
 
 def _client(
-    backend_cfg: Any,
+    backend_cfg: BackendConfig,
     search_cfg: SearchConfig,
     *,
     session: aiohttp.ClientSession,
     urls: Optional[list[str]],
     stats: SearchStats,
 ) -> Fetcher:
-    if backend_cfg.name == "google":
-        api_key = read_api_key(backend_cfg)
-        return SerperClient(backend_cfg, api_key=api_key, session=session, timeout_s=search_cfg.timeout_s, stats=stats)
-    if backend_cfg.name == "local":
-        targets = list(urls or backend_cfg.urls)
-        if not targets:
-            raise ConfigError(
-                "backend.urls=[] and no embedded retriever URL was given; allowed: at least one retriever URL"
-            )
-        return LocalRetrieverClient(targets, session=session, timeout_s=search_cfg.timeout_s)
-    raise ConfigError(f"backend.name={backend_cfg.name!r} is not allowed; allowed: local, google")
+    make = _CLIENTS.get(backend_cfg.name)
+    if make is None:
+        raise ConfigError(f"backend.name={backend_cfg.name!r} is not allowed; allowed: {', '.join(_CLIENTS)}")
+    return make(backend_cfg, search_cfg, session, urls, stats)
 
 
-def _recorder(search_cfg: SearchConfig, run_dir: Optional[Path], backend_cfg: Any) -> Optional[Recorder]:
+def _google_client(
+    backend_cfg: Any, search_cfg: SearchConfig, session: aiohttp.ClientSession, urls: Any, stats: SearchStats
+) -> Fetcher:
+    api_key = read_api_key(backend_cfg)
+    return SerperClient(backend_cfg, api_key=api_key, session=session, timeout_s=search_cfg.timeout_s, stats=stats)
+
+
+def _retriever_client(
+    backend_cfg: Any,
+    search_cfg: SearchConfig,
+    session: aiohttp.ClientSession,
+    urls: Optional[list[str]],
+    stats: SearchStats,
+) -> Fetcher:
+    targets = list(urls or backend_cfg.retriever_urls)
+    if not targets:
+        raise ConfigError(
+            "backend.urls=[] and no embedded retriever URL was given; allowed: at least one retriever URL"
+        )
+    return LocalRetrieverClient(targets, session=session, timeout_s=search_cfg.timeout_s)
+
+
+_CLIENTS: dict[str, Callable[..., Fetcher]] = {"google": _google_client, "local": _retriever_client}
+"""The HTTP client of each search backend (``backend.name``)."""
+
+
+def _recorder(search_cfg: SearchConfig, run_dir: Optional[Path], backend_cfg: BackendConfig) -> Optional[Recorder]:
     if not search_cfg.record:
         return None
     if run_dir is None:
         raise ConfigError("search.record=true needs a run dir to write search_record.jsonl into")
     path = Path(run_dir) / RECORD_FILE
     log.info("recording every search to %s (search.record)", path)
-    secret_env = getattr(backend_cfg, "api_key_env", None)
+    secret_env = backend_cfg.secret_env
     return Recorder(path, backend_cfg.name, secret_values([secret_env] if secret_env else []))
 
 

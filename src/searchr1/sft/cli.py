@@ -99,19 +99,22 @@ def demonstration_questions(cfg: SearchR1Config) -> list[Question]:
 def _demonstrations(ctx: RunContext, questions: list[Question]):
     from searchr1.models.loading import load_policy_tokenizer
     from searchr1.retriever.embedded import run_retriever
-    from searchr1.search.factory import build_search_backend
     from searchr1.sft.demonstrations import build_demonstrations
+    from searchr1.tools.base import ToolContext
+    from searchr1.tools.registry import selected_nodes
+    from searchr1.tools.toolbox import open_toolbox
 
     cfg = ctx.cfg
     tokenizer = load_policy_tokenizer(cfg.model)
 
     async def build(urls: list[str] | None):
         async with aiohttp.ClientSession() as session:
-            search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls, run_dir=ctx.run_dir)
+            context = ToolContext(session, run_dir=ctx.run_dir, backend=cfg.backend, retriever_urls=urls)
+            tools = open_toolbox(selected_nodes(cfg), context)
             try:
-                return await build_demonstrations(questions, search=search, tokenizer=tokenizer, cfg=cfg)
+                return await build_demonstrations(questions, tools=tools, tokenizer=tokenizer, cfg=cfg)
             finally:
-                await search.close()
+                await tools.close()
 
     with run_retriever(cfg, ctx.run_dir) as urls:
         return asyncio.run(build(urls))

@@ -23,7 +23,8 @@ from searchr1.engines.base import EngineOutput, SamplingParams, Tokenizer
 from searchr1.rollout.loop import run_trajectory
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.search.base import SearchBackend
+from searchr1.tools.prompt import policy_messages
+from searchr1.tools.toolbox import Toolbox
 
 
 # How each relation of the synthetic book reads in a sentence ("the founder of X").
@@ -115,22 +116,23 @@ class DemonstrationSet:
 
 
 async def build_demonstrations(
-    questions: Sequence[Question], *, search: SearchBackend, tokenizer: Tokenizer, cfg: SearchR1Config
+    questions: Sequence[Question], *, tools: Toolbox, tokenizer: Tokenizer, cfg: SearchR1Config
 ) -> DemonstrationSet:
     """Roll out each question's planned turns with ``cfg``'s rollout settings (as many search turns as it has hops)."""
     rollout_cfg = dataclasses.replace(
         cfg.rollout, max_turns=max([len(q.hop_queries) for q in questions], default=1), final_turn=True
     )
     encoder = SegmentEncoder(tokenizer)
+    style = cfg.data.prompt_style
     rollouts = [
         run_trajectory(
-            prompt_ids(tokenizer, styled_messages(prompt_messages(q.text), cfg.data.prompt_style)),
+            prompt_ids(
+                tokenizer, policy_messages(styled_messages(prompt_messages(q.text), style), q.text, tools.specs)
+            ),
             engine=ScriptedPolicy(tokenizer, planned_turns(q, cfg.sft.thoughts)),
-            search=search,
+            tools=tools,
             tokenizer=tokenizer,
             rollout_cfg=rollout_cfg,
-            topk=cfg.search.topk,
-            failure_text=cfg.search.failure_text,
             encoder=encoder,
         )
         for q in questions

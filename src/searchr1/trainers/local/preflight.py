@@ -16,18 +16,12 @@ from typing import Mapping, Optional
 
 from searchr1.config.schema import SearchR1Config
 from searchr1.paths import cache_root
-from searchr1.preflight import (
-    file_problem,
-    raise_on_problems,
-    retriever_problem,
-    secret_problem,
-    url_problem,
-    writable_dir_problem,
-)
+from searchr1.preflight import in_hf_cache, raise_on_problems, writable_dir_problem
+from searchr1.retriever.embedded import embedded_retriever_problems, needs_embedded_retriever
+from searchr1.tools.preflight import tool_problems
 
 log = logging.getLogger(__name__)
 
-RETRIEVER_PROBE_TIMEOUT_S = 3.0
 _SYNTHETIC_KEYS = ("train_path", "test_path", "corpus_path")
 
 
@@ -46,7 +40,8 @@ def preflight(cfg: SearchR1Config, run_dir: Path, *, env: Mapping[str, str]) -> 
         if cfg.trainer.checkpoint_every
         else None,
         _synthetic_data_problem(cfg),
-        *_search_problems(cfg, env),
+        *tool_problems(cfg, env),
+        *(embedded_retriever_problems(cfg) if needs_embedded_retriever(cfg) else []),
     ]
     return [problem for problem in problems if problem]
 
@@ -66,7 +61,7 @@ def _model_problem(cfg: SearchR1Config) -> Optional[str]:
         if (path / "config.json").is_file() or any(path.glob("*.gguf")):
             return None
         return f"{key}={name}: {path} holds neither config.json nor a .gguf file"
-    if _in_hf_cache(name):
+    if in_hf_cache(name):
         return None
     return f"{key}={name}: no such dir, and not in the local Hugging Face cache (models load offline)"
 
@@ -82,15 +77,6 @@ def _warm_start_problem(cfg: SearchR1Config) -> Optional[str]:
     except ConfigError as exc:
         return str(exc)
     return None
-
-
-def _in_hf_cache(repo_id: str) -> bool:
-    """Whether an HF model id has its config.json in the local hub cache (what offline loading reads)."""
-    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") != 1:
-        return False
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 # --------------------------------------------------------------------------- data
@@ -117,49 +103,3 @@ def _synthetic_data_problem(cfg: SearchR1Config) -> Optional[str]:
             cfg.data.num_entities,
         )
     return None
-
-
-# --------------------------------------------------------------------------- search
-def _search_problems(cfg: SearchR1Config, env: Mapping[str, str]) -> list[Optional[str]]:
-    if not cfg.search.enabled:
-        return []  # no search is ever sent
-    if cfg.search.replay_path:
-        return [file_problem("search.replay_path", cfg.search.replay_path, "a run with search.record=true")]
-    if cfg.backend.name == "google":
-        return [secret_problem(env, cfg.backend.api_key_env, "backend.api_key_env")]
-    if cfg.backend.urls:
-        bad = [url_problem("backend.urls", url) for url in cfg.backend.urls]
-        if any(bad):
-            return bad
-        return [retriever_problem(url, RETRIEVER_PROBE_TIMEOUT_S) for url in cfg.backend.urls]
-    return _embedded_retriever_problems(cfg)
-
-
-def _embedded_retriever_problems(cfg: SearchR1Config) -> list[Optional[str]]:
-    from searchr1.retriever.index import index_ready, resolve_index_dir
-
-    rcfg = cfg.retriever
-    index_dir = resolve_index_dir(Path(cfg.data.corpus_path).expanduser(), rcfg)
-    problems = [_encoder_problem(rcfg.encoder)] if rcfg.kind == "dense" else []
-    if index_ready(index_dir, rcfg):
-        return problems
-    if index_dir.suffix == ".index":  # a FAISS file such as Search-R1's e5_Flat.index: we do not build those
-        problems.append(
-            f"retriever.index_dir={index_dir}: no index file there (Search-R1's e5_Flat.index comes "
-            f"with `searchr1-data download --out {index_dir.parent}`)"
-        )
-    else:  # the embedded retriever builds it on first use
-        problems.append(writable_dir_problem("retriever.index_dir", index_dir))
-    return problems
-
-
-def _encoder_problem(name: str) -> Optional[str]:
-    from searchr1.retriever.encoder import resolve_encoder
-
-    try:
-        path = Path(resolve_encoder(name)).expanduser()
-    except FileNotFoundError as exc:
-        return f"retriever.encoder={name}: {exc}"
-    if (path / "config.json").is_file() or _in_hf_cache(name):
-        return None
-    return f"retriever.encoder={name}: no such dir, and not in the local Hugging Face cache (encoders load offline)"

@@ -40,12 +40,17 @@ from searchr1.trainers.local.checkpoint import load_latest, restore, save_checkp
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.grpo import Group, group_advantages, grpo_update
 from searchr1.trainers.local.heap import map_large_allocations, trim_heap
+from searchr1.trainers.local.interrupt import Interrupted, SignalStop
 from searchr1.trainers.local.health_guard import HealthGuard
 from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
-from searchr1.models.checkpoints import POLICY_DIR
+from searchr1.models.checkpoints import POLICY_DIR, saved_checkpoints
 from searchr1.models.lora import sync_trainable
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.models.policy_writer import save_warm_start
+from searchr1.tools.base import ToolContext
+from searchr1.tools.prompt import example_messages
+from searchr1.tools.registry import selected_nodes
+from searchr1.tools.toolbox import Toolbox, open_toolbox
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,31 @@ class Trainer:
 
 
 def train(ctx: RunContext) -> None:
+    """Train; SIGINT (Ctrl-C) and SIGTERM stop it within seconds, in one line, exit status 128 + signal."""
+    with SignalStop() as stop:
+        try:
+            _train(ctx, stop)
+        except Interrupted as exc:
+            log.warning("stopped by %s: %s", exc, _resume_hint(ctx))
+            raise SystemExit(exc.exit_code) from None
+
+
+def _resume_hint(ctx: RunContext) -> str:
+    directory = checkpoint_dir(ctx)
+    saved = saved_checkpoints(directory) if directory.is_dir() else {}
+    if not saved:
+        return "no checkpoint was written yet, so a rerun starts from step 0"
+    return (
+        f"the newest checkpoint is step {max(saved)} in {directory}; continue with "
+        f"trainer.resume=true hydra.run.dir={ctx.run_dir}"
+    )
+
+
+def checkpoint_dir(ctx: RunContext) -> Path:
+    return Path(ctx.cfg.trainer.checkpoint_dir) if ctx.cfg.trainer.checkpoint_dir else ctx.run_dir / "checkpoints"
+
+
+def _train(ctx: RunContext, stop: SignalStop) -> None:
     cfg, tcfg = ctx.cfg, ctx.cfg.trainer
     _seed_everything(cfg.seed)
     if tcfg.threads:
@@ -90,7 +120,7 @@ def train(ctx: RunContext) -> None:
             log.info("checkpoint is at step %d >= trainer.steps=%d: nothing to train", start, tcfg.steps)
             return
         with run_retriever(cfg, ctx.run_dir) as urls:
-            asyncio.run(_train_steps(trainer, tracker, start, urls))
+            asyncio.run(_train_steps(trainer, tracker, start, urls, stop))
         _save_policy(trainer)
     finally:
         tracker.finish()
@@ -143,8 +173,7 @@ def _build(ctx: RunContext) -> Trainer:
         sources=[e.data_source for e in examples],
         balance=cfg.data.balance_sources,
     )
-    checkpoint_dir = Path(tcfg.checkpoint_dir) if tcfg.checkpoint_dir else ctx.run_dir / "checkpoints"
-    return Trainer(ctx, examples, eval_examples, tokenizer, models, optimizer, sampler, checkpoint_dir)
+    return Trainer(ctx, examples, eval_examples, tokenizer, models, optimizer, sampler, checkpoint_dir(ctx))
 
 
 def build_models(cfg: SearchR1Config) -> Models:
@@ -200,21 +229,22 @@ def _resume(trainer: Trainer) -> int:
     return int(state["step"])
 
 
-async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Optional[list[str]]) -> None:
+async def _train_steps(
+    trainer: Trainer, tracker: Tracker, start: int, urls: Optional[list[str]], stop: SignalStop
+) -> None:
     import aiohttp
-
-    from searchr1.search.factory import build_search_backend
 
     cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
     async with aiohttp.ClientSession() as session:
-        search = build_search_backend(cfg.backend, cfg.search, session=session, urls=urls, run_dir=trainer.ctx.run_dir)
+        context = ToolContext(session, run_dir=trainer.ctx.run_dir, backend=cfg.backend, retriever_urls=urls)
+        tools = open_toolbox(selected_nodes(cfg), context)
         engine = LocalEngine(
             trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch, seed=cfg.seed
         )
         try:
             if tcfg.eval_every and start == 0:
                 # The starting policy's score: the baseline every later eval is read against.
-                tracker.log(await _evaluate(trainer, engine, search), 0)
+                tracker.log(await _evaluate(trainer, engine, tools), 0)
             guard = HealthGuard(
                 cfg.health,
                 trainer.models.policy,
@@ -223,24 +253,25 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
                 start_step=start,
             )
             for step in range(start + 1, tcfg.steps + 1):
-                metrics = await _train_step(trainer, engine, search, step)
+                metrics = await _train_step(trainer, engine, tools, step)
                 if tcfg.eval_every and step % tcfg.eval_every == 0:
-                    metrics.update(await _evaluate(trainer, engine, search))
+                    metrics.update(await _evaluate(trainer, engine, tools))
                 verdict = guard.review(step, metrics)  # health.*: may restore earlier weights
                 if verdict == "rollback":
                     _sync_engine(trainer.models)
-                # Log before saving: a kill in between redoes the step, and resuming drops its lines.
-                tracker.log(metrics, step)
                 stopping = verdict == "stop"
-                if stopping or tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
-                    save_checkpoint(
-                        trainer.checkpoint_dir,
-                        step,
-                        trainer.models.policy,
-                        trainer.optimizer,
-                        trainer.sampler.state(),
-                        keep=tcfg.checkpoint_keep,
-                    )
+                with stop.committing():  # Ctrl-C here lets the step's line and checkpoint finish first
+                    # Log before saving: a kill in between redoes the step, and resuming drops its lines.
+                    tracker.log(metrics, step)
+                    if stopping or tcfg.checkpoint_every and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
+                        save_checkpoint(
+                            trainer.checkpoint_dir,
+                            step,
+                            trainer.models.policy,
+                            trainer.optimizer,
+                            trainer.sampler.state(),
+                            keep=tcfg.checkpoint_keep,
+                        )
                 if stopping:
                     log.warning(
                         "health: stopping at step %d (a health.* rule with action=stop fired); checkpoint in %s",
@@ -250,26 +281,24 @@ async def _train_steps(trainer: Trainer, tracker: Tracker, start: int, urls: Opt
                     break
         finally:
             await engine.close()
-            await search.close()
+            await tools.close()
 
 
-async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: int) -> dict[str, float]:
+async def _train_step(trainer: Trainer, engine: LocalEngine, tools: Toolbox, step: int) -> dict[str, float]:
     cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
     n = cfg.rollout.n_samples_per_prompt
     started = time.perf_counter()
     batch = [trainer.examples[i] for i in trainer.sampler.next_batch()]
-    prompts = [prompt_ids(trainer.tokenizer, example.prompt_messages) for example in batch]
+    prompts = [prompt_ids(trainer.tokenizer, example_messages(example, tools.specs)) for example in batch]
     engine.reseed(cfg.seed * 1_000_003 + step)  # each step's sampling is reproducible after a resume
     engine.clear_prefix_cache()  # cached KV was computed with last step's weights
     generated_before = engine.stats.generated_tokens
     trajectories = await run_batch(
         [p for p in prompts for _ in range(n)],
         engine=engine,
-        search=search,
+        tools=tools,
         tokenizer=trainer.tokenizer,
         rollout_cfg=cfg.rollout,
-        topk=cfg.search.topk,
-        failure_text=cfg.search.failure_text,
     )
     # The cached KV is stale once the update runs: free it, and the rollout's heap, before the update's peak.
     engine.clear_prefix_cache()
@@ -281,7 +310,7 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
         decoded = [trainer.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts]
         prompt_texts = [text for text in decoded for _ in range(n)]
     rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward, prompt_texts=prompt_texts)
-    metrics = rollout_metrics(trajectories, rewards, golds, search.stats_and_reset())
+    metrics = rollout_metrics(trajectories, rewards, golds, tools.stats_and_reset(), tools=list(tools.tools))
     metrics.update(rollout_health(trajectories, rewards, contiguous_groups([r.total for r in rewards], n)))
     _write_rollouts(trainer.ctx.run_dir, step, batch, n, trajectories, rewards)
 
@@ -320,18 +349,18 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, search: Any, step: 
     return metrics
 
 
-async def _evaluate(trainer: Trainer, engine: LocalEngine, search: Any) -> dict[str, float]:
+async def _evaluate(trainer: Trainer, engine: LocalEngine, tools: Toolbox) -> dict[str, float]:
     """The shared periodic eval (eval/exact_match, per data source, F1, ...) on trainer.eval_prompts prompts."""
     engine.clear_prefix_cache()  # the cached KV predates this step's update
     metrics = await evaluate(
         trainer.eval_examples,
         engine=engine,
-        search=search,
+        tools=tools,
         tokenizer=trainer.tokenizer,
         cfg=trainer.ctx.cfg,
         max_prompts=trainer.ctx.cfg.trainer.eval_prompts,
     )
-    search.stats_and_reset()  # eval's searches stay out of the next step's search/* metrics
+    tools.stats_and_reset()  # eval's tool calls stay out of the next step's search/* metrics
     return metrics
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-from searchr1.config.schema import MilesTrainerConfig, SearchR1Config
-from searchr1.preflight import retriever_problem
+from searchr1.config.schema import MilesTrainerConfig, SearchR1Config, backend_config
+from searchr1.tools.registry import selected_nodes, tool_spec, typed_nodes
 
 RESULT_PREFIX = "SEARCHR1_CLUSTER_CHECK "
 VISIBLE_MARKER_PREFIX = ".searchr1-visible-"
@@ -83,8 +83,9 @@ def _data(key: str, path: str) -> PathCheck:
 
 
 def cluster_spec(cfg: SearchR1Config, visible_marker: Optional[Path]) -> dict[str, Any]:
-    """What every node checks (JSON, no secrets): the path checks, the retriever URLs, and a file the
-    launcher wrote where the job writes its files (visible on a node only if that storage is shared)."""
+    """What every node checks (JSON, no secrets: nodes name environment variables, never values): the path
+    checks, each tool's services (its node and the search backend's), and a file the launcher wrote where the
+    job writes its files (visible on a node only if that storage is shared)."""
     checks = path_checks(cfg)
     if visible_marker is not None:
         checks.append(
@@ -95,14 +96,20 @@ def cluster_spec(cfg: SearchR1Config, visible_marker: Optional[Path]) -> dict[st
                 "hydra.run.dir or trainer.shared_dir to a directory every node mounts at one path",
             )
         )
-    urls = list(cfg.backend.urls) if cfg.backend.name == "local" else []
-    return {"paths": [dataclasses.asdict(check) for check in checks], "retrievers": urls}
+    return {
+        "paths": [dataclasses.asdict(check) for check in checks],
+        "tools": {name: dataclasses.asdict(node) for name, node in selected_nodes(cfg).items()},
+        "backend": dataclasses.asdict(cfg.backend),
+    }
 
 
 def node_problems(spec: Mapping[str, Any]) -> list[str]:
     """The spec's problems on the machine this runs on."""
     problems = [check.problem for check in (PathCheck(**c) for c in spec["paths"]) if not check.holds()]
-    return problems + [p for url in spec["retrievers"] if (p := retriever_problem(url))]
+    backend = backend_config(spec["backend"])
+    for name, node in typed_nodes(spec["tools"]).items():
+        problems += tool_spec(name).endpoints_problems(node, backend)
+    return problems
 
 
 # --------------------------------------------------------------------------- on the cluster

@@ -17,17 +17,18 @@ from typing import Any, Optional
 import yaml
 
 from searchr1.config.schema import (
-    GoogleBackendConfig,
+    BackendConfig,
     HealthConfig,
     HealthRuleConfig,
-    LocalBackendConfig,
     RewardConfig,
     RolloutConfig,
-    SearchConfig,
     SearchR1Config,
     TisConfig,
+    ToolConfig,
+    backend_config,
 )
 from searchr1.paths import METRICS_FILE
+from searchr1.tools.registry import selected_nodes, typed_nodes
 
 NAMESPACE = "searchr1"
 CUSTOM_CONFIG_FILE = "miles_custom_config.yaml"
@@ -36,9 +37,10 @@ CUSTOM_CONFIG_FILE = "miles_custom_config.yaml"
 def build_custom_config(
     cfg: SearchR1Config, *, run_dir: Path, run_name: str, retriever_urls: Optional[list[str]] = None
 ) -> dict[str, Any]:
-    """Our rollout/search/reward settings under ``searchr1``, plus the mis.yaml TIS keys."""
+    """Our rollout/tools/reward settings under ``searchr1``, plus the mis.yaml TIS keys. ``retriever_urls``: a
+    retriever the launcher started (the embedded one), which the search tool then sends to."""
     backend = dataclasses.asdict(cfg.backend)
-    if retriever_urls is not None and cfg.backend.name == "local":
+    if retriever_urls is not None:
         backend["urls"] = list(retriever_urls)
     ours = {
         "run_dir": str(run_dir),
@@ -46,7 +48,7 @@ def build_custom_config(
         "sweep_name": cfg.sweep_name,  # Miles logs args to W&B: lets dashboards gather a sweep's runs
         "hf_checkpoint": cfg.model.hf_checkpoint,
         "backend": backend,
-        "search": dataclasses.asdict(cfg.search),
+        "tools": {name: dataclasses.asdict(node) for name, node in selected_nodes(cfg).items()},
         "rollout": dataclasses.asdict(cfg.rollout),
         "reward": dataclasses.asdict(cfg.reward),
         "health": dataclasses.asdict(cfg.health),
@@ -85,8 +87,9 @@ class HookSettings:
     run_dir: Path
     run_name: str
     hf_checkpoint: str
-    backend: Any
-    search: SearchConfig
+    backend: BackendConfig
+    tools: dict[str, ToolConfig]
+    """The run's tools in order, each with its config node."""
     rollout: RolloutConfig
     reward: RewardConfig
     tis: TisConfig
@@ -104,13 +107,12 @@ class HookSettings:
                 f"Miles args carry no '{NAMESPACE}' settings: was --custom-config-path "
                 f"{CUSTOM_CONFIG_FILE} passed? (searchr1 writes it into the run dir)"
             )
-        backend_type = GoogleBackendConfig if raw["backend"]["name"] == "google" else LocalBackendConfig
         return cls(
             run_dir=Path(raw["run_dir"]),
             run_name=raw["run_name"],
             hf_checkpoint=raw["hf_checkpoint"],
-            backend=backend_type(**raw["backend"]),
-            search=SearchConfig(**raw["search"]),
+            backend=backend_config(raw["backend"]),
+            tools=typed_nodes(raw["tools"]),
             rollout=RolloutConfig(**raw["rollout"]),
             reward=RewardConfig(**raw["reward"]),
             tis=tis_config_from_args(args),

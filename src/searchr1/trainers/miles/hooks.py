@@ -35,7 +35,8 @@ from searchr1.health import HealthMonitor, mismatch_metrics, rollout_health, war
 from searchr1.metrics_file import MetricsWriter
 from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.search.factory import SearchStack, build_search_backend
+from searchr1.tools.base import ToolCall, ToolContext
+from searchr1.tools.toolbox import Toolbox, open_toolbox
 from searchr1.trainers.miles.custom_config import HookSettings, tis_config_from_args
 from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY, compute_tis
 
@@ -56,12 +57,12 @@ class SampleInvariantError(ValueError):
 # --------------------------------------------------------------------------- per-process runtime
 @dataclass
 class _Runtime:
-    """The HTTP session, engine client and search stack of one rollout process and event loop."""
+    """The HTTP session, engine client and tool clients of one rollout process and event loop."""
 
     settings: HookSettings
     session: aiohttp.ClientSession
     engine: SGLangEngine
-    search: SearchStack
+    tools: Toolbox
     encoders: dict[int, SegmentEncoder]
 
     def encoder(self, tokenizer: Any) -> SegmentEncoder:
@@ -93,17 +94,22 @@ async def _runtime(args: Any) -> _Runtime:
         return runtime
     settings = hook_settings(args)
     session = aiohttp.ClientSession()
-    search = build_search_backend(settings.backend, settings.search, session=session, run_dir=settings.run_dir)
-    runtime = _Runtime(settings, session, SGLangEngine(router_url(args), session), search, {})
+    tools = open_toolbox(settings.tools, ToolContext(session, run_dir=settings.run_dir, backend=settings.backend))
+    runtime = _Runtime(settings, session, SGLangEngine(router_url(args), session), tools, {})
     _RUNTIMES[key] = runtime
-    log.info("searchr1 rollout: engine %s, search backend %s", router_url(args), settings.backend.name)
+    log.info(
+        "searchr1 rollout: engine %s, tools %s, search backend %s",
+        router_url(args),
+        ", ".join(settings.tools),
+        settings.backend.name,
+    )
     return runtime
 
 
 async def close_runtimes() -> None:
-    """Close every cached session and search stack (tests; Miles ends the process instead)."""
+    """Close every cached session and tool client (tests; Miles ends the process instead)."""
     for runtime in list(_RUNTIMES.values()):
-        await runtime.search.close()
+        await runtime.tools.close()
         await runtime.session.close()
     _RUNTIMES.clear()
     _SETTINGS.clear()
@@ -162,11 +168,9 @@ async def generate_sample(
         traj = await run_trajectory(
             ids,
             engine=engine,
-            search=runtime.search,
+            tools=runtime.tools,
             tokenizer=tokenizer,
             rollout_cfg=rollout_config(settings.rollout, sampling_params),
-            topk=settings.search.topk,
-            failure_text=settings.search.failure_text,
             encoder=runtime.encoder(tokenizer),
         )
         if not traj.response_ids:
@@ -248,7 +252,7 @@ def fill_sample(sample: Any, traj: Trajectory, *, engine_aborted: bool, filler_t
     sample.loss_mask = [int(m) for m in traj.loss_mask]
     sample.rollout_log_probs = [float(lp) for lp in traj.rollout_logprobs]
     sample.status = _status(traj.status, engine_aborted, status)
-    sample.non_generation_time = traj.search_seconds  # keeps Miles' tokens/s honest about search time
+    sample.non_generation_time = traj.tool_seconds  # keeps Miles' tokens/s honest about tool time
     sample.metadata = {**(sample.metadata or {}), METADATA_KEY: trajectory_counts(traj)}
 
 
@@ -266,13 +270,12 @@ def trajectory_counts(traj: Trajectory) -> dict[str, Any]:
     return {
         "turns": traj.turns,
         "search_calls": traj.search_calls,
-        "search_failures": traj.search_failures,
+        "tool_calls": [call.record() for call in traj.tool_calls],
         "observation_tokens": traj.observation_tokens,
         "invalid_actions": traj.invalid_actions,
-        "queries": list(traj.queries),
         "final_answer": traj.final_answer,
         "status": traj.status,
-        "search_seconds": traj.search_seconds,
+        "tool_seconds": traj.tool_seconds,
     }
 
 
@@ -293,7 +296,7 @@ def fail_sample(
     sample.loss_mask = [0]
     sample.rollout_log_probs = [0.0]
     sample.status = type(sample).Status.ABORTED if aborted else type(sample).Status.FAILED
-    sample.non_generation_time = float((counts or {}).get("search_seconds", 0.0))
+    sample.non_generation_time = float((counts or {}).get("tool_seconds", 0.0))
     status = "aborted" if aborted else "failed"
     sample.metadata = {**(sample.metadata or {}), METADATA_KEY: {**(counts or {}), "error": reason, "status": status}}
 
@@ -475,7 +478,7 @@ def rollout_log_metrics(samples: Sequence[Any], args: Any, search_stats: Optiona
     trajectories = [sample_trajectory(s) for s in samples]
     rewards = [_breakdown(s, settings.reward) for s in samples]
     golds = [golden_answers(s.label) for s in samples]
-    metrics = rollout_metrics(trajectories, rewards, golds, search_stats)
+    metrics = rollout_metrics(trajectories, rewards, golds, search_stats, tools=list(settings.tools))
     metrics.update(rollout_health(trajectories, rewards, reward_groups(samples, rewards)))
     return metrics
 
@@ -564,14 +567,11 @@ def sample_trajectory(sample: Any) -> Trajectory:
         rollout_logprobs=list(sample.rollout_log_probs or [0.0] * n),
         response_text=sample.response,
         turns=counts.get("turns", 0),
-        search_calls=counts.get("search_calls", 0),
-        search_failures=counts.get("search_failures", 0),
+        tool_calls=[ToolCall(*record) for record in counts.get("tool_calls", [])],
         observation_tokens=counts.get("observation_tokens", 0),
         invalid_actions=counts.get("invalid_actions", 0),
-        queries=list(counts.get("queries", [])),
         final_answer=counts.get("final_answer"),
         status="aborted" if status == "failed" else status,
-        search_seconds=counts.get("search_seconds", 0.0),
     )
 
 
@@ -587,8 +587,9 @@ def _breakdown(sample: Any, cfg: RewardConfig) -> RewardBreakdown:
 
 
 def search_stats_and_reset() -> dict[str, float]:
-    """This rollout's search metrics over every runtime of the process (one per event loop and args)."""
-    return combine_search_stats([runtime.search.stats_and_reset() for runtime in _RUNTIMES.values()])
+    """This rollout's tool counters (``search/*``, …) over every runtime of the process (one per event loop
+    and args)."""
+    return combine_search_stats([runtime.tools.stats_and_reset() for runtime in _RUNTIMES.values()])
 
 
 # How the search metrics of several runtimes combine; every other search/* key is a count and adds up.

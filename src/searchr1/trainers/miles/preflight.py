@@ -10,8 +10,10 @@ from typing import Callable, Mapping, Optional
 
 from searchr1.config.schema import MilesTrainerConfig, SearchR1Config
 from searchr1.trainers.miles.cluster_check import path_checks
-from searchr1.preflight import PreflightError, file_problem as _file, retriever_problem
+from searchr1.preflight import PreflightError, file_problem as _file
 from searchr1.preflight import secret_problem as _secret, writable_dir_problem
+from searchr1.retriever.embedded import embedded_retriever_problems, needs_embedded_retriever
+from searchr1.tools.preflight import tool_problems
 
 __all__ = ["PreflightError", "preflight", "raise_on_problems"]
 
@@ -35,7 +37,6 @@ def preflight(
             if cfg.model.megatron_args
             else f"model.megatron_args is empty for model {cfg.model.name!r}: Miles needs its architecture flags"
         ),
-        lambda: _secret(env, cfg.backend.api_key_env, "backend.api_key_env") if cfg.backend.name == "google" else None,
         lambda: (
             _secret(env, cfg.logger.api_key_env, "logger.api_key_env (or logger.mode=offline)")
             if cfg.logger.mode == "online"
@@ -50,21 +51,22 @@ def preflight(
     ]
     problems = [] if on_cluster else [check.problem for check in path_checks(cfg) if not check.holds()]
     problems += [problem for check in checks if (problem := check())]
-    if cfg.backend.name == "local":
-        problems += _retriever_problems(cfg, trainer, on_cluster)
+    problems += tool_problems(cfg, env, endpoints=not on_cluster)
+    if needs_embedded_retriever(cfg):
+        problems += _embedded_retriever_problems(cfg, trainer)
     return problems
 
 
-def _retriever_problems(cfg: SearchR1Config, t: MilesTrainerConfig, on_cluster: bool) -> list[str]:
-    if cfg.backend.urls:
-        return [] if on_cluster else [p for url in cfg.backend.urls if (p := retriever_problem(url))]
+def _embedded_retriever_problems(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
     if t.ray_address:  # the embedded retriever listens on this machine's 127.0.0.1 only
         return [
             "backend.urls is empty but trainer.ray_address is a remote cluster: start a retriever its nodes "
             "can reach (`searchr1-retriever serve`) and pass backend.urls=[http://HOST:PORT]"
         ]
     problem = _file("data.corpus_path", cfg.data.corpus_path, "searchr1-data download")
-    return [problem + " (the embedded retriever indexes it)"] if problem else []
+    if problem:
+        return [problem + " (the embedded retriever indexes it)"]
+    return embedded_retriever_problems(cfg)
 
 
 def raise_on_problems(problems: list[str]) -> None:

@@ -1,0 +1,77 @@
+"""A run's tools bound to their clients: the grammar the policy writes, and the calls the rollout makes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from searchr1.config.schema import RolloutConfig
+from searchr1.tools.base import ToolCall, ToolClient, ToolContext, ToolOutput, ToolSpec
+from searchr1.tools.grammar import ActionGrammar
+from searchr1.tools.registry import tool_spec
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_INVALID_ACTION_TEXT = RolloutConfig.__dataclass_fields__["invalid_action_text"].default
+
+
+@dataclass
+class BoundTool:
+    spec: ToolSpec
+    client: ToolClient
+
+
+class Toolbox:
+    """What the rollout calls tools through. ``call`` never raises: a tool's own bug is a failed call."""
+
+    def __init__(self, tools: Sequence[BoundTool]) -> None:
+        self.tools = {bound.spec.tag: bound for bound in tools}
+        self.grammar = ActionGrammar(tuple(self.tools))
+
+    @property
+    def specs(self) -> list[ToolSpec]:
+        return [bound.spec for bound in self.tools.values()]
+
+    async def call(self, tag: str, argument: str) -> tuple[str, ToolCall]:
+        """The observation text to append, and the call's record."""
+        bound = self.tools[tag]
+        started = time.perf_counter()
+        try:
+            output = await bound.client.call(argument)
+        except Exception as exc:  # noqa: BLE001 -- a tool must never take a rollout batch down
+            log.warning("tool %s raised %s: %s (counted as a failed call)", tag, type(exc).__name__, exc)
+            output = ToolOutput(f"The {tag} tool failed: internal error.", failed=True, error=repr(exc))
+        seconds = time.perf_counter() - started
+        return bound.spec.render(output), ToolCall(tag, argument, output.failed, seconds)
+
+    def invalid_action_text(self, configured: str) -> str:
+        """The correction after a turn with no valid action: ``rollout.invalid_action_text``, or, while that is
+        the default (which names search only) and the tools are not just search, one naming every tool."""
+        if configured != _DEFAULT_INVALID_ACTION_TEXT or list(self.tools) == ["search"]:
+            return configured
+        tags = ", ".join(f"<{tag}> and </{tag}>" for tag in self.tools)
+        return (
+            "\nMy previous action is invalid. If I want to use a tool, I should put its input between its tags: "
+            f"{tags}. If I want to give the final answer, I should put the answer between <answer> and "
+            "</answer>. Let me try again.\n"
+        )
+
+    def stats_and_reset(self) -> dict[str, float]:
+        """Every tool's own counters (e.g. ``search/*``) since the last call."""
+        stats: dict[str, float] = {}
+        for bound in self.tools.values():
+            stats.update(bound.client.stats_and_reset())
+        return stats
+
+    async def close(self) -> None:
+        for bound in self.tools.values():
+            await bound.client.close()
+
+
+def open_toolbox(nodes: Mapping[str, Any], ctx: ToolContext) -> Toolbox:
+    """Clients for the tools in ``nodes`` (name -> config node, in the run's order), built for this process;
+    config problems raise ConfigError here."""
+    specs = {name: tool_spec(name) for name in nodes}
+    return Toolbox([BoundTool(specs[name], specs[name].build(node, ctx)) for name, node in nodes.items()])
