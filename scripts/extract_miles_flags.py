@@ -3,18 +3,23 @@
 The flags are read from the parser ``train.py`` itself builds, by running the same calls at pinned
 commits: Megatron-LM's ``parse_args`` makes a parser with ``add_megatron_arguments`` and hands it to
 Miles' ``get_miles_extra_args_provider()``, which adds Miles' flags and SGLang's ``ServerArgs`` as
-``--sglang-*`` (and ``--eval-sglang-*``). Nothing is scanned from source text, so flags of other
-Miles parsers (tools, routers, dashboards) never count. Modules that only exist on GPU installs
-(triton, Ray, ...) are stubbed: argument definitions never use them.
+``--sglang-*`` (and ``--eval-sglang-*``) and the SGLang router's ``RouterArgs`` as ``--router-*``
+(plus ``--worker-urls``). Nothing is scanned from source text, so flags of other Miles parsers (tools,
+the router's own CLI, dashboards) never count. Modules that only exist on GPU installs (triton, Ray,
+...) are stubbed: argument definitions never use them; so are the router's compiled extension and
+its server-only imports when they are missing.
 
-Usage (Miles and Megatron-LM as git dirs, e.g. ``git clone --bare``, or checkouts; SGLang as a
-directory holding the ``sglang`` package, e.g. an unzipped wheel, with the light packages its
-argument code imports on a separate path):
+Usage (Miles, Megatron-LM and radixark/sgl-router-for-miles, the router Miles' container installs,
+as git dirs, e.g. ``git clone --bare``, or checkouts; SGLang as a directory holding the ``sglang``
+package, e.g. an unzipped wheel, with the light packages its argument code imports on a separate path):
 
     pip download sglang==0.5.23 --no-deps -d /tmp/sgl && unzip -q /tmp/sgl/sglang-*.whl -d /tmp/sgl/pkg
     pip install --target /tmp/sgldeps msgspec pybase64 starlette pyzmq openai
     PYTHONPATH=/tmp/sgldeps python scripts/extract_miles_flags.py --miles /path/miles.git \
-        --megatron /path/Megatron-LM.git --sglang /tmp/sgl/pkg > src/searchr1/trainers/miles/miles_flags.txt
+        --megatron /path/Megatron-LM.git --sglang /tmp/sgl/pkg --router /path/sgl-router-for-miles.git \
+        --out src/searchr1/trainers/miles/miles_flags.txt
+
+The list is written to ``--out`` only: Miles' and Megatron's modules log to stdout when imported.
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ from typing import Callable
 
 # Imported at module level by Megatron's and Miles' argument modules, absent from a CPU install;
 # defining arguments never touches them.
-GPU_ONLY_MODULES = ("triton", "miles_megatron_plugins", "ray", "polars", "sglang_router")
-# Miles runs on SGLang's sglang-miles branch; modules only that branch has are stubbed when missing.
-BRANCH_ONLY_ROOTS = ("sglang",)
+GPU_ONLY_MODULES = ("triton", "miles_megatron_plugins", "ray", "polars")
+# Stubbed only when missing: modules only SGLang's sglang-miles branch has, the router's compiled
+# extension (sglang_router.sglang_router_rs) and the server-side imports of its launcher module.
+MISSING_OK_ROOTS = ("sglang", "sglang_router", "setproctitle", "uvicorn", "fastapi", "orjson")
 SGLANG_PREFIXES = ("--sglang-", "--eval-sglang-", "--no-sglang-")
+# What Miles adds through RouterArgs.add_cli_args(use_router_prefix=True, exclude_host_port=True).
+ROUTER_PREFIXES = ("--router-", "--worker-urls")
+ROUTER_PACKAGE_DIR = Path("bindings/python/src")
 
 Provider = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
@@ -49,29 +58,36 @@ def main() -> None:
     parser.add_argument("--miles", required=True, type=Path, help="Miles git dir or checkout")
     parser.add_argument("--megatron", required=True, type=Path, help="Megatron-LM git dir or checkout")
     parser.add_argument("--sglang", required=True, type=Path, help="directory holding the sglang package")
+    parser.add_argument("--router", required=True, type=Path, help="sgl-router-for-miles git dir or checkout")
+    parser.add_argument("--out", required=True, type=Path, help="the flag list to write")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         miles = export(opts.miles, Path(tmp) / "miles")
         megatron = export(opts.megatron, Path(tmp) / "megatron")
-        sys.path[:0] = [str(miles), str(megatron), str(opts.sglang)]
+        router = export(opts.router, Path(tmp) / "router", ROUTER_PACKAGE_DIR) / ROUTER_PACKAGE_DIR
+        sys.path[:0] = [str(miles), str(megatron), str(opts.sglang), str(router)]
         sys.meta_path.insert(0, _StubFinder(GPU_ONLY_MODULES))
-        sys.meta_path.append(_StubFinder(BRANCH_ONLY_ROOTS))  # last: only what no real finder finds
+        sys.meta_path.append(_StubFinder(MISSING_OK_ROOTS))  # last: only what no real finder finds
         from megatron.training.arguments import add_megatron_arguments
-        from miles.utils.arguments import get_miles_extra_args_provider
+        from miles.utils.arguments import RouterArgs, get_miles_extra_args_provider
 
+        if isinstance(RouterArgs, _StubMeta):
+            raise SystemExit(f"--router {opts.router}: no sglang_router package under {ROUTER_PACKAGE_DIR}")
         sections = train_parser_flags(add_megatron_arguments, get_miles_extra_args_provider())
-    print("# Flags accepted by Miles' train.py, generated by scripts/extract_miles_flags.py; do not edit.")
-    print(f"# miles: radixark/miles@{commit(opts.miles)}")
-    print(f"# megatron: radixark/Megatron-LM@{commit(opts.megatron)}")
-    print(f"# sglang: sglang=={importlib.metadata.version('sglang')} ServerArgs, as Miles prefixes them")
-    for name, flags in sections.items():
-        print(f"[{name}]")
-        print("\n".join(sorted(flags)))
+    header = [
+        "# Flags accepted by Miles' train.py, generated by scripts/extract_miles_flags.py; do not edit.",
+        f"# miles: radixark/miles@{commit(opts.miles)}",
+        f"# megatron: radixark/Megatron-LM@{commit(opts.megatron)}",
+        f"# router: radixark/sgl-router-for-miles@{commit(opts.router)}",
+        f"# sglang: sglang=={importlib.metadata.version('sglang')} ServerArgs, as Miles prefixes them",
+    ]
+    body = [line for name, flags in sections.items() for line in (f"[{name}]", *sorted(flags))]
+    opts.out.write_text("\n".join(header + body) + "\n")
 
 
 def train_parser_flags(add_megatron_arguments: Provider, miles_provider: Provider) -> dict[str, set[str]]:
     """The long flags of the parser Megatron's ``parse_args(extra_args_provider=miles_provider)``
-    builds, split by who defines them: Megatron, Miles, or SGLang through Miles."""
+    builds, split by who defines them: Megatron, Miles, or SGLang's server and router through Miles."""
     parser = argparse.ArgumentParser(allow_abbrev=False)
     add_megatron_arguments(parser)
     megatron = _long_flags(parser)
@@ -80,7 +96,8 @@ def train_parser_flags(add_megatron_arguments: Provider, miles_provider: Provide
         miles_provider(parser)
     added = _long_flags(parser) - megatron
     sglang = {flag for flag in added if flag.startswith(SGLANG_PREFIXES)}
-    return {"miles": added - sglang, "megatron": megatron, "sglang": sglang}
+    router = {flag for flag in added if flag.startswith(ROUTER_PREFIXES)}
+    return {"miles": added - sglang - router, "megatron": megatron, "sglang": sglang, "router": router}
 
 
 def _long_flags(parser: argparse.ArgumentParser) -> set[str]:
@@ -107,9 +124,10 @@ def commit(repo: Path) -> str:
     ).stdout.strip()
 
 
-def export(repo: Path, dest: Path) -> Path:
-    """Materialise HEAD of a (possibly bare) git dir as plain files."""
-    archive = subprocess.run(["git", "-C", str(repo), "archive", "HEAD"], check=True, capture_output=True).stdout
+def export(repo: Path, dest: Path, subdir: Path | None = None) -> Path:
+    """Materialise HEAD of a (possibly bare) git dir, or one subdir of it, as plain files."""
+    argv = ["git", "-C", str(repo), "archive", "HEAD", *([str(subdir)] if subdir else [])]
+    archive = subprocess.run(argv, check=True, capture_output=True).stdout
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
@@ -160,6 +178,9 @@ class _Stub(metaclass=_StubMeta):
 
     def __getitem__(self, key):
         return _Stub()
+
+    def __iter__(self):  # as argparse choices (the router's tool-call parsers): none, not endless items
+        return iter(())
 
 
 class _StubModule(types.ModuleType):

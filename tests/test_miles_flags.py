@@ -28,10 +28,25 @@ def test_recorded_list_has_every_source_section_sorted():
             sections[current] = []
         elif line.startswith("--"):
             sections[current].append(line)
-    assert set(sections) == {"miles", "megatron", "sglang"}
+    assert set(sections) == {"miles", "megatron", "sglang", "router"}
     for flags in sections.values():
         assert flags and flags == sorted(flags)
     assert len(miles_flags().flags) > 1000
+
+
+def test_recorded_list_holds_only_comments_sections_and_flags():
+    """Nothing the generator's imports print (their log lines) ends up in the list (issue 25, 27)."""
+    strays = [line for line in FLAGS_PATH.read_text().splitlines() if not line.startswith(("#", "[", "--"))]
+    assert strays == []
+    assert set(miles_flags().commits) == {"miles", "megatron", "router"}
+
+
+def test_router_flags_miles_always_accepts_are_recorded():
+    """Miles adds the SGLang router's RouterArgs to train.py's parser as --router-* (issue 27, item 11)."""
+    known = miles_flags()
+    assert known.unknown(["--router-policy", "round_robin", "--worker-urls", "http://h:1", "--router-dp-aware"]) == []
+    assert {"--router-policy", "--worker-urls"} <= known.sections["router"]
+    assert not [flag for flag in known.sections["router"] if not flag.startswith(("--router-", "--worker-urls"))]
 
 
 def test_unknown_ignores_values_and_equals_forms():
@@ -113,10 +128,23 @@ def test_extractor_records_the_parser_megatron_and_miles_build_together():
         parser.add_argument("--offload-train", action=argparse.BooleanOptionalAction)
         parser.add_argument("--sglang-mem-fraction-static", type=float)
         parser.add_argument("--eval-sglang-dtype")
+        parser.add_argument("--router-policy")  # RouterArgs.add_cli_args(use_router_prefix=True, ...)
+        parser.add_argument("--worker-urls", nargs="*")
+        parser.add_argument("--miles-router-timeout")
         return parser
 
     assert module.train_parser_flags(add_megatron, miles_provider) == {
         "megatron": {"--lr", "--custom-config-path"},
-        "miles": {"--rollout-batch-size", "--offload-train", "--no-offload-train"},
+        "miles": {"--rollout-batch-size", "--offload-train", "--no-offload-train", "--miles-router-timeout"},
         "sglang": {"--sglang-mem-fraction-static", "--eval-sglang-dtype"},
+        "router": {"--router-policy", "--worker-urls"},
     }
+
+
+def test_extractor_stubs_give_argparse_choices_it_can_list():
+    """The router's tool-call parser choices come from its compiled extension, a stub here: argparse
+    must be able to list them (an endless stub hung the extractor in Miles' usage message)."""
+    stub = extractor()._StubModule("sglang_router.sglang_router_rs")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--router-tool-call-parser", choices=stub.get_available_tool_call_parsers())
+    assert "--router-tool-call-parser" in parser.format_usage()
