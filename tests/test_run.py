@@ -70,3 +70,29 @@ def test_run_name_shows_paths_and_long_values_short_and_stable(tmp_path):
     assert RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=point).run_name == name
     other = {**point, "data.train_path": "/mnt/shared/datasets/other/train.parquet"}
     assert RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point=other).run_name != name
+
+
+def test_where_a_run_runs_does_not_name_it(tmp_path):
+    """A cluster, shared dir, checkout or port is not what a run learns: moving the run keeps its name,
+    its W&B group and its shared job dir (issue 27, item 10)."""
+    where = {
+        "trainer.ray_address": "http://HEAD:8265",
+        "trainer.shared_dir": "/mnt/shared",
+        "trainer.remote_preflight": "false",
+        "trainer.miles_root": "/opt/miles",
+        "trainer.megatron_root": "/opt/Megatron-LM",
+        "trainer.node_gpus": "16",
+        "+trainer.env": "{NCCL_DEBUG:INFO}",
+        "trainer.dry_run": "true",
+        "backend.urls": "[http://10.0.0.2:8000]",
+    }
+    cfg = compose_config(["trainer=miles", "seed=2"])
+    named = RunContext.build(cfg, to_typed(cfg), tmp_path, sweep_point={"seed": "2", **where}).run_name
+    assert named == "miles-smollm2-135m-local-t2-k3-seed=2"
+    local = compose_config([])
+    point = {"trainer.checkpoint_dir": "/ckpt", "trainer.resume": "true", "trainer.threads": "4"}
+    point |= {"backend.embedded_port": "8123", "retriever.host": "0.0.0.0"}
+    assert (
+        RunContext.build(local, to_typed(local), tmp_path, sweep_point=point).run_name
+        == "local-smollm2-135m-local-t2-k3"
+    )

@@ -67,19 +67,34 @@ class RunContext:
         )
 
 
-# Overrides that say nothing about what a run learns (where it runs, how it logs), or that the name
-# already shows (trainer, model, backend, turns, topk).
+# Overrides that say nothing about what a run learns, or that the name already shows (trainer, model,
+# backend, turns, topk). A run moved to another cluster, checkout or disk, or resumed, keeps its name
+# (its W&B group and shared job dir).
+_WHERE_IT_RUNS = {
+    "trainer.dry_run",
+    "trainer.ray_address",
+    "trainer.shared_dir",
+    "trainer.remote_preflight",
+    "trainer.miles_root",
+    "trainer.megatron_root",
+    "trainer.node_gpus",
+    "trainer.env",
+    "trainer.checkpoint_dir",
+    "trainer.resume",
+    "trainer.threads",
+    "backend.urls",
+    "backend.embedded_port",
+    "retriever.host",
+}
 _NOT_IN_RUN_NAME = {
     "experiment",
     "sweep",
     "trainer",
     "model",
     "backend",
-    "trainer.dry_run",
-    "trainer.ray_address",
-    "backend.urls",
     "rollout.max_turns",
     "search.topk",
+    *_WHERE_IT_RUNS,
 }
 _PREFIXES_NOT_IN_RUN_NAME = ("hydra.", "logger.")
 
