@@ -69,7 +69,10 @@ def test_test_merge_prefers_test_then_dev_then_train_in_search_r1_order(source, 
 
 
 def _run_cli(capsys, source, out):
-    code = main(["prepare", "--source", str(source), "--out", str(out)])
+    try:
+        code = main(["prepare", "--source", str(source), "--out", str(out)])
+    except SystemExit as exited:
+        code = exited.code
     return code, capsys.readouterr()
 
 

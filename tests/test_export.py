@@ -16,7 +16,7 @@ from searchr1.trainers.local.checkpoint import load_latest, restore
 from searchr1.trainers.local.train import build_models
 from tests.support.compose import compose_config
 from tests.support.local_trainer import SMOLLM2, smollm2_tokenizer
-from tests.support.trained_run import TINY_RUN, trained_run  # noqa: F401  (a fixture)
+from tests.support.trained_run import TINY_RUN
 
 PROMPTS = ["The capital of France is", "Question: who wrote Hamlet?\nAnswer:", "<search> tallest mountain"]
 
@@ -88,4 +88,5 @@ def test_bad_sources_fail_in_one_line(tmp_path, capsys):
     ):
         with pytest.raises(SystemExit) as exited:
             export_main(argv)
-        assert says in str(exited.value) and "\n" not in str(exited.value)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and says in err and err.count("\n") == 1

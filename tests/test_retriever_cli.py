@@ -1,5 +1,6 @@
 """``searchr1-retriever``: every RetrieverConfig field is a flag, and errors are one line."""
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -39,17 +40,27 @@ def test_build_prints_the_index_dir_and_is_idempotent(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [str(tmp_path / "c.bm25")] * 2
 
 
-def test_serve_without_an_index_says_how_to_build_it(tmp_path):
+def _refused(capsys, argv: list[str]) -> str:
+    """The line ``main(argv)`` refuses with (exit 2), after any progress bar."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert exited.value.code == 2 and line.startswith("searchr1-retriever: error: "), line
+    return line
+
+
+def test_serve_without_an_index_says_how_to_build_it(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "c.jsonl")
-    with pytest.raises(SystemExit, match="no bm25 index at .*searchr1-retriever build"):
-        main(["serve", f"--corpus={corpus}", "--port=0"])
+    assert re.search(
+        "no bm25 index at .*searchr1-retriever build", _refused(capsys, ["serve", f"--corpus={corpus}", "--port=0"])
+    )
 
 
-def test_bad_config_value_is_one_line(tmp_path):
-    with pytest.raises(SystemExit, match=r"retriever.max_wait_ms=-1.0 is out of range"):
-        main(["build", f"--corpus={tmp_path / 'c.jsonl'}", "--max-wait-ms=-1"])
-    with pytest.raises(SystemExit, match=r"retriever.search_workers=0 is out of range"):
-        main(["build", f"--corpus={tmp_path / 'c.jsonl'}", "--search-workers=0"])
+def test_bad_config_value_is_one_line(tmp_path, capsys):
+    corpus = f"--corpus={tmp_path / 'c.jsonl'}"
+    assert "retriever.max_wait_ms=-1.0 is out of range" in _refused(capsys, ["build", corpus, "--max-wait-ms=-1"])
+    assert "retriever.search_workers=0 is out of range" in _refused(capsys, ["build", corpus, "--search-workers=0"])
 
 
 def test_an_index_only_one_thread_may_search_gets_one_worker():
@@ -58,9 +69,9 @@ def test_an_index_only_one_thread_may_search_gets_one_worker():
     assert search_workers(cfg, SimpleNamespace(thread_safe=False)) == 1  # FAISS on GPU
 
 
-def test_index_with_a_different_row_count_is_refused(tmp_path):
+def test_index_with_a_different_row_count_is_refused(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "c.jsonl")
     main(["build", f"--corpus={corpus}", "--quiet"])
     other = write_corpus(tmp_path / "other.jsonl", [{"id": "0", "contents": '"A"\na'}])
-    with pytest.raises(SystemExit, match="holds 20 passages but corpus .* has 1"):
-        main(["serve", f"--corpus={other}", f"--index-dir={tmp_path / 'c.bm25'}", "--port=0"])
+    argv = ["serve", f"--corpus={other}", f"--index-dir={tmp_path / 'c.bm25'}", "--port=0"]
+    assert re.search("holds 20 passages but corpus .* has 1", _refused(capsys, argv))

@@ -29,9 +29,8 @@ from searchr1.config.compose import (
     hydra_initialized,
 )
 from searchr1.config.validate import one_line_error
-from searchr1.data.errors import DataError
+from searchr1.errors import USER_ERROR_EXIT, UserError
 from searchr1.preflight import writable_dir_problem
-from searchr1.retriever.embedded import RetrieverStartError
 from searchr1.run import RunContext
 
 # The Hydra mains (searchr1, searchr1-eval) take their config location from here, with start and run_checked.
@@ -58,7 +57,7 @@ def start(program: str, hydra_main: Callable[[], None]) -> None:
     error = precheck(sys.argv[1:], calling_module=hydra_main.__module__)
     if error:
         print(f"{program}: config error: {error}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(USER_ERROR_EXIT)
     hydra_main()
 
 
@@ -158,14 +157,14 @@ def without_sweep_axes(overrides: list[str]) -> list[str]:
 
 
 def run_checked(cfg: DictConfig, body: Callable[[RunContext], object]) -> None:
-    """Type the config and run ``body``; config and data problems end the job in one line (exit 2)."""
+    """Type the config and run ``body``; a user error (config, data, index) ends the job in one line (exit 2)."""
     try:
         typed = to_typed(cfg)
     except ConfigError as exc:
         log.error("config error: %s", exc)
-        raise SystemExit(2) from None
+        raise SystemExit(USER_ERROR_EXIT) from None
     try:
         body(RunContext.from_hydra(cfg, typed))
-    except (ConfigError, DataError, RetrieverStartError) as exc:  # found after start-up (missing key, file, index)
+    except UserError as exc:  # found after start-up (missing key, file, index)
         log.error("%s", exc)
-        raise SystemExit(2) from None
+        raise SystemExit(USER_ERROR_EXIT) from None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 from typing import Iterable, Optional
 
+from searchr1.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config value that composes but makes no sense; its message is one line for the user."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from searchr1.data.errors import DataError
+from searchr1.errors import exit_on_user_error
 
 PROG = "searchr1-data"
 
@@ -88,11 +89,8 @@ _COMMANDS = {"synthetic": _synthetic, "prepare": _prepare, "download": _download
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors only
-    try:
+    with exit_on_user_error(PROG):
         summary = _COMMANDS[args.command](args)
-    except DataError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
     print(summary)
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from searchr1.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(UserError, RuntimeError):
     """A data file is missing, unreadable or not in the expected schema."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from searchr1.config.checks import ConfigError
+from searchr1.errors import exit_on_user_error
 
 log = logging.getLogger("searchr1.export")
 
@@ -50,10 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
-    try:
+    with exit_on_user_error("searchr1-export"):
         export(args)
-    except ConfigError as exc:
-        sys.exit(f"searchr1-export: {exc}")
 
 
 def export(args: argparse.Namespace) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchr1.errors import UserError, exit_on_user_error
 from searchr1.paths import CHECKPOINT_EVAL_FILE
 from searchr1.report.plots import plot_checkpoint_eval, plot_curves, plot_health, plot_heatmap
 from searchr1.report.runs import find_runs
@@ -33,7 +33,7 @@ class Report:
 def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = EM) -> Report:
     runs = find_runs(path)
     if not runs:
-        raise FileNotFoundError(f"no run dirs (metrics.jsonl + resolved_config.yaml) under {path}")
+        raise UserError(f"no run dirs (metrics.jsonl + resolved_config.yaml) under {path}")
     out_dir = out_dir or Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = summarize(runs)
@@ -86,19 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wandb-apply", action="store_true", help="save the W&B workspace (online)")
     parser.add_argument("--entity", default=None, help="W&B entity for --wandb-apply (default: logger.entity)")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error("searchr1-report"):
         report = make_report(args.path, args.out, args.heatmap_metric)
-    except FileNotFoundError as exc:
-        print(f"searchr1-report: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(report.table)
     for path in report.files:
         print(f"wrote {path}")
     if args.wandb_apply:
         spec = json.loads((report.out_dir / WORKSPACE_FILE).read_text())
         spec["entity"] = args.entity or spec["entity"]
-        try:
+        with exit_on_user_error("searchr1-report"):
             print(f"W&B workspace: {apply_workspace(spec)}")
-        except RuntimeError as exc:
-            print(f"searchr1-report: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from searchr1.errors import UserError
 from searchr1.report.runs import Run
 from searchr1.report.summary import MISSION_METRICS
 
@@ -54,9 +55,9 @@ def build_workspace(spec: dict[str, Any]):
         import wandb_workspaces.reports.v2 as wr
         import wandb_workspaces.workspaces as ws
     except ImportError as exc:
-        raise RuntimeError("applying the W&B workspace needs wandb-workspaces: pip install 'searchr1[report]'") from exc
+        raise UserError("applying the W&B workspace needs wandb-workspaces: pip install 'searchr1[report]'") from exc
     if not spec.get("entity"):
-        raise RuntimeError("the W&B workspace needs an entity: set logger.entity or pass --entity")
+        raise UserError("the W&B workspace needs an entity: set logger.entity or pass --entity")
     panels: list[Any] = [
         wr.LinePlot(
             title=p["title"], y=[p["metric"]], groupby_aggfunc=spec["aggregate"], groupby_rangefunc=spec["spread"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from searchr1.config.checks import ConfigError
+from searchr1.errors import exit_on_user_error
 from searchr1.config.schema import RetrieverConfig
 from searchr1.retriever.flags import add_config_flags, config_from
 
@@ -111,7 +112,7 @@ def search_workers(cfg: RetrieverConfig, index) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ns = _parser().parse_args(argv)
-    try:
+    with exit_on_user_error("searchr1-retriever", also=(FileNotFoundError, ValueError)):  # corpus, index
         cfg = config_from(ns)
         if ns.command == "build":
             print(run_build(ns.corpus, cfg, force=ns.force, show_progress=not ns.quiet))
@@ -126,5 +127,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 exit_with_parent=ns.exit_with_parent,
                 show_progress=not ns.quiet,
             )
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        sys.exit(f"searchr1-retriever: {exc}")
