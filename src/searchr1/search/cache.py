@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Awaitable, Callable, Hashable
+from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
-from searchr1.search.base import Passage, SearchStats
+from searchr1.search.base import SearchStats
 
-Passages = tuple[Passage, ...]
+T = TypeVar("T")
 
 
-class ResultCache:
+class ResultCache(Generic[T]):
     """LRU of successful results plus a table of requests in flight, keyed by (backend, query, topk)."""
 
     def __init__(self, max_size: int, stats: SearchStats) -> None:
         self.max_size = max_size
         self._stats = stats
-        self._done: OrderedDict[Hashable, Passages] = OrderedDict()
-        self._in_flight: dict[Hashable, asyncio.Task[Passages]] = {}
+        self._done: OrderedDict[Hashable, T] = OrderedDict()
+        self._in_flight: dict[Hashable, asyncio.Task[T]] = {}
 
-    async def get_or_fetch(self, key: Hashable, fetch: Callable[[], Awaitable[Passages]]) -> tuple[Passages, bool]:
+    async def get_or_fetch(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """The passages for ``key`` and whether they came without a new backend request."""
         if key in self._done:
             self._done.move_to_end(key)
@@ -46,7 +46,7 @@ class ResultCache:
         for task in list(self._in_flight.values()):
             task.cancel()
 
-    def _settle(self, key: Hashable, task: asyncio.Task[Passages]) -> None:
+    def _settle(self, key: Hashable, task: asyncio.Task[T]) -> None:
         self._in_flight.pop(key, None)
         if task.cancelled() or task.exception() is not None:
             return  # the exception reaches every awaiting caller; reading it here silences asyncio's warning

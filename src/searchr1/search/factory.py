@@ -11,12 +11,12 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import aiohttp
 
 from searchr1.config.checks import ConfigError
-from searchr1.config.schema import BackendConfig, SearchConfig
+from searchr1.config.schema import BackendConfig, RemoteCallConfig, SearchConfig
 from searchr1.config.secrets import secret_values
 from searchr1.search.base import Passage, SearchResult, SearchStats
 from searchr1.search.cache import ResultCache
@@ -28,6 +28,7 @@ from searchr1.search.record import RECORD_FILE, Recorder, ReplayFetcher
 from searchr1.search.retry import DEADLINE_HITS, Deadline, RetryPolicy, Retrying
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SearchStack:
@@ -140,14 +141,29 @@ def build_search_backend(
         )
         return SearchStack("replay", ReplayFetcher(Path(search_cfg.replay_path)), stats, recorder=recorder)
     client = _client(backend_cfg, search_cfg, session=session, urls=urls, stats=stats)
-    throttled = Throttle(client, concurrency=search_cfg.concurrency, qps_limit=search_cfg.qps_limit)
-    retrying = Retrying(throttled, RetryPolicy(retries=search_cfg.retries, backoff_s=search_cfg.backoff_s), stats)
-    bounded = Deadline(retrying, search_cfg.deadline_s, stats)
-    breaker = CircuitBreaker(search_cfg.breaker_failures, search_cfg.breaker_reset_s)
-    cache = ResultCache(search_cfg.cache_size, stats) if search_cfg.cache else None
+    guarded = guard(client, search_cfg, stats)
     return SearchStack(
-        backend_cfg.name, BreakerGuard(bounded, breaker, stats), stats, cache=cache, recorder=recorder, breaker=breaker
+        backend_cfg.name, guarded, stats, cache=guarded.cache, recorder=recorder, breaker=guarded.breaker
     )
+
+
+class Guarded(BreakerGuard[T]):
+    """A client behind the guard rails of its ``RemoteCallConfig``; ``cache`` is None when caching is off."""
+
+    def __init__(self, inner: Fetcher[T], breaker: CircuitBreaker, stats: SearchStats, cache: Optional[ResultCache[T]]):
+        super().__init__(inner, breaker, stats)
+        self.cache = cache
+
+
+def guard(client: Fetcher[T], cfg: RemoteCallConfig, stats: SearchStats) -> Guarded[T]:
+    """client -> throttle -> retry -> deadline -> breaker, and a result cache, as ``cfg`` (search.* or http.*)
+    sets them: the one implementation every remote tool shares."""
+    throttled = Throttle(client, concurrency=cfg.concurrency, qps_limit=cfg.qps_limit)
+    retrying = Retrying(throttled, RetryPolicy(retries=cfg.retries, backoff_s=cfg.backoff_s), stats)
+    bounded = Deadline(retrying, cfg.deadline_s, stats, key=f"{cfg.NODE}.deadline_s")
+    breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_reset_s)
+    cache: Optional[ResultCache[T]] = ResultCache(cfg.cache_size, stats) if cfg.cache else None
+    return Guarded(bounded, breaker, stats, cache)
 
 
 class NoPassages:

@@ -7,9 +7,7 @@ see what went wrong while the rollout never sees an exception.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
-
-from searchr1.search.base import Passage
+from typing import Optional, Protocol, TypeVar
 
 
 class SearchError(Exception):
@@ -63,7 +61,11 @@ class BreakerOpenError(SearchError):
     """Failed fast: the circuit breaker is open because the backend kept failing."""
 
 
-class Fetcher(Protocol):
-    """One layer of the stack: passages for (query, topk), or a ``SearchError``."""
+Fetched = TypeVar("Fetched", covariant=True)
 
-    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]: ...
+
+class Fetcher(Protocol[Fetched]):
+    """One layer of the stack: the result for (query, topk) — passages for search, the answer's text for the
+    http tool (topk unused) — or a ``SearchError``."""
+
+    async def fetch(self, query: str, topk: int) -> Fetched: ...

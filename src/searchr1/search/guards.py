@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Optional
+from typing import Callable, Generic, Optional, TypeVar
 
-from searchr1.search.base import Passage, SearchStats
+from searchr1.search.base import SearchStats
 from searchr1.search.fetcher import BreakerOpenError, Fetcher, SearchError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 BREAKER_REJECTED = "breaker_rejected"
 """``SearchStats.extra`` counter: calls failed fast by an open breaker."""
 
@@ -43,15 +44,15 @@ class TokenBucket:
             await asyncio.sleep(-self._tokens / self.rate)
 
 
-class Throttle:
+class Throttle(Generic[T]):
     """Every attempt that reaches the backend (retries included) takes a token and a concurrency slot."""
 
-    def __init__(self, inner: Fetcher, *, concurrency: int, qps_limit: float) -> None:
+    def __init__(self, inner: Fetcher[T], *, concurrency: int, qps_limit: float) -> None:
         self._inner = inner
         self._slots = asyncio.Semaphore(concurrency)
         self._bucket = TokenBucket(qps_limit) if qps_limit > 0 else None
 
-    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
+    async def fetch(self, query: str, topk: int) -> T:
         if self._bucket is not None:
             await self._bucket.acquire()
         async with self._slots:
@@ -117,15 +118,15 @@ class CircuitBreaker:
         self._opened_at = self._clock()
 
 
-class BreakerGuard:
+class BreakerGuard(Generic[T]):
     """Fails fast while the breaker is open; feeds it the outcome of every (retried) call."""
 
-    def __init__(self, inner: Fetcher, breaker: CircuitBreaker, stats: SearchStats) -> None:
+    def __init__(self, inner: Fetcher[T], breaker: CircuitBreaker, stats: SearchStats) -> None:
         self._inner = inner
         self.breaker = breaker
         self._stats = stats
 
-    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
+    async def fetch(self, query: str, topk: int) -> T:
         if not self.breaker.allow():
             self._stats.extra[BREAKER_REJECTED] = self._stats.extra.get(BREAKER_REJECTED, 0.0) + 1
             raise BreakerOpenError(

@@ -7,13 +7,14 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Optional
+from typing import Generic, Optional, TypeVar
 
-from searchr1.search.base import Passage, SearchStats
+from searchr1.search.base import SearchStats
 from searchr1.search.fetcher import DeadlineError, Fetcher, SearchError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 DEADLINE_HITS = "deadline_hits"
 """``SearchStats.extra`` counter: searches that ran out of ``search.deadline_s``."""
 
@@ -36,18 +37,18 @@ class RetryPolicy:
         return rng.uniform(0.0, cap)
 
 
-class Retrying:
+class Retrying(Generic[T]):
     """Re-runs retryable failures; gives up with the last error, which records how many attempts ran."""
 
     def __init__(
-        self, inner: Fetcher, policy: RetryPolicy, stats: SearchStats, rng: Optional[random.Random] = None
+        self, inner: Fetcher[T], policy: RetryPolicy, stats: SearchStats, rng: Optional[random.Random] = None
     ) -> None:
         self._inner = inner
         self._policy = policy
         self._stats = stats
         self._rng = rng or random.Random()
 
-    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
+    async def fetch(self, query: str, topk: int) -> T:
         attempt = 0
         while True:
             try:
@@ -68,18 +69,21 @@ class Retrying:
         return exc.retry_after is None or exc.retry_after <= self._policy.max_retry_after_s
 
 
-class Deadline:
+class Deadline(Generic[T]):
     """Fails a search whose attempts and backoff together take longer than ``deadline_s``: without it
     one stuck search stalls its trajectory for timeout_s x (retries + 1) plus the backoff."""
 
-    def __init__(self, inner: Fetcher, deadline_s: float, stats: SearchStats) -> None:
+    def __init__(
+        self, inner: Fetcher[T], deadline_s: float, stats: SearchStats, key: str = "search.deadline_s"
+    ) -> None:
         self._inner = inner
         self._deadline_s = deadline_s
+        self._key = key
         self._stats = stats
 
-    async def fetch(self, query: str, topk: int) -> tuple[Passage, ...]:
+    async def fetch(self, query: str, topk: int) -> T:
         try:
             return await asyncio.wait_for(self._inner.fetch(query, topk), self._deadline_s)
         except asyncio.TimeoutError:
             self._stats.extra[DEADLINE_HITS] = self._stats.extra.get(DEADLINE_HITS, 0.0) + 1
-            raise DeadlineError(f"no result within search.deadline_s={self._deadline_s:g}s") from None
+            raise DeadlineError(f"no result within {self._key}={self._deadline_s:g}s") from None

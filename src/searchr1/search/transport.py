@@ -23,17 +23,32 @@ async def post_json(
     timeout_s: float,
     headers: Optional[Mapping[str, str]] = None,
 ) -> Any:
-    """POST ``payload`` and return the decoded JSON body of a 2xx answer.
+    """POST ``payload`` and return the decoded JSON body of a 2xx answer (see :func:`request_json`)."""
+    return await request_json(session, "POST", url, payload=payload, timeout_s=timeout_s, headers=headers)
+
+
+async def request_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    timeout_s: float,
+    payload: Optional[Mapping[str, Any]] = None,
+    params: Optional[Mapping[str, str]] = None,
+    headers: Optional[Mapping[str, str]] = None,
+    max_bytes: Optional[int] = None,
+) -> Any:
+    """Send ``payload`` as a JSON body (or ``params`` as a query) and return the decoded JSON of a 2xx answer.
 
     Raises TransientError (connection, timeout, 429, 5xx), RejectedError (other 4xx) or
-    MalformedResponseError (2xx that is not JSON). Messages never include request headers,
-    which may carry an API key.
+    MalformedResponseError (2xx that is not JSON, or a body over ``max_bytes``, which is never read whole).
+    Messages never include request headers, which may carry an API key.
     """
     try:
-        async with session.post(
-            url, json=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        async with session.request(
+            method, url, json=payload, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as resp:
-            raw = await resp.read()
+            raw = await _read(resp, url, max_bytes)
             status, retry_after = resp.status, resp.headers.get("Retry-After")
     except asyncio.TimeoutError:
         raise TransientError(f"no answer from {url} within {timeout_s:g}s") from None
@@ -53,6 +68,18 @@ async def post_json(
         raise MalformedResponseError(
             f"{url} answered HTTP {status} with a body that is not JSON: {_excerpt(text)}"
         ) from None
+
+
+async def _read(resp: aiohttp.ClientResponse, url: str, max_bytes: Optional[int]) -> bytes:
+    if max_bytes is None:
+        return await resp.read()
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise MalformedResponseError(f"{url} answered more than {max_bytes} bytes; the rest was not read")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

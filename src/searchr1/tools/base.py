@@ -8,6 +8,7 @@ a tool is one module that defines a spec (and its config node, a :class:`ToolCon
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Protocol
@@ -99,6 +100,12 @@ class ToolSpec:
     @property
     def tag(self) -> str:
         return self.name
+
+    def for_node(self, node: Any) -> ToolSpec:
+        """This spec as configured: a node with a ``description`` field (the http tool's) says what the tool
+        does in place of the spec."""
+        description = getattr(node, "description", None)
+        return dataclasses.replace(self, description=description) if isinstance(description, str) else self
 
     def render(self, output: ToolOutput) -> str:
         """The observation appended after a call (loss-masked), e.g. ``\\n\\n<result>42</result>\\n\\n``."""

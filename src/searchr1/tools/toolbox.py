@@ -73,5 +73,5 @@ class Toolbox:
 def open_toolbox(nodes: Mapping[str, Any], ctx: ToolContext) -> Toolbox:
     """Clients for the tools in ``nodes`` (name -> config node, in the run's order), built for this process;
     config problems raise ConfigError here."""
-    specs = {name: tool_spec(name) for name in nodes}
+    specs = {name: tool_spec(name).for_node(node) for name, node in nodes.items()}
     return Toolbox([BoundTool(specs[name], specs[name].build(node, ctx)) for name, node in nodes.items()])
