@@ -216,6 +216,38 @@ def test_shared_dir_holds_the_jobs_files(setup, cluster):
     assert (ctx.run_dir / COMMAND_FILE).is_file() and not (ctx.run_dir / "miles_custom_config.yaml").exists()
 
 
+def test_a_dry_run_with_a_shared_dir_writes_nothing_outside_the_run_dir(setup, capsys):
+    """The command names the shared dir, as a launch submits it; the files it names stay in the run dir
+    (issue 27, item 14)."""
+    tmp, record, overrides = setup
+    shared = tmp / "shared"
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", f"trainer.shared_dir={shared}", "trainer.eval_interval=5"])
+    write_test_split(tmp / "install" / "data" / "test.parquet", ["nq"])
+    launch(ctx)
+    assert not shared.exists() and calls(record) == []
+    job_files = shared / ctx.run_name / ctx.run_dir.name
+    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    assert f"--custom-config-path {job_files / 'miles_custom_config.yaml'}" in script
+    assert f"--eval-prompt-data nq {job_files / 'eval_data' / 'nq.parquet'}" in script
+    custom = yaml.safe_load((ctx.run_dir / "miles_custom_config.yaml").read_text())
+    assert custom["searchr1"]["run_dir"] == str(job_files)  # what the job will read, not where it was written
+    assert (ctx.run_dir / "eval_data" / "nq.parquet").is_file()
+
+
+def test_a_shared_dir_that_cannot_be_created_is_one_line(setup, monkeypatch, caplog):
+    tmp, record, overrides = setup
+    (tmp / "a_file").write_text("")
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", f"trainer.shared_dir={tmp / 'a_file' / 'sub'}"])
+    launch(ctx)  # a dry run warns and still writes its command
+    assert "trainer.shared_dir=" in caplog.text and (ctx.run_dir / COMMAND_FILE).is_file()
+    # a refusal the preflight cannot foresee (root passes its access check, /proc still refuses)
+    monkeypatch.setattr("searchr1.trainers.miles.preflight.writable_dir_problem", lambda key, path: None)
+    shared = "/proc/searchr1-nowhere/shared"
+    with pytest.raises(PreflightError, match=f"^trainer.shared_dir={shared}: cannot create [^\\n]*$"):
+        launch(context(tmp, [*overrides, f"trainer.shared_dir={shared}"]))
+    assert calls(record) == []
+
+
 def test_without_an_address_a_local_head_is_started_and_only_that_head_stopped(setup, monkeypatch):
     tmp, record, overrides = setup
 
@@ -259,15 +291,19 @@ def test_preflight_failure_stops_before_anything_runs(setup):
     assert calls(record) == []
 
 
-def test_eval_gets_one_miles_dataset_per_data_source(setup):
-    tmp, record, overrides = setup
+def write_test_split(path: Path, sources: list[str]) -> None:
     from searchr1.data.dataset import make_row, write_split
 
     rows = [
         make_row(row_id=str(i), question=f"q{i}", golden_answers=["a"], data_source=src, split="test", index=i)
-        for i, src in enumerate(["nq", "hotpotqa", "nq"])
+        for i, src in enumerate(sources)
     ]
-    write_split(rows, tmp / "install" / "data" / "test.parquet")
+    write_split(rows, path)
+
+
+def test_eval_gets_one_miles_dataset_per_data_source(setup):
+    tmp, record, overrides = setup
+    write_test_split(tmp / "install" / "data" / "test.parquet", ["nq", "hotpotqa", "nq"])
     ctx = context(tmp, [*overrides, "trainer.dry_run=true", "trainer.eval_interval=25"])
     launch(ctx)
     script = (ctx.run_dir / COMMAND_FILE).read_text()

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -33,13 +34,14 @@ from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
 from searchr1.trainers.miles.flags import miles_flags
 from searchr1.trainers.miles.hooks import HEALTH_STOP_FILE, clear_stop
-from searchr1.trainers.miles.preflight import preflight, raise_on_problems
+from searchr1.trainers.miles.preflight import PreflightError, preflight, raise_on_problems
 
 log = logging.getLogger(__name__)
 
 COMMAND_FILE = "miles_command.sh"
 RUNTIME_ENV_FILE = "miles_runtime_env.yaml"
 LOG_FILE = "miles.log"
+EVAL_DATA_DIR = "eval_data"
 LOCAL_RAY_ADDRESS = "http://127.0.0.1:8265"
 HEAD_START_TIMEOUT_S = 120.0
 HEAD_STOP_TIMEOUT_S = 60.0
@@ -59,17 +61,17 @@ def launch(ctx: RunContext) -> None:
     for unknown in flags.unknown(trainer.extra_args):  # a newer Miles may have it: warn, don't refuse
         log.warning("trainer.extra_args: %s is not a flag of Miles at %s", unknown, flags.commits.get("miles"))
     # A dry run starts nothing, an embedded retriever included.
-    files = job_dir(ctx)
+    files = job_files(ctx)
     with contextlib.nullcontext() if trainer.dry_run else run_retriever(cfg, ctx.run_dir) as urls:
-        custom = write_custom_config(
-            build_custom_config(cfg, run_dir=files, run_name=ctx.run_name, retriever_urls=urls),
-            files / CUSTOM_CONFIG_FILE,
+        write_custom_config(
+            build_custom_config(cfg, run_dir=files.named, run_name=ctx.run_name, retriever_urls=urls),
+            files.written / CUSTOM_CONFIG_FILE,
         )
         command = build_command(
             cfg,
-            run_dir=files,
+            run_dir=files.named,
             run_name=ctx.run_name,
-            custom_config_path=custom,
+            custom_config_path=files.named / CUSTOM_CONFIG_FILE,
             python_path=[package_root()],
             eval_datasets=eval_datasets(ctx, files),
         )
@@ -87,25 +89,46 @@ def launch(ctx: RunContext) -> None:
             log.info("dry run: command written to %s", ctx.run_dir / COMMAND_FILE)
             return
         if on_cluster:
-            raise_on_problems(check_cluster(ctx, files, runtime_env))
-        stale = clear_stop(files)
+            raise_on_problems(check_cluster(ctx, files.named, runtime_env))
+        stale = clear_stop(files.named)
         if stale is not None:  # an earlier launch's health stop must not end this one at its first rollout
-            log.warning("health: removed %s left by an earlier launch (%s)", files / HEALTH_STOP_FILE, stale)
+            log.warning("health: removed %s left by an earlier launch (%s)", files.named / HEALTH_STOP_FILE, stale)
         code = _run(ctx, command, address, runtime_env)
     if code:
         log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / LOG_FILE)
         raise SystemExit(code)
 
 
-def job_dir(ctx: RunContext) -> Path:
-    """Where the Miles job reads and writes its files (custom config, eval data, metrics.jsonl, W&B):
-    ``<trainer.shared_dir>/<run name>/<run dir name>`` when set, else the run dir."""
+@dataclass(frozen=True)
+class JobFiles:
+    """The Miles job's files (custom config, eval data, metrics.jsonl, W&B): ``named`` is the dir its
+    command names, ``written`` the dir this launch writes them into. They differ only in a dry run with
+    trainer.shared_dir: a dry run writes nothing outside the run dir."""
+
+    named: Path
+    written: Path
+
+
+def job_files(ctx: RunContext) -> JobFiles:
+    """``<trainer.shared_dir>/<run name>/<run dir name>`` when set (created here, unless a dry run), else
+    the run dir."""
     shared = ctx.cfg.trainer.shared_dir
     if not shared:
-        return ctx.run_dir
-    path = Path(shared).expanduser() / ctx.run_name / ctx.run_dir.name
-    log.info("the job's files go to %s (trainer.shared_dir)", path)
-    return path
+        return JobFiles(named=ctx.run_dir, written=ctx.run_dir)
+    named = Path(shared).expanduser() / ctx.run_name / ctx.run_dir.name
+    if ctx.cfg.trainer.dry_run:
+        log.info(
+            "dry run: the job's files are written to %s; a launch puts them in %s (trainer.shared_dir)",
+            ctx.run_dir,
+            named,
+        )
+        return JobFiles(named=named, written=ctx.run_dir)
+    log.info("the job's files go to %s (trainer.shared_dir)", named)
+    try:  # the preflight's check cannot see every refusal (root on /proc, a dir removed meanwhile)
+        named.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PreflightError(f"trainer.shared_dir={shared}: cannot create {named} ({exc.strerror or exc})") from None
+    return JobFiles(named=named, written=named)
 
 
 def check_cluster(ctx: RunContext, files: Path, runtime_env: dict) -> list[str]:
@@ -120,14 +143,15 @@ def check_cluster(ctx: RunContext, files: Path, runtime_env: dict) -> list[str]:
         marker.unlink(missing_ok=True)
 
 
-def eval_datasets(ctx: RunContext, files: Path) -> Optional[dict[str, str]]:
+def eval_datasets(ctx: RunContext, files: JobFiles) -> Optional[dict[str, str]]:
     """One eval set per data_source of the test split (Miles then logs eval/<source> for each)."""
     test = Path(ctx.cfg.data.test_path)
     if not ctx.cfg.trainer.eval_interval or not test.is_file():
         return None
     from searchr1.eval.datasets import split_by_source
 
-    return {name: str(path) for name, path in split_by_source(test, files / "eval_data").items()}
+    written = split_by_source(test, files.written / EVAL_DATA_DIR)
+    return {name: str(files.named / EVAL_DATA_DIR / path.name) for name, path in written.items()}
 
 
 def package_root() -> str:
