@@ -92,3 +92,59 @@ def test_eval_checkpoint_on_a_miles_run_points_to_the_conversion(tmp_path):
     run_dir = _miles_run(tmp_path, PRESETS[0])
     with pytest.raises(ConfigError, match=f"is a Miles run.*searchr1-export {run_dir} --out DIR"):
         find_policy(str(run_dir), "eval.checkpoint")
+
+
+# Stands in for Miles' converter: the same refusal of an existing output dir unless --force (which
+# only skips that check), then writes a file; FAKE_CONVERT_EXIT makes it fail like a crashed conversion.
+FAKE_CONVERTER = """
+import argparse, os, pathlib, sys
+parser = argparse.ArgumentParser()
+for name in ("--input-dir", "--output-dir", "--origin-hf-dir", "--vocab-size"):
+    parser.add_argument(name)
+parser.add_argument("--force", action="store_true")
+args = parser.parse_args()
+if os.environ.get("FAKE_CONVERT_EXIT"):
+    sys.exit(int(os.environ["FAKE_CONVERT_EXIT"]))
+if os.path.exists(args.output_dir) and not args.force:
+    raise ValueError(f"{args.output_dir} exists; --force overwrites it")
+pathlib.Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+(pathlib.Path(args.output_dir) / "model.safetensors").write_text("converted")
+"""
+
+
+def _run_with_a_converter(tmp_path: Path) -> Path:
+    miles_root = tmp_path / "miles"
+    (miles_root / "tools").mkdir(parents=True)
+    (miles_root / "tools" / "convert_torch_dist_to_hf.py").write_text(FAKE_CONVERTER)
+    cfg = compose_config(
+        [f"+experiment={PRESETS[0]}", f"model.save={tmp_path / 'save'}", f"trainer.miles_root={miles_root}"]
+    )
+    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
+    save_resolved_config(ctx)
+    return ctx.run_dir
+
+
+def test_run_converts_into_an_existing_empty_out_dir(tmp_path, capsys):
+    """The help allows an empty --out; Miles' tool refuses any existing dir without --force (issue 27, item 13)."""
+    run_dir, out = _run_with_a_converter(tmp_path), tmp_path / "hf"
+    out.mkdir()
+    export_main([str(run_dir), "--out", str(out), "--iteration", "1", "--run"])
+    assert (out / "model.safetensors").read_text() == "converted"
+    assert "--force" in capsys.readouterr().out
+    new = tmp_path / "new"
+    export_main([str(run_dir), "--out", str(new), "--iteration", "1", "--run"])
+    assert (new / "model.safetensors").exists() and "--force" not in capsys.readouterr().out
+
+
+def test_a_full_out_dir_or_a_failed_conversion_is_one_line(tmp_path, monkeypatch, capsys):
+    run_dir, out = _run_with_a_converter(tmp_path), tmp_path / "hf"
+    out.mkdir()
+    (out / "keep.txt").write_text("")
+    with pytest.raises(SystemExit) as refused:
+        export_main([str(run_dir), "--out", str(out), "--iteration", "1", "--run"])
+    message = f"{refused.value.code} {capsys.readouterr().err}"
+    assert "exists and is not an empty directory" in message and (out / "keep.txt").exists()
+    monkeypatch.setenv("FAKE_CONVERT_EXIT", "3")
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([str(run_dir), "--out", str(tmp_path / "new"), "--iteration", "1", "--run"])
+    assert exit_info.value.code == 3

@@ -71,6 +71,7 @@ def build_convert_command(config: dict[str, Any], model: Any, out: Path, iterati
         iteration_dir(model.save, iteration),
         "--output-dir",
         str(out),
+        *force_flag(out),
         "--origin-hf-dir",
         model.hf_checkpoint,
     ]
@@ -81,6 +82,16 @@ def build_convert_command(config: dict[str, Any], model: Any, out: Path, iterati
     miles_root = trainer.get("miles_root", "/root/miles")
     env = {"PYTHONPATH": ":".join([trainer.get("megatron_root", "/root/Megatron-LM"), miles_root])}
     return ConvertCommand(args=args, miles_root=miles_root, env=env)
+
+
+def force_flag(out: Path) -> list[str]:
+    """The tool refuses any existing output dir unless ``--force``, which only skips that check (it
+    deletes nothing); searchr1-export's ``--out`` may be a new or an empty directory."""
+    if not out.exists():
+        return []
+    if not out.is_dir() or any(out.iterdir()):
+        raise ConfigError(f"--out {out} exists and is not an empty directory; pick a new or empty one")
+    return ["--force"]
 
 
 def check_convert_args(args: list[str]) -> None:
@@ -106,5 +117,8 @@ def convert_run(run_dir: Path, out: Path, *, iteration: Optional[int], execute: 
         print("# dry run: add --run to convert (on a machine with Miles, Megatron-LM and the save dir)")
         return command
     log.info("converting iteration %d of %s into %s", iteration, model.save, out)
-    subprocess.run(command.argv, check=True, env={**os.environ, **command.env})
+    code = subprocess.run(command.argv, env={**os.environ, **command.env}).returncode
+    if code:  # the tool printed its own error above
+        log.error("%s failed (exit code %d); its output is above", CONVERT_TOOL, code)
+        raise SystemExit(code)
     return command
