@@ -129,6 +129,11 @@ class ToolConfig:
     def check_selected(self) -> None:
         """Raise ConfigError when the tool is selected (named in ``tools``) but lacks required settings."""
 
+    @property
+    def secret_envs(self) -> list[str]:
+        """Environment variables holding this tool's secrets: their values are redacted everywhere."""
+        return []
+
 
 @dataclass(kw_only=True)
 class RemoteCallConfig(ToolConfig):
@@ -217,6 +222,10 @@ class RetrieverConfig:
     """Micro-batching: most queries searched together."""
     max_wait_ms: float = 2.0
     """Micro-batching: longest a query waits for companions."""
+    piece_ms: float = 100.0
+    """A request too large to search at once (more than max_batch_size queries, or more than the workers
+    search in this many milliseconds, as measured on recent batches) is searched in pieces of that size;
+    requests that arrive meanwhile go between its pieces, so they wait about this long, not for all of it."""
     search_workers: int = 1
     """Threads that each search a whole batch, splitting the CPU cores between them. More than one
     pays off for a CPU encoder over a small index; a FAISS GPU index always gets one."""
@@ -258,6 +267,7 @@ class RetrieverConfig:
         check_range("retriever.max_length", self.max_length, low=8)
         check_range("retriever.max_batch_size", self.max_batch_size, low=1)
         check_range("retriever.max_wait_ms", self.max_wait_ms, low=0.0)
+        check_range("retriever.piece_ms", self.piece_ms, low=0.0, low_inclusive=False)
         check_range("retriever.search_workers", self.search_workers, low=1, high=64)
 
 

@@ -7,6 +7,8 @@ import os
 import shlex
 from typing import Any, Iterable, Mapping
 
+from searchr1.config.schema import SearchR1Config
+
 log = logging.getLogger(__name__)
 
 REDACTED = "***"
@@ -16,14 +18,15 @@ occurrence of, say, ``x`` would corrupt commands, configs and logs (issue 13).""
 
 
 def secret_env_names(cfg: object) -> list[str]:
-    """Every ``*_env`` field that names a secret (backend, logger)."""
+    """Every ``*_env`` field that names a secret (backend, logger, and each tool's, e.g. http.auth_env)."""
     names = []
     for node_name in ("backend", "logger"):
         node = getattr(cfg, node_name, None)
         name = getattr(node, "api_key_env", None)
         if name:
             names.append(name)
-    return names
+    tool_nodes = cfg.tool_nodes().values() if isinstance(cfg, SearchR1Config) else ()
+    return names + [name for node in tool_nodes for name in node.secret_envs]
 
 
 def secret_items(env_names: Iterable[str], env: Mapping[str, str] = os.environ) -> dict[str, str]:

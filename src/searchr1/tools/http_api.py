@@ -1,6 +1,6 @@
 """The http tool: an internal JSON API the policy calls with one argument (the recipe's "internal API").
 
-``http.url``, ``http.method`` and ``http.arguments`` say how a call becomes a request; the answer's JSON (or
+``http.url``, ``http.method``, ``http.argument_field`` and ``http.arguments`` say how a call becomes a request; the answer's JSON (or
 the field ``http.result_field`` names) is what the model reads, between ``<result>`` and ``</result>``. An
 auth header's value comes from the environment variable ``http.auth_env`` names and never reaches config,
 logs or the model. Calls go through the guard rails search has (timeouts, retries, deadline, circuit
@@ -43,8 +43,12 @@ class HttpToolConfig(RemoteCallConfig):
     """Endpoint URL (http:// or https://); required when the tool is on."""
     method: str = "POST"
     """POST sends ``arguments`` as a JSON body; GET sends them as query parameters."""
-    arguments: dict[str, str] = field(default_factory=lambda: {"query": ARGUMENT})
-    """Request fields; ``{argument}`` in a value is replaced by what the policy wrote."""
+    argument_field: Optional[str] = "query"
+    """The request field that carries what the policy wrote (``{"query": "<argument>"}``); null: only
+    ``http.arguments``."""
+    arguments: dict[str, str] = field(default_factory=dict)
+    """Further request fields (add them with ``+http.arguments.NAME=VALUE``); ``{argument}`` in a value is
+    replaced by what the policy wrote."""
     auth_header: str = "Authorization"
     """Header that carries the secret from ``http.auth_env``."""
     auth_env: Optional[str] = None
@@ -69,6 +73,10 @@ class HttpToolConfig(RemoteCallConfig):
             raise ConfigError("http.auth_env='' is invalid; allowed: null or the name of an environment variable")
         if self.url and not _is_http_url(self.url):
             raise ConfigError(f"http.url={self.url!r} is not a URL; allowed: http://HOST[:PORT][/PATH] or https://...")
+
+    @property
+    def secret_envs(self) -> list[str]:
+        return [self.auth_env] if self.auth_env else []
 
     def check_selected(self) -> None:
         if not self.url:
@@ -98,6 +106,8 @@ class HttpApiClient:
     async def fetch(self, argument: str, topk: int) -> str:
         cfg = self._cfg
         fields = {key: value.replace(ARGUMENT, argument) for key, value in cfg.arguments.items()}
+        if cfg.argument_field:
+            fields[cfg.argument_field] = argument
         body = await request_json(
             self._session,
             cfg.method,
