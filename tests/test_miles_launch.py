@@ -14,7 +14,8 @@ from searchr1.config import to_typed
 from searchr1.run import RunContext, save_resolved_config
 from searchr1.trainers.miles import launch as launch_module
 from searchr1.trainers.miles.hooks import HEALTH_STOP_FILE
-from searchr1.trainers.miles.launch import COMMAND_FILE, LOG_FILE, RUNTIME_ENV_FILE, launch
+from searchr1.paths import RunDir
+from searchr1.trainers.miles.launch import RUNTIME_ENV_FILE, launch
 from searchr1.trainers.miles.preflight import PreflightError
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import install_fake_ray, miles_install
@@ -54,7 +55,7 @@ def test_dry_run_writes_and_prints_the_command_without_launching(setup, capsys):
     printed = capsys.readouterr().out
     assert "ray job submit" in printed and "train.py" in printed and "--custom-config-path" in printed
     assert calls(record) == []  # nothing launched
-    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    script = (ctx.run_dir / RunDir.MILES_COMMAND).read_text()
     assert "--use-tis" in script and "--wandb-key" not in script
     custom = yaml.safe_load((ctx.run_dir / "miles_custom_config.yaml").read_text())
     assert custom["use_tis"] is True and custom["searchr1"]["backend"]["name"] == "google"
@@ -67,7 +68,7 @@ def test_a_short_secret_corrupts_nothing_and_the_saved_command_replays(setup, mo
     ctx = context(tmp, [*overrides, "trainer.dry_run=true", f"trainer.extra_args=[--wandb-key,{WANDB}]"])
     launch(ctx)
     printed = capsys.readouterr().out
-    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    script = (ctx.run_dir / RunDir.MILES_COMMAND).read_text()
     resolved = save_resolved_config(ctx).read_text()
     assert "SERPER_API_KEY is 1 characters long" in caplog.text
     assert "a secret value is in the Miles command" in caplog.text and WANDB not in caplog.text
@@ -76,7 +77,7 @@ def test_a_short_secret_corrupts_nothing_and_the_saved_command_replays(setup, mo
     assert yaml.safe_load(resolved)["rollout"]["max_turn_tokens"] == 512 and WANDB not in resolved
     assert '--wandb-key "${WANDB_API_KEY}"' in script and '--wandb-key "${WANDB_API_KEY}"' in printed
     # replay the saved script by hand: the job gets exactly the argv a launch submits, the key included
-    subprocess.run(["bash", str(ctx.run_dir / COMMAND_FILE)], check=True, capture_output=True)
+    subprocess.run(["bash", str(ctx.run_dir / RunDir.MILES_COMMAND)], check=True, capture_output=True)
     (replayed,) = calls(record)
     argv = replayed["argv"]
     assert argv[argv.index("--wandb-key") + 1] == WANDB
@@ -95,7 +96,7 @@ def test_unknown_extra_flags_are_warned_about_and_kept(setup, caplog):
     ctx = context(tmp, [*overrides, "trainer.dry_run=true", "trainer.extra_args=[--brand-new-flag,'1']"])
     launch(ctx)
     assert "--brand-new-flag is not a flag of Miles" in caplog.text
-    assert (ctx.run_dir / COMMAND_FILE).read_text().rstrip().endswith("--brand-new-flag 1")
+    assert (ctx.run_dir / RunDir.MILES_COMMAND).read_text().rstrip().endswith("--brand-new-flag 1")
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_submit_to_a_cluster_streams_logs_and_passes_secrets_only_by_env_file(se
     # the submitted env file is gone; the run dir keeps a copy without secrets
     assert not Path(argv[argv.index("--runtime-env") + 1]).exists()
     assert "SERPER_API_KEY" not in (ctx.run_dir / RUNTIME_ENV_FILE).read_text()
-    assert "fake ray: job submit" in (ctx.run_dir / LOG_FILE).read_text()
+    assert "fake ray: job submit" in (ctx.run_dir / RunDir.MILES_LOG).read_text()
     assert "fake ray: job submit" in capsys.readouterr().out
     assert SERPER not in run_dir_text(ctx)
 
@@ -213,7 +214,7 @@ def test_shared_dir_holds_the_jobs_files(setup, cluster):
     argv = submit["argv"]
     assert argv[argv.index("--custom-config-path") + 1] == str(job_files / "miles_custom_config.yaml")
     assert argv[argv.index("--wandb-dir") + 1] == str(job_files)
-    assert (ctx.run_dir / COMMAND_FILE).is_file() and not (ctx.run_dir / "miles_custom_config.yaml").exists()
+    assert (ctx.run_dir / RunDir.MILES_COMMAND).is_file() and not (ctx.run_dir / "miles_custom_config.yaml").exists()
 
 
 def test_a_dry_run_with_a_shared_dir_writes_nothing_outside_the_run_dir(setup, capsys):
@@ -226,7 +227,7 @@ def test_a_dry_run_with_a_shared_dir_writes_nothing_outside_the_run_dir(setup, c
     launch(ctx)
     assert not shared.exists() and calls(record) == []
     job_files = shared / ctx.run_name / ctx.run_dir.name
-    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    script = (ctx.run_dir / RunDir.MILES_COMMAND).read_text()
     assert f"--custom-config-path {job_files / 'miles_custom_config.yaml'}" in script
     assert f"--eval-prompt-data nq {job_files / 'eval_data' / 'nq.parquet'}" in script
     custom = yaml.safe_load((ctx.run_dir / "miles_custom_config.yaml").read_text())
@@ -239,7 +240,7 @@ def test_a_shared_dir_that_cannot_be_created_is_one_line(setup, monkeypatch, cap
     (tmp / "a_file").write_text("")
     ctx = context(tmp, [*overrides, "trainer.dry_run=true", f"trainer.shared_dir={tmp / 'a_file' / 'sub'}"])
     launch(ctx)  # a dry run warns and still writes its command
-    assert "trainer.shared_dir=" in caplog.text and (ctx.run_dir / COMMAND_FILE).is_file()
+    assert "trainer.shared_dir=" in caplog.text and (ctx.run_dir / RunDir.MILES_COMMAND).is_file()
     # a refusal the preflight cannot foresee (root passes its access check, /proc still refuses)
     monkeypatch.setattr("searchr1.trainers.miles.preflight.writable_dir_problem", lambda key, path: None)
     shared = "/proc/searchr1-nowhere/shared"
@@ -306,6 +307,28 @@ def test_eval_gets_one_miles_dataset_per_data_source(setup):
     write_test_split(tmp / "install" / "data" / "test.parquet", ["nq", "hotpotqa", "nq"])
     ctx = context(tmp, [*overrides, "trainer.dry_run=true", "trainer.eval_interval=25"])
     launch(ctx)
-    script = (ctx.run_dir / COMMAND_FILE).read_text()
+    script = (ctx.run_dir / RunDir.MILES_COMMAND).read_text()
     eval_dir = ctx.run_dir / "eval_data"
     assert f"--eval-prompt-data hotpotqa {eval_dir / 'hotpotqa.parquet'} nq {eval_dir / 'nq.parquet'}" in script
+
+
+def test_a_run_with_more_tools_gives_miles_a_training_file_with_their_prompt(setup):
+    from searchr1.data.dataset import load_split, make_row, write_split
+
+    tmp, _, overrides = setup
+    train = tmp / "install" / "data" / "train.parquet"
+    rows = [
+        make_row(row_id="1", question="How old is X", golden_answers=["7"], data_source="s", split="train", index=0)
+    ]
+    write_split(rows, train)
+    ctx = context(tmp, [*overrides, "trainer.dry_run=true", "tools=[search,calculator]"])
+    launch(ctx)
+    script = (ctx.run_dir / RunDir.MILES_COMMAND).read_text()
+    copy = ctx.run_dir / "tool_data" / "train.parquet"
+    assert f"--prompt-data {copy}" in script
+    (example,) = load_split(copy)
+    assert "<calculator> expression </calculator>" in example.prompt_messages[0]["content"]
+    assert example.prompt_messages[0]["content"].endswith("Question: How old is X?\n")
+    assert example.golden_answers == ["7"] and load_split(train)[0].prompt_messages != example.prompt_messages
+    custom = yaml.safe_load((ctx.run_dir / "miles_custom_config.yaml").read_text())
+    assert list(custom["searchr1"]["tools"]) == ["search", "calculator"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,6 +101,18 @@ def load_split(path: str | Path, prompt_style: str = "searchr1") -> list[QAExamp
     if missing:
         raise DataError(f"data file {path} lacks column(s) {', '.join(missing)} of Search-R1's schema")
     return [_example(row, prompt_style) for row in table.to_pylist()]
+
+
+def rewrite_prompts(src: str | Path, dst: Path, messages_for: Callable[[str], list[dict[str, str]]]) -> Path:
+    """A copy of a split whose ``prompt`` column is ``messages_for(question)``, for a trainer that reads the
+    file as it is (Miles) when the prompt is not the one stored (a run with tools other than search)."""
+    table = pq.read_table(src)
+    examples = [_example(row, "searchr1") for row in table.to_pylist()]
+    column = table.schema.get_field_index("prompt")
+    prompts = pa.array([messages_for(e.question) for e in examples], type=table.schema.field("prompt").type)
+    with atomic_path(Path(dst)) as tmp:
+        pq.write_table(table.set_column(column, "prompt", prompts), tmp)
+    return Path(dst)
 
 
 def of_sources(examples: Sequence[QAExample], sources: Sequence[str], path: str | Path) -> list[QAExample]:

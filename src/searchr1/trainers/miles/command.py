@@ -23,6 +23,7 @@ GENERATE_HOOK = f"{HOOKS}.generate"
 REWARD_HOOK = f"{HOOKS}.reward"
 TIS_HOOK = f"{HOOKS}.tis_weights"
 ROLLOUT_LOG_HOOK = f"{HOOKS}.log_rollout"
+EVAL_LOG_HOOK = f"{HOOKS}.log_eval"
 REWARD_KEY = "total"
 """Key of the reward dict our reward hook returns that Miles trains on (RewardBreakdown.total)."""
 
@@ -56,6 +57,7 @@ def build_command(
     custom_config_path: Path,
     python_path: list[str],
     eval_datasets: Optional[dict[str, str]] = None,
+    train_data: Optional[str] = None,
 ) -> MilesCommand:
     trainer = _miles(cfg)
     env = {
@@ -68,7 +70,12 @@ def build_command(
     }
     return MilesCommand(
         train_args=build_train_args(
-            cfg, run_dir=run_dir, run_name=run_name, custom_config_path=custom_config_path, eval_datasets=eval_datasets
+            cfg,
+            run_dir=run_dir,
+            run_name=run_name,
+            custom_config_path=custom_config_path,
+            eval_datasets=eval_datasets,
+            train_data=train_data,
         ),
         miles_root=trainer.miles_root,
         env=env,
@@ -82,15 +89,17 @@ def build_train_args(
     run_name: str,
     custom_config_path: Path,
     eval_datasets: Optional[dict[str, str]] = None,
+    train_data: Optional[str] = None,
 ) -> list[str]:
-    """``eval_datasets`` (name -> parquet) default to the whole test split as one ``test`` set."""
+    """``eval_datasets`` (name -> parquet) default to the whole test split as one ``test`` set; ``train_data``
+    (the training parquet with tool prompts, see launch.tool_prompt_data) to data.train_path."""
     trainer = _miles(cfg)
     _check_batch_sizes(cfg, trainer)
     return [
         *cluster_args(trainer),
         *model_args(cfg.model.megatron_args),
         *checkpoint_args(cfg, trainer),
-        *rollout_args(cfg, trainer),
+        *rollout_args(cfg, trainer, train_data or cfg.data.train_path),
         *eval_args(cfg, trainer, eval_datasets or {"test": cfg.data.test_path}),
         *optimizer_args(trainer),
         *grpo_args(cfg, trainer),
@@ -158,9 +167,9 @@ def checkpoint_args(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
     return args
 
 
-def rollout_args(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
+def rollout_args(cfg: SearchR1Config, t: MilesTrainerConfig, train_data: str) -> list[str]:
     rollout = cfg.rollout
-    args = flag("prompt-data", cfg.data.train_path) + flag("input-key", INPUT_KEY) + flag("label-key", LABEL_KEY)
+    args = flag("prompt-data", train_data) + flag("input-key", INPUT_KEY) + flag("label-key", LABEL_KEY)
     args += flag("apply-chat-template")
     if cfg.data.shuffle:
         args += flag("rollout-shuffle")
@@ -190,6 +199,8 @@ def eval_args(cfg: SearchR1Config, t: MilesTrainerConfig, datasets: dict[str, st
         *flag("eval-label-key", LABEL_KEY),
         *flag("n-samples-per-eval-prompt", cfg.eval.pass_k),
         *flag("eval-temperature", cfg.eval.temperature),
+        # an eval after a health stop is logged as skipped, not as 0 on every set (Miles logs the rest)
+        *flag("custom-eval-rollout-log-function-path", EVAL_LOG_HOOK),
     ]
 
 

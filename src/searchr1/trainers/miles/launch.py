@@ -21,14 +21,20 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional
 
 import yaml
 
 import searchr1
+from searchr1.config.schema import SearchR1Config
 from searchr1.config.secrets import redact, redact_data, secret_env_names, shell_join_redacted
+from searchr1.data.dataset import rewrite_prompts
+from searchr1.data.errors import DataError
+from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext
+from searchr1.tools.prompt import is_search_only, tools_prompt
+from searchr1.tools.registry import selected_nodes, tool_spec
 from searchr1.trainers.miles.cluster_check import VISIBLE_MARKER_PREFIX, cluster_preflight, cluster_spec
 from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
@@ -38,10 +44,9 @@ from searchr1.trainers.miles.preflight import PreflightError, preflight, raise_o
 
 log = logging.getLogger(__name__)
 
-COMMAND_FILE = "miles_command.sh"
 RUNTIME_ENV_FILE = "miles_runtime_env.yaml"
-LOG_FILE = "miles.log"
 EVAL_DATA_DIR = "eval_data"
+TOOL_DATA_DIR = "tool_data"
 LOCAL_RAY_ADDRESS = "http://127.0.0.1:8265"
 HEAD_START_TIMEOUT_S = 120.0
 HEAD_STOP_TIMEOUT_S = 60.0
@@ -74,6 +79,7 @@ def launch(ctx: RunContext) -> None:
             custom_config_path=files.named / CUSTOM_CONFIG_FILE,
             python_path=[package_root()],
             eval_datasets=eval_datasets(ctx, files),
+            train_data=tool_prompt_data(ctx, files),
         )
         if any(value in arg for arg in command.train_args for value in ctx.secrets):
             log.warning(
@@ -86,7 +92,7 @@ def launch(ctx: RunContext) -> None:
         save_command(ctx, replayable, runtime_env)
         if trainer.dry_run:
             print(shell_join_redacted(replayable, named_secrets(ctx)))
-            log.info("dry run: command written to %s", ctx.run_dir / COMMAND_FILE)
+            log.info("dry run: command written to %s", ctx.run_dir / RunDir.MILES_COMMAND)
             return
         if on_cluster:
             raise_on_problems(check_cluster(ctx, files.named, runtime_env))
@@ -95,7 +101,7 @@ def launch(ctx: RunContext) -> None:
             log.warning("health: removed %s left by an earlier launch (%s)", files.named / HEALTH_STOP_FILE, stale)
         code = _run(ctx, command, address, runtime_env)
     if code:
-        log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / LOG_FILE)
+        log.error("Miles job failed (exit code %d); log: %s", code, ctx.run_dir / RunDir.MILES_LOG)
         raise SystemExit(code)
 
 
@@ -144,14 +150,40 @@ def check_cluster(ctx: RunContext, files: Path, runtime_env: dict) -> list[str]:
 
 
 def eval_datasets(ctx: RunContext, files: JobFiles) -> Optional[dict[str, str]]:
-    """One eval set per data_source of the test split (Miles then logs eval/<source> for each)."""
+    """One eval set per data_source of the test split (Miles then logs eval/<source> for each), with the
+    tools' prompts when the run has tools other than search."""
     test = Path(ctx.cfg.data.test_path)
     if not ctx.cfg.trainer.eval_interval or not test.is_file():
         return None
     from searchr1.eval.datasets import split_by_source
 
     written = split_by_source(test, files.written / EVAL_DATA_DIR)
+    messages_for = _tool_messages(ctx.cfg)
+    if messages_for is not None:
+        for path in written.values():
+            rewrite_prompts(path, path, messages_for)
     return {name: str(files.named / EVAL_DATA_DIR / path.name) for name, path in written.items()}
+
+
+def tool_prompt_data(ctx: RunContext, files: JobFiles) -> Optional[str]:
+    """Miles reads the prompt column as it is: with tools other than search alone, the training split is
+    written again with the tools' prompt (tools/prompt.py) and the command names that copy."""
+    messages_for = _tool_messages(ctx.cfg)
+    if messages_for is None:
+        return None
+    train = Path(ctx.cfg.data.train_path)
+    if not train.is_file():
+        raise DataError(f"data.train_path={train}: tools={ctx.cfg.tools} needs the file here to write its tool prompts")
+    rewrite_prompts(train, files.written / TOOL_DATA_DIR / train.name, messages_for)
+    log.info("tools=%s: Miles reads the training prompts from %s", ctx.cfg.tools, files.named / TOOL_DATA_DIR)
+    return str(files.named / TOOL_DATA_DIR / train.name)
+
+
+def _tool_messages(cfg: SearchR1Config) -> Optional[Callable[[str], list[dict[str, str]]]]:
+    specs = [tool_spec(name).for_node(node) for name, node in selected_nodes(cfg).items()]
+    if is_search_only(specs):
+        return None
+    return lambda question: [{"role": "user", "content": tools_prompt(question, specs)}]
 
 
 def package_root() -> str:
@@ -181,7 +213,7 @@ def save_command(ctx: RunContext, argv: list[str], runtime_env: dict) -> None:
         "# searchr1 adds them from its environment at submission; one written into the command (trainer.extra_args)\n"
         "# is a reference to its environment variable here.\n"
     )
-    (ctx.run_dir / COMMAND_FILE).write_text(script + shell_join_redacted(argv, named_secrets(ctx)) + "\n")
+    (ctx.run_dir / RunDir.MILES_COMMAND).write_text(script + shell_join_redacted(argv, named_secrets(ctx)) + "\n")
     (ctx.run_dir / RUNTIME_ENV_FILE).write_text(yaml.safe_dump(redact_data(runtime_env, ctx.secrets), sort_keys=False))
 
 
@@ -224,7 +256,7 @@ def _local_ray_head(ctx: RunContext) -> Iterator[None]:
     gpus = ctx.cfg.trainer.node_gpus
     log.info("starting a local Ray head with %d GPUs (trainer.ray_address is null)", gpus)
     start = ["ray", "start", "--head", "--block", "--num-gpus", str(gpus), "--disable-usage-stats"]
-    with (ctx.run_dir / LOG_FILE).open("a") as out:
+    with (ctx.run_dir / RunDir.MILES_LOG).open("a") as out:
         out.write(f"$ {shell_join_redacted(start, named_secrets(ctx))}\n")
         out.flush()
         head = subprocess.Popen(start, stdout=out, stderr=subprocess.STDOUT)
@@ -248,7 +280,7 @@ def _wait_for_head(head: subprocess.Popen, address: str) -> None:
         if head.poll() is not None:
             raise SystemExit(
                 f"the local Ray head exited with code {head.returncode} before it served jobs "
-                f"(is Ray already running on this node? then set trainer.ray_address); log: {LOG_FILE}"
+                f"(is Ray already running on this node? then set trainer.ray_address); log: {RunDir.MILES_LOG}"
             )
         try:
             with urllib.request.urlopen(address + "/api/version", timeout=2):
@@ -260,7 +292,7 @@ def _wait_for_head(head: subprocess.Popen, address: str) -> None:
 
 def _stream(ctx: RunContext, argv: list[str]) -> int:
     """Run a command, teeing its output (redacted) to the console and the run dir's miles.log."""
-    log_path = ctx.run_dir / LOG_FILE
+    log_path = ctx.run_dir / RunDir.MILES_LOG
     with (
         log_path.open("a") as out,
         subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc,
