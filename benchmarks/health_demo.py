@@ -25,7 +25,7 @@ from typing import Optional
 
 from searchr1.config.schema import HealthConfig
 from searchr1.metrics_file import HEALTH_FIRED_PREFIX
-from searchr1.paths import METRICS_FILE
+from searchr1.paths import RunDir
 from searchr1.report.runs import read_history
 
 DEFAULT_LR = 1e-4
@@ -232,7 +232,7 @@ def main() -> None:
     todo = [run for run in runs(args.lr) if run.name in args.runs.split(",")]
     started = time.perf_counter()
     seconds = run_all(todo, out, args.steps, list(args.overrides), args.jobs)
-    histories = {run.name: read_history(out / run.name / METRICS_FILE) for run in todo}
+    histories = {run.name: read_history(out / run.name / RunDir.METRICS) for run in todo}
     for run in todo:
         print_run(run, histories[run.name])
     print(

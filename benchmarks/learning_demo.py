@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from searchr1.paths import METRICS_FILE
+from searchr1.paths import RunDir
 from searchr1.report.runs import read_history
 
 CURVES = (
@@ -114,7 +114,7 @@ def main() -> None:
         "grpo",
         [sys.executable, "-m", "searchr1", f"+experiment={args.experiment}", f"hydra.run.dir={grpo_dir}", *overrides],
     )
-    history = read_history(grpo_dir / METRICS_FILE)
+    history = read_history(grpo_dir / RunDir.METRICS)
     seconds["search off"] = run(
         "search off",
         [

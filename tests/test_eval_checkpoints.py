@@ -13,7 +13,7 @@ from searchr1.config.checks import ConfigError
 from searchr1.eval.cli import run_eval
 from searchr1.eval.run_curve import select_steps, step_metrics
 from searchr1.models.checkpoints import content_hash
-from searchr1.paths import CHECKPOINT_EVAL_FILE, CHECKPOINT_EVAL_PLOT
+from searchr1.paths import RunDir
 from searchr1.report.cli import make_report
 from searchr1.run import RunContext
 from searchr1.trainers.local.checkpoint import load_latest, restore
@@ -110,13 +110,13 @@ def test_eval_over_a_run_writes_one_row_per_saved_step(trained_run, tmp_path):
     ]
     for row in result["rows"]:
         assert set(row["exact_match"]) == set(row["f1"]) == {*result["data_sources"], "Avg."}
-    saved = json.loads((trained_run / CHECKPOINT_EVAL_FILE).read_text())
+    saved = json.loads((trained_run / RunDir.CHECKPOINT_EVAL).read_text())
     assert [row["step"] for row in saved["rows"]] == [1, 2]
-    table = (trained_run / CHECKPOINT_EVAL_FILE).with_suffix(".md").read_text()
+    table = (trained_run / RunDir.CHECKPOINT_EVAL).with_suffix(".md").read_text()
     assert [
         line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "EM" not in line
     ] == ["1", "2"]
-    assert (trained_run / CHECKPOINT_EVAL_PLOT).stat().st_size > 0
+    assert (trained_run / RunDir.CHECKPOINT_EVAL_PLOT).stat().st_size > 0
     # W&B: the run's own W&B run (same id) got eval/* against eval/step.
     new = set((trained_run / "wandb").glob("offline-run-*")) - wandb_runs_before
     run_id = (trained_run / WANDB_ID_FILE).read_text().strip()

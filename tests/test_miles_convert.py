@@ -64,8 +64,9 @@ def test_the_newest_iteration_comes_from_megatrons_marker(tmp_path, capsys):
     save_resolved_config(ctx)
     export_main([str(ctx.run_dir), "--out", str(tmp_path / "hf")])
     assert f"--input-dir {save}/iter_0000040 " in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="pass --iteration N"):
+    with pytest.raises(SystemExit) as refused:
         export_main([str(run_dir), "--out", str(tmp_path / "hf")])
+    assert refused.value.code == 2 and "pass --iteration N" in capsys.readouterr().err
 
 
 def test_the_recorder_runs_only_the_tools_parser_statements():

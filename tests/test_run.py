@@ -8,7 +8,7 @@ import yaml
 
 from searchr1.config import to_typed
 from searchr1.config.secrets import RedactingFilter
-from searchr1.paths import RESOLVED_CONFIG_FILE
+from searchr1.paths import RunDir
 from searchr1.run import RunContext, save_resolved_config
 from tests.support.compose import compose_config
 
@@ -20,8 +20,8 @@ def test_resolved_config_is_saved_resolved_and_without_secrets(tmp_path, monkeyp
     assert ctx.secrets == ("sk-top-secret",)
     saved = yaml.safe_load((save_resolved_config(ctx)).read_text())
     assert saved["backend"]["api_key_env"] == "SERPER_API_KEY"
-    assert "${" not in (tmp_path / RESOLVED_CONFIG_FILE).read_text(), "interpolations must be resolved"
-    assert "sk-top-secret" not in (tmp_path / RESOLVED_CONFIG_FILE).read_text()
+    assert "${" not in (tmp_path / RunDir.RESOLVED_CONFIG).read_text(), "interpolations must be resolved"
+    assert "sk-top-secret" not in (tmp_path / RunDir.RESOLVED_CONFIG).read_text()
 
 
 def test_a_secret_pasted_into_the_config_is_redacted_in_what_goes_to_wandb(tmp_path, monkeypatch):

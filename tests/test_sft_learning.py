@@ -11,7 +11,8 @@ import pytest
 from searchr1.config import to_typed
 from searchr1.models.loading import check_warm_start
 from searchr1.run import RunContext
-from searchr1.trainers.local.train import POLICY_DIR, ROLLOUTS_FILE, train
+from searchr1.paths import RunDir
+from searchr1.trainers.local.train import train
 from searchr1.sft.cli import run_sft
 from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
@@ -56,11 +57,11 @@ def test_grpo_from_the_shipped_warm_start_closes_its_tags_and_searches(tmp_path)
     assert typed.trainer.init_from == typed.model.warm_start is not None  # the default starts warm
     ctx = RunContext.build(cfg, typed, tmp_path / "run")
     train(ctx)
-    samples = [json.loads(line) for line in (ctx.run_dir / ROLLOUTS_FILE).read_text().splitlines()]
+    samples = [json.loads(line) for line in (ctx.run_dir / RunDir.ROLLOUTS).read_text().splitlines()]
     assert len(samples) == 6
     searched = [s for s in samples if s["search_calls"] >= 1 and "</search>" in s["response"]]
     answered = [s for s in samples if s["response"].rstrip().endswith("</answer>")]
     assert len(searched) >= 5 and len(answered) >= 5, [s["response"] for s in samples]
     metrics = json.loads((ctx.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["search_r1/search_calls_per_sample"] >= 0.8 and metrics["reward/format"] > 0
-    assert (ctx.run_dir / POLICY_DIR / "adapter_model.safetensors").is_file()
+    assert (ctx.run_dir / RunDir.POLICY / "adapter_model.safetensors").is_file()

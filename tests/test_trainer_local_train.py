@@ -18,7 +18,8 @@ from searchr1.data.dataset import load_split, of_sources
 from searchr1.run import RunContext
 from searchr1.metrics_file import read_metrics
 from searchr1.trainers.local.sampler import PromptSampler
-from searchr1.trainers.local.train import ROLLOUTS_FILE, train
+from searchr1.paths import RunDir
+from searchr1.trainers.local.train import train
 from tests.support.compose import compose_config
 from tests.support.data import TINY_ROLLOUT
 
@@ -35,7 +36,7 @@ TINY = TINY_ROLLOUT
 
 def _rollout_indices(run_dir: Path) -> dict[int, list[int]]:
     by_step: dict[int, list[int]] = {}
-    for line in (run_dir / ROLLOUTS_FILE).read_text().splitlines():
+    for line in (run_dir / RunDir.ROLLOUTS).read_text().splitlines():
         row = json.loads(line)
         by_step.setdefault(row["step"], []).append(row["index"])
     return by_step
@@ -80,7 +81,7 @@ def test_tiny_run_logs_mission_metrics_to_jsonl_and_offline_wandb(tmp_path, caps
     assert (ctx.run_dir / "policy" / "adapter_config.json").is_file()  # the trained policy, for eval.checkpoint
     assert _rollout_indices(ctx.run_dir) == _expected_indices(ctx.cfg, 2)  # 2-hop prompts only
     two_hop = {e.question for e in load_split(ctx.cfg.data.train_path) if e.data_source == "synthetic_2hop"}
-    questions = [json.loads(line)["question"] for line in (ctx.run_dir / ROLLOUTS_FILE).read_text().splitlines()]
+    questions = [json.loads(line)["question"] for line in (ctx.run_dir / RunDir.ROLLOUTS).read_text().splitlines()]
     assert set(questions) <= two_hop
     printed = capsys.readouterr().out
     assert "step 2/2" in printed and "metrics at step 2:" in printed and "tis/effective_sample_size" in printed

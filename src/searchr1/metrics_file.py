@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from searchr1.paths import METRICS_FILE
+from searchr1.paths import RunDir
 
 HEALTH_FIRED_PREFIX = "health/fired/"
 """``health/fired/<rule>`` = 1 on the steps where a training-health rule fired (searchr1.health); reports mark them."""
@@ -57,7 +57,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """``read_records`` of a run dir's ``metrics.jsonl``."""
-    return read_records(Path(run_dir) / METRICS_FILE)
+    return read_records(Path(run_dir) / RunDir.METRICS)
 
 
 def drop_steps_after(path: Path, step: int) -> None:

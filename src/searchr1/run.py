@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from searchr1.config.schema import SearchR1Config
 from searchr1.config.secrets import redact_data, secret_env_names, secret_values
-from searchr1.paths import RESOLVED_CONFIG_FILE
+from searchr1.paths import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,6 @@ def _names_no_point(key: str) -> bool:
 
 def save_resolved_config(ctx: RunContext) -> Path:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    path = ctx.run_dir / RESOLVED_CONFIG_FILE
+    path = ctx.run_dir / RunDir.RESOLVED_CONFIG
     path.write_text(yaml.safe_dump(redact_data(ctx.resolved, ctx.secrets), sort_keys=False))
     return path

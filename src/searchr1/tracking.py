@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, cast
 
 from searchr1.metrics_file import MetricsWriter
-from searchr1.paths import METRICS_FILE
+from searchr1.paths import RunDir
 from searchr1.run import RunContext
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Tracker:
 
     def __init__(self, ctx: RunContext, *, total_steps: Optional[int] = None, start_step: int = 0) -> None:
         self.ctx = ctx
-        self.path = ctx.run_dir / METRICS_FILE
+        self.path = ctx.run_dir / RunDir.METRICS
         self.last: dict[str, Any] = {}
         self._finished = False
         self._metrics = MetricsWriter(self.path, done_steps=start_step)

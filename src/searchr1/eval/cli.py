@@ -31,12 +31,11 @@ from searchr1.eval.identity import identity
 from searchr1.eval.policy import checked_policy, eval_examples, evaluate_policy, retriever_urls
 from searchr1.eval.runner import EvalResult
 from searchr1.eval.table import markdown
+from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext, save_resolved_config
 
 log = logging.getLogger("searchr1.eval")
-
-SAMPLES_FILE = "eval_samples.jsonl"
 
 
 def main() -> None:
@@ -90,8 +89,8 @@ def _write_results(ctx: RunContext, cfg: SearchR1Config, result: EvalResult, pay
     )
     table = markdown(result.table, title)
     out.with_suffix(".md").write_text(table)
-    with (out.parent / SAMPLES_FILE).open("w") as handle:
+    with (out.parent / RunDir.EVAL_SAMPLES).open("w") as handle:
         for score, traj in zip(result.scores, result.trajectories):
             handle.write(json.dumps({**score.as_dict(), "response": traj.response_text, **traj.token_record()}) + "\n")
     print(table)
-    print(f"wrote {out}, {out.with_suffix('.md')} and {out.parent / SAMPLES_FILE}")
+    print(f"wrote {out}, {out.with_suffix('.md')} and {out.parent / RunDir.EVAL_SAMPLES}")

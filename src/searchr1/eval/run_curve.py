@@ -23,7 +23,7 @@ from searchr1.eval.policy import checked_policy, eval_examples, evaluate_policy,
 from searchr1.eval.runner import EvalResult
 from searchr1.eval.table import AVERAGE, PAPER_DATASETS
 from searchr1.models.checkpoints import SavedPolicy, run_checkpoints, run_config, run_trainer_name
-from searchr1.paths import CHECKPOINT_EVAL_FILE, CHECKPOINT_EVAL_PLOT
+from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext, save_resolved_config
 
@@ -130,13 +130,13 @@ def markdown_steps(payload: dict[str, Any]) -> str:
 def _write(run_dir: Path, payload: dict[str, Any]) -> None:
     from searchr1.report.plots import plot_checkpoint_eval
 
-    out = run_dir / CHECKPOINT_EVAL_FILE
+    out = run_dir / RunDir.CHECKPOINT_EVAL
     out.write_text(json.dumps(payload, indent=2))
     table = markdown_steps(payload)
     out.with_suffix(".md").write_text(table)
-    plot_checkpoint_eval({run_dir.name: payload["rows"]}, run_dir / CHECKPOINT_EVAL_PLOT)
+    plot_checkpoint_eval({run_dir.name: payload["rows"]}, run_dir / RunDir.CHECKPOINT_EVAL_PLOT)
     print(table)
-    print(f"wrote {out}, {out.with_suffix('.md')} and {run_dir / CHECKPOINT_EVAL_PLOT}")
+    print(f"wrote {out}, {out.with_suffix('.md')} and {run_dir / RunDir.CHECKPOINT_EVAL_PLOT}")
 
 
 def step_metrics(row: dict[str, Any]) -> dict[str, float]:

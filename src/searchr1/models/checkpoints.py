@@ -19,14 +19,11 @@ from typing import Any, Literal, Optional
 
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import ModelConfig
-from searchr1.paths import RESOLVED_CONFIG_FILE
+from searchr1.errors import UserError
+from searchr1.paths import RunDir
 
-CHECKPOINT_DIR = "checkpoints"
-"""Default checkpoint dir inside a run dir (``trainer.checkpoint_dir`` overrides it)."""
 LATEST = "LATEST"
 """File in the checkpoint dir naming the newest complete checkpoint."""
-POLICY_DIR = "policy"
-"""The run's final policy in the warm-start format (a LoRA adapter or a whole model dir)."""
 STEP_KEY = "step"
 TRAINABLE_KEY = "trainable"
 """Checkpoint keys: the step, and {parameter name: tensor} of every trainable parameter."""
@@ -96,7 +93,7 @@ def find_policy(given: str, key: str) -> SavedPolicy:
         return SavedPolicy(
             path=path, kind="checkpoint", step=checkpoint_step(path), run_dir=_run_dir_of(path, given, key)
         )
-    if path.is_dir() and (path / RESOLVED_CONFIG_FILE).is_file():
+    if path.is_dir() and RunDir(path).has_config():
         return _newest_of_run(path, given, key)
     start = check_warm_start(given, 0, key)
     return SavedPolicy(path=start.path, kind=start.kind, step=None, run_dir=_nearest_run_dir(start.path))
@@ -105,7 +102,7 @@ def find_policy(given: str, key: str) -> SavedPolicy:
 def run_checkpoints(run_dir: Path, key: str) -> dict[int, Path]:
     """{step: checkpoint} of a run dir (its ``trainer.checkpoint_dir`` or ``checkpoints/``)."""
     config = run_config(run_dir, key)
-    directory = config.get("trainer", {}).get("checkpoint_dir") or run_dir / CHECKPOINT_DIR
+    directory = RunDir(run_dir).checkpoint_dir(config.get("trainer", {}).get("checkpoint_dir"))
     return saved_checkpoints(Path(directory))
 
 
@@ -114,21 +111,21 @@ def _newest_of_run(run_dir: Path, given: str, key: str) -> SavedPolicy:
     if saved:
         step = max(saved)
         return SavedPolicy(path=saved[step], kind="checkpoint", step=step, run_dir=run_dir)
-    if (run_dir / POLICY_DIR).is_dir():
-        return find_policy(str(run_dir / POLICY_DIR), key)
+    if (run_dir / RunDir.POLICY).is_dir():
+        return find_policy(str(run_dir / RunDir.POLICY), key)
     if run_trainer_name(run_dir) == "miles":
         raise ConfigError(
             f"{key}={given!r} is a Miles run: its checkpoints are Megatron torch_dist; convert one with "
             f"searchr1-export {given} --out DIR and serve DIR with SGLang (eval.sglang_url)"
         )
     raise ConfigError(
-        f"{key}={given!r}: the run dir holds no checkpoint ({CHECKPOINT_DIR}/step_*.pt) and no {POLICY_DIR}/ dir"
+        f"{key}={given!r}: the run dir holds no checkpoint ({RunDir.CHECKPOINTS}/step_*.pt) and no {RunDir.POLICY}/ dir"
     )
 
 
 def _nearest_run_dir(path: Path) -> Optional[Path]:
     """The run dir above ``path``: the nearest ancestor holding a resolved config (None if none)."""
-    return next((parent for parent in path.resolve().parents if (parent / RESOLVED_CONFIG_FILE).is_file()), None)
+    return next((parent for parent in path.resolve().parents if RunDir(parent).has_config()), None)
 
 
 def _run_dir_of(checkpoint: Path, given: str, key: str) -> Path:
@@ -136,28 +133,25 @@ def _run_dir_of(checkpoint: Path, given: str, key: str) -> Path:
     if run_dir is not None:
         return run_dir
     raise ConfigError(
-        f"{key}={given!r}: no {RESOLVED_CONFIG_FILE} above it; a checkpoint holds only the trainable "
+        f"{key}={given!r}: no {RunDir.RESOLVED_CONFIG} above it; a checkpoint holds only the trainable "
         "weights, and the run's config says which model and warm start they belong to"
     )
 
 
 def run_config(run_dir: Path, key: str) -> dict[str, Any]:
     """A run dir's resolved config as plain data, or a one-line ConfigError naming ``key``."""
-    import yaml
-
-    path = run_dir / RESOLVED_CONFIG_FILE
     try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{key}: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ConfigError(f"{key}: {path} holds no model: section")
+        config = RunDir(run_dir).read_config()
+    except UserError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    if not isinstance(config.get("model"), dict):
+        raise ConfigError(f"{key}: {run_dir / RunDir.RESOLVED_CONFIG} holds no model: section")
     return config
 
 
 def run_trainer_name(path: Path) -> Optional[str]:
     """``trainer.name`` of the run dir ``path`` (local, miles), None when it is no run dir."""
-    if not (path / RESOLVED_CONFIG_FILE).is_file():
+    if not RunDir(path).has_config():
         return None
     return run_config(path, str(path)).get("trainer", {}).get("name")
 

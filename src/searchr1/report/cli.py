@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchr1.errors import UserError, exit_on_user_error
-from searchr1.paths import CHECKPOINT_EVAL_FILE
+from searchr1.paths import RunDir
 from searchr1.report.plots import plot_checkpoint_eval, plot_curves, plot_health, plot_heatmap
 from searchr1.report.runs import find_runs
 from searchr1.report.summary import EM, SWEEP_AXES, as_json, heatmap_grid, markdown_table, summarize
@@ -67,7 +67,7 @@ def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = E
 
 def _checkpoint_eval_tables(runs) -> str:
     """The step tables ``searchr1-eval eval.run`` left next to each run's checkpoint_eval.json."""
-    tables = [(run.run_dir / CHECKPOINT_EVAL_FILE).with_suffix(".md") for run in runs if run.checkpoint_eval]
+    tables = [(run.run_dir / RunDir.CHECKPOINT_EVAL).with_suffix(".md") for run in runs if run.checkpoint_eval]
     texts = [path.read_text() for path in tables if path.is_file()]
     return "\n## Held-out EM/F1 per saved checkpoint\n\n" + "\n".join(texts) if texts else ""
 

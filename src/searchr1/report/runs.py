@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from searchr1.metrics_file import read_records
-from searchr1.paths import CHECKPOINT_EVAL_FILE, METRICS_FILE, RESOLVED_CONFIG_FILE
+from searchr1.paths import RunDir
 
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 # Overrides that do not change what a run is: the seed (aggregated over) and the sweep selector.
@@ -59,7 +59,7 @@ class Run:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / METRICS_FILE).is_file() and (path / RESOLVED_CONFIG_FILE).is_file()
+    return (path / RunDir.METRICS).is_file() and RunDir(path).has_config()
 
 
 def find_runs(root: Path) -> list[Run]:
@@ -67,20 +67,20 @@ def find_runs(root: Path) -> list[Run]:
     root = Path(root)
     if is_run_dir(root):
         return [load_run(root)]
-    return [load_run(p.parent) for p in sorted(root.rglob(METRICS_FILE)) if is_run_dir(p.parent)]
+    return [load_run(p.parent) for p in sorted(root.rglob(RunDir.METRICS)) if is_run_dir(p.parent)]
 
 
 def load_run(run_dir: Path) -> Run:
-    config = yaml.safe_load((run_dir / RESOLVED_CONFIG_FILE).read_text()) or {}
+    config = RunDir(run_dir).read_config()
     overrides_path = run_dir / OVERRIDES_FILE
     overrides = [str(o) for o in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
-    checkpoint_eval = run_dir / CHECKPOINT_EVAL_FILE
+    checkpoint_eval = run_dir / RunDir.CHECKPOINT_EVAL
     rows = json.loads(checkpoint_eval.read_text())["rows"] if checkpoint_eval.is_file() else []
     return Run(
         run_dir=run_dir,
         config=config,
         overrides=overrides,
-        history=read_history(run_dir / METRICS_FILE),
+        history=read_history(run_dir / RunDir.METRICS),
         checkpoint_eval=rows,
     )
 

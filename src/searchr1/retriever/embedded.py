@@ -20,6 +20,7 @@ from typing import IO, Iterator, NoReturn, Optional
 
 from searchr1.config.schema import LocalBackendConfig, RetrieverConfig, SearchR1Config
 from searchr1.errors import UserError
+from searchr1.paths import RunDir
 from searchr1.preflight import in_hf_cache, writable_dir_problem
 from searchr1.retriever.flags import config_to_args
 
@@ -49,7 +50,7 @@ class EmbeddedRetriever:
         self.cfg = retriever_cfg
         self.port = port
         self.log_path = (
-            Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="searchr1-retriever-")) / "retriever.log"
+            Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="searchr1-retriever-")) / RunDir.RETRIEVER_LOG
         )
         self.startup_timeout_s = startup_timeout_s
         self.url = ""
@@ -192,7 +193,7 @@ def run_retriever(cfg: SearchR1Config, run_dir: Path) -> Iterator[Optional[list[
     )
     assert isinstance(cfg.backend, LocalBackendConfig)  # the only backend that starts one
     with EmbeddedRetriever(
-        cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port, log_path=run_dir / "retriever.log"
+        cfg.data.corpus_path, cfg.retriever, port=cfg.backend.embedded_port, log_path=run_dir / RunDir.RETRIEVER_LOG
     ) as retriever:
         yield [retriever.url]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from searchr1.config.schema import SearchR1Config
-from searchr1.paths import cache_root
+from searchr1.paths import RunDir, cache_root
 from searchr1.preflight import in_hf_cache, raise_on_problems, writable_dir_problem
 from searchr1.retriever.embedded import embedded_retriever_problems, needs_embedded_retriever
 from searchr1.tools.preflight import tool_problems
@@ -36,7 +36,7 @@ def preflight(cfg: SearchR1Config, run_dir: Path, *, env: Mapping[str, str]) -> 
         _model_problem(cfg),
         _warm_start_problem(cfg),
         writable_dir_problem("hydra.run.dir", run_dir),
-        writable_dir_problem("trainer.checkpoint_dir", cfg.trainer.checkpoint_dir or run_dir / "checkpoints")
+        writable_dir_problem("trainer.checkpoint_dir", RunDir(run_dir).checkpoint_dir(cfg.trainer.checkpoint_dir))
         if cfg.trainer.checkpoint_every
         else None,
         _synthetic_data_problem(cfg),

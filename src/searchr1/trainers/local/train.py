@@ -29,6 +29,7 @@ from searchr1.eval import evaluate
 from searchr1.health import contiguous_groups, rollout_health
 from searchr1.metrics import rollout_metrics
 from searchr1.metrics_file import drop_steps_after
+from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
 from searchr1.reward import RewardBreakdown, reads_prompt, score_group
 from searchr1.rollout import prompt_ids
@@ -43,7 +44,7 @@ from searchr1.trainers.local.heap import map_large_allocations, trim_heap
 from searchr1.trainers.local.interrupt import Interrupted, SignalStop
 from searchr1.trainers.local.health_guard import HealthGuard
 from searchr1.models.loading import check_warm_start, load_policy, load_policy_tokenizer, torch_dtype
-from searchr1.models.checkpoints import POLICY_DIR, saved_checkpoints
+from searchr1.models.checkpoints import saved_checkpoints
 from searchr1.models.lora import sync_trainable
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.models.policy_writer import save_warm_start
@@ -53,8 +54,6 @@ from searchr1.tools.registry import selected_nodes
 from searchr1.tools.toolbox import Toolbox, open_toolbox
 
 log = logging.getLogger(__name__)
-
-ROLLOUTS_FILE = "rollouts.jsonl"
 
 
 @dataclass
@@ -102,7 +101,7 @@ def _resume_hint(ctx: RunContext) -> str:
 
 
 def checkpoint_dir(ctx: RunContext) -> Path:
-    return Path(ctx.cfg.trainer.checkpoint_dir) if ctx.cfg.trainer.checkpoint_dir else ctx.run_dir / "checkpoints"
+    return RunDir(ctx.run_dir).checkpoint_dir(ctx.cfg.trainer.checkpoint_dir)
 
 
 def _train(ctx: RunContext, stop: SignalStop) -> None:
@@ -113,7 +112,7 @@ def _train(ctx: RunContext, stop: SignalStop) -> None:
     map_large_allocations()  # freed activations go back to the OS instead of piling up in RSS
     trainer = _build(ctx)
     start = _resume(trainer) if tcfg.resume else 0
-    drop_steps_after(ctx.run_dir / ROLLOUTS_FILE, start)
+    drop_steps_after(ctx.run_dir / RunDir.ROLLOUTS, start)
     tracker = Tracker(ctx, total_steps=tcfg.steps, start_step=start)
     try:
         if start >= tcfg.steps:
@@ -131,7 +130,7 @@ def _save_policy(trainer: Trainer) -> None:
     ``trainer.init_from=<dir>`` continues from it (checkpoints also hold optimizer and sampler state)."""
     ctx = trainer.ctx
     path = save_warm_start(
-        ctx.run_dir / POLICY_DIR,
+        ctx.run_dir / RunDir.POLICY,
         trainer.models.policy,
         {
             "run_name": ctx.run_name,
@@ -388,7 +387,7 @@ def _write_rollouts(
     rewards: Sequence[RewardBreakdown],
 ) -> None:
     """Every sample of the step, readable: where to look first when rewards do not move."""
-    with (run_dir / ROLLOUTS_FILE).open("a", encoding="utf-8") as out:
+    with (run_dir / RunDir.ROLLOUTS).open("a", encoding="utf-8") as out:
         for i, (traj, reward) in enumerate(zip(trajectories, rewards)):
             example = batch[i // n]
             out.write(

@@ -27,7 +27,7 @@ from searchr1.config.schema import (
     ToolConfig,
     backend_config,
 )
-from searchr1.paths import METRICS_FILE
+from searchr1.paths import RunDir
 from searchr1.tools.registry import selected_nodes, typed_nodes
 
 NAMESPACE = "searchr1"
@@ -97,7 +97,7 @@ class HookSettings:
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / METRICS_FILE
+        return self.run_dir / RunDir.METRICS
 
     @classmethod
     def from_args(cls, args: Any) -> "HookSettings":
