@@ -115,3 +115,21 @@ def test_workspace_spec_builds_a_wandb_workspace_offline(tmp_path):
     workspace = build_workspace(spec)
     assert [p.y for p in workspace.sections[0].panels][0] == ["reward/exact_match"]
     assert len(workspace.runset_settings.groupby) == 2
+
+
+@pytest.mark.slow
+def test_a_run_with_two_tools_gets_a_panel_row_and_a_workspace_section_per_tool(tmp_path):
+    run = make_run(tmp_path / "run", max_turns=2, topk=3, seed=0, em=[0.1, 0.3], tools=("search", "calculator"))
+    report = make_report(run)
+    tools_png = report.out_dir / "tools.png"
+    assert tools_png in report.files and tools_png.read_bytes().startswith(PNG_MAGIC)
+    sections = workspace_spec(find_runs(run))["sections"]
+    assert [s["name"] for s in sections[1:]] == ["Tool: search", "Tool: calculator"]
+    assert [p["metric"] for p in sections[2]["panels"]] == [
+        "tool/calculator/calls_per_sample",
+        "tool/calculator/failure_rate",
+        "tool/calculator/latency_mean_s",
+    ]
+    one_tool = make_run(tmp_path / "one", max_turns=2, topk=3, seed=0, em=[0.1])
+    assert "tools.png" not in [p.name for p in make_report(one_tool).files]
+    assert len(workspace_spec(find_runs(one_tool))["sections"]) == 1

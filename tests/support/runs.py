@@ -18,6 +18,7 @@ def make_run(
     em: list[float],
     sweep_name: str | None = "turns_topk",
     extra_overrides: tuple[str, ...] = (),
+    tools: tuple[str, ...] = ("search",),
 ) -> Path:
     run_dir.mkdir(parents=True)
     config = {
@@ -40,6 +41,9 @@ def make_run(
                 "loss_mask/observation_fraction": 0.1 * topk,
                 "tis/effective_sample_size": 8.0,
                 "search_r1/note": "text is skipped",
+                **{f"tool/{tool}/calls_per_sample": 0.5 * step for tool in tools},
+                **{f"tool/{tool}/failure_rate": 0.1 for tool in tools},
+                **{f"tool/{tool}/latency_mean_s": 0.02 for tool in tools},
             }
         )
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from searchr1.errors import UserError, exit_on_user_error
 from searchr1.paths import RunDir
-from searchr1.report.plots import plot_checkpoint_eval, plot_curves, plot_health, plot_heatmap
+from searchr1.report.plots import plot_checkpoint_eval, plot_curves, plot_health, plot_heatmap, plot_tools
 from searchr1.report.runs import find_runs
-from searchr1.report.summary import EM, SWEEP_AXES, as_json, heatmap_grid, markdown_table, summarize
+from searchr1.report.summary import EM, SWEEP_AXES, as_json, heatmap_grid, markdown_table, summarize, tool_names
 from searchr1.report.workspace import apply_workspace, workspace_spec
 
 TABLE_FILE = "report.md"
@@ -19,6 +19,7 @@ SUMMARY_FILE = "summary.json"
 CURVES_FILE = "curves.png"
 HEATMAP_FILE = "heatmap.png"
 HEALTH_FILE = "health.png"
+TOOLS_FILE = "tools.png"
 CHECKPOINT_EVAL_CURVES_FILE = "checkpoint_eval.png"
 WORKSPACE_FILE = "wandb_workspace.json"
 
@@ -42,6 +43,10 @@ def make_report(path: Path, out_dir: Path | None = None, heatmap_metric: str = E
     _write(report, SUMMARY_FILE, json.dumps(as_json(summaries), indent=2))
     plot_curves(summaries, out_dir / CURVES_FILE)
     report.files.append(out_dir / CURVES_FILE)
+    tools = tool_names(runs)
+    if len(tools) > 1:  # one row of panels per tool
+        plot_tools(summaries, tools, out_dir / TOOLS_FILE)
+        report.files.append(out_dir / TOOLS_FILE)
     if any(key.startswith("health/") for run in runs for key in run.history):  # training-health indicators
         plot_health(summaries, out_dir / HEALTH_FILE)
         report.files.append(out_dir / HEALTH_FILE)

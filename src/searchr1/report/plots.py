@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from searchr1.metrics_file import HEALTH_FIRED_PREFIX
-from searchr1.report.summary import EM, MISSION_METRICS, ConfigSummary
+from searchr1.report.summary import EM, MISSION_METRICS, TOOL_PANELS, ConfigSummary
 
 
 def _pyplot():
@@ -43,6 +43,15 @@ def plot_curves(summaries: Sequence[ConfigSummary], path: Path) -> list[str]:
         key for ax, (key, label) in zip(axes.flat, MISSION_METRICS.items()) if _panel(ax, summaries, (key,), label)
     ]
     _mark_firings(axes, health_firings(summaries))
+    return _finish(fig, axes, summaries, path, plotted)
+
+
+def plot_tools(summaries: Sequence[ConfigSummary], tools: Sequence[str], path: Path) -> list[str]:
+    """One row per tool: its calls per sample, failure rate and mean latency."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(tools), len(TOOL_PANELS), figsize=(15, 3.5 * len(tools)), squeeze=False)
+    keys = [f"tool/{tool}/{key}" for tool in tools for key in TOOL_PANELS]
+    plotted = [key for ax, key in zip(axes.flat, keys) if _panel(ax, summaries, (key,), key)]
     return _finish(fig, axes, summaries, path, plotted)
 
 

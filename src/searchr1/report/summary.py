@@ -35,6 +35,16 @@ class Stat:
         return {"mean": self.mean, "std": self.std, "n": self.n}
 
 
+TOOL_PANELS = {"calls_per_sample": "calls per sample", "failure_rate": "failure rate", "latency_mean_s": "latency (s)"}
+"""Per-tool metrics (``tool/<name>/<key>``) the report and the W&B workspace draw when a run has several tools."""
+
+
+def tool_names(runs: Sequence[Run]) -> list[str]:
+    """The tools the runs logged metrics for (``tool/<name>/calls_per_sample``), in first-logged order."""
+    names = (key.split("/")[1] for run in runs for key in run.history if key.startswith("tool/"))
+    return list(dict.fromkeys(name for name in names))
+
+
 def stat(values: Sequence[float | None]) -> Stat | None:
     present = [v for v in values if v is not None]
     if not present:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from searchr1.errors import UserError
 from searchr1.report.runs import Run
-from searchr1.report.summary import MISSION_METRICS
+from searchr1.report.summary import MISSION_METRICS, TOOL_PANELS, tool_names
 
 
 def sweep_axes(runs: Sequence[Run]) -> list[str]:
@@ -44,9 +44,26 @@ def workspace_spec(runs: Sequence[Run]) -> dict[str, Any]:
             {
                 "name": "Search-R1 mission metrics",
                 "panels": [{"title": f"{label} ({key})", "metric": key} for key, label in MISSION_METRICS.items()],
-            }
+            },
+            *_tool_sections(runs),
         ],
     }
+
+
+def _tool_sections(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """A section per tool when the runs used more than one."""
+    tools = tool_names(runs)
+    if len(tools) < 2:
+        return []
+    return [
+        {
+            "name": f"Tool: {tool}",
+            "panels": [
+                {"title": f"{tool} {label}", "metric": f"tool/{tool}/{key}"} for key, label in TOOL_PANELS.items()
+            ],
+        }
+        for tool in tools
+    ]
 
 
 def build_workspace(spec: dict[str, Any]):
@@ -58,11 +75,21 @@ def build_workspace(spec: dict[str, Any]):
         raise UserError("applying the W&B workspace needs wandb-workspaces: pip install 'searchr1[report]'") from exc
     if not spec.get("entity"):
         raise UserError("the W&B workspace needs an entity: set logger.entity or pass --entity")
-    panels: list[Any] = [
-        wr.LinePlot(
-            title=p["title"], y=[p["metric"]], groupby_aggfunc=spec["aggregate"], groupby_rangefunc=spec["spread"]
+    sections = [
+        ws.Section(
+            name=section["name"],
+            panels=[
+                wr.LinePlot(
+                    title=p["title"],
+                    y=[p["metric"]],
+                    groupby_aggfunc=spec["aggregate"],
+                    groupby_rangefunc=spec["spread"],
+                )
+                for p in section["panels"]
+            ],
+            is_open=True,
         )
-        for p in spec["sections"][0]["panels"]
+        for section in spec["sections"]
     ]
     conditions = [ws.Config(key.removeprefix("config.")) == value for key, value in spec["filter"].items()]
     filters = ws.And(*conditions) if conditions else ""
@@ -70,7 +97,7 @@ def build_workspace(spec: dict[str, Any]):
         entity=spec["entity"],
         project=spec["project"],
         name=spec["name"],
-        sections=[ws.Section(name=spec["sections"][0]["name"], panels=panels, is_open=True)],
+        sections=sections,
         runset_settings=ws.RunsetSettings(
             filters=filters, groupby=[ws.Config(key.removeprefix("config.")) for key in spec["group_by"]]
         ),
