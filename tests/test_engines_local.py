@@ -11,14 +11,9 @@ import torch
 from searchr1.engines.base import SamplingParams
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.logprobs import score_responses
-from tests.support.local_trainer import smollm2_tokenizer, tiny_llama
+from tests.support.local_trainer import tiny_llama
 
 GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return smollm2_tokenizer()
 
 
 def _prompts(tokenizer, count: int) -> list[list[int]]:

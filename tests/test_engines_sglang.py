@@ -6,7 +6,7 @@ from aiohttp import web
 from searchr1.engines.base import SamplingParams
 from searchr1.engines.sglang import SGLangEngine, parse_response, response_meta
 from tests.support.scripted import fake_logprob, smollm2_tokenizer
-from tests.support.search_servers import http_session, refused_url, serve  # noqa: F401  (http_session: fixture)
+from tests.support.search_servers import refused_url, serve
 from tests.support.sglang_server import serve_fake_sglang
 
 PLAN = "<think>Look.</think>\n<search>capital of France</search>\n\n<information>invented</information>"

@@ -21,7 +21,7 @@ from searchr1.trainers.local.train import build_models
 from searchr1.tracking import WANDB_ID_FILE
 from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
-from tests.support.trained_run import TINY_RUN, trained_run  # noqa: F401  (a fixture)
+from tests.support.trained_run import TINY_RUN
 
 EVAL = [
     "rollout.max_turn_tokens=16",

@@ -17,7 +17,7 @@ from searchr1.rollout.trajectory import Trajectory
 from searchr1.trainers.miles import hooks
 from tests.support.miles_fakes import FakeSample
 from tests.support.scripted import smollm2_tokenizer
-from tests.test_miles_hooks import call_tis, chat_prompt, fake_miles_tracking, tis_args, write_args
+from tests.support.miles_hooks import call_tis, chat_prompt, fake_miles_tracking, tis_args, write_args
 
 LOOPING = "<think>a b c a b c</think><answer>Paris</answer>"
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,57 +11,28 @@ import torch
 
 from searchr1.config import to_typed
 from searchr1.tools.base import ToolCall
-from searchr1.data.prompt import prompt_messages
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.retriever.embedded import EmbeddedRetriever
 from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY
 from searchr1.trainers.miles import hooks
-from searchr1.trainers.miles.custom_config import build_custom_config, write_custom_config
 from tests.support.compose import compose_config
-from tests.support.miles_fakes import FakeSample, miles_args
-from tests.support.retriever import TEST_CFG, write_corpus
-from tests.support.scripted import fake_logprob, search_then_answer_policy, smollm2_tokenizer
+from tests.support.miles_fakes import FakeSample
+from tests.support.miles_hooks import (
+    call_tis,
+    chat_prompt,
+    fake_miles_tracking,
+    miles_reduced_tis_metrics,
+    new_sample,
+    tis_args,
+    write_args,
+)
+from tests.support.scripted import fake_logprob, search_then_answer_policy
 from tests.support.sglang_server import serve_fake_sglang
-
-QUESTION = "What is the capital of France?"
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return smollm2_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory):
-    corpus = write_corpus(tmp_path_factory.mktemp("miles-hooks") / "corpus.jsonl")
-    with EmbeddedRetriever(corpus, TEST_CFG) as server:
-        yield server
 
 
 @pytest.fixture
 async def runtime_cleanup():
     yield
     await hooks.close_runtimes()
-
-
-def write_args(tmp_path: Path, retriever_url: str, router_url: str, *overrides: str) -> argparse.Namespace:
-    cfg = to_typed(compose_config(["trainer=miles", "model=smollm2-135m", "backend=local", "reward=em", *overrides]))
-    data = build_custom_config(cfg, run_dir=tmp_path, run_name="test", retriever_urls=[retriever_url])
-    return miles_args(write_custom_config(data, tmp_path / "miles_custom_config.yaml"), router_url=router_url)
-
-
-def chat_prompt(tokenizer) -> str:
-    """What Miles puts in Sample.prompt with --apply-chat-template."""
-    return tokenizer.apply_chat_template(prompt_messages(QUESTION), tokenize=False, add_generation_prompt=True)
-
-
-def new_sample(tokenizer, cls=FakeSample):
-    return cls(
-        group_index=0,
-        index=0,
-        prompt=chat_prompt(tokenizer),
-        label={"style": "rule", "ground_truth": {"target": ["Paris"]}},
-    )
 
 
 @pytest.mark.slow
@@ -233,33 +202,6 @@ def test_golden_answers_from_labels(label, expected):
 
 
 # --------------------------------------------------------------------------- TIS hook
-def tis_args(**kw):
-    base = dict(
-        use_tis=True,
-        use_rs=False,
-        tis_level="token",
-        tis_mode="truncate",
-        tis_lower_bound=0.5,
-        tis_upper_bound=2.0,
-        tis_batch_normalize=False,
-        global_batch_size=4,
-        context_parallel_size=1,
-    )
-    return argparse.Namespace(**{**base, **kw})
-
-
-def call_tis(args, train, masks):
-    pg_loss = torch.ones(sum(len(t) for t in train))
-    rollout = [torch.zeros(len(t)) for t in train]
-    return hooks.tis_weights(
-        args,
-        pg_loss=pg_loss,
-        train_log_probs=[torch.log(torch.tensor(t)) for t in train],
-        rollout_log_probs=rollout,
-        loss_masks=[torch.tensor(m, dtype=torch.float32) for m in masks],
-        total_lengths=[10 + len(t) for t in train],
-        response_lengths=[len(t) for t in train],
-    )
 
 
 def test_tis_hook_truncates_like_miles_mis_py():
@@ -295,40 +237,6 @@ def test_tis_hook_emits_the_same_keys_for_an_all_masked_micro_batch():
     _, _, full = call_tis(tis_args(), [[1.0, 3.0]], [[1, 1]])
     _, _, empty = call_tis(tis_args(), [[1.0]], [[0]])
     assert set(full) == set(empty)
-
-
-def miles_reduced_tis_metrics(args, micro_batches, *, per_token: bool) -> dict[str, float]:
-    """What Miles logs as ``train/<key>`` for our TIS hook's metrics over one optimizer step, mirroring
-    its reduction at radixark/miles@31f1ca9 (CP=1, one sample per rollout, one DP rank):
-
-    - loss_hub/losses.py:239,379-386: each hook metric goes through ``sum_of_sample_mean`` built from the
-      pre-rejection ``batch["loss_masks"]`` (loss.py:163-170, ``denominators=rollout_mask_sums``);
-    - train_data_conversion.py:82,101,162-167: rollout id = sample index, so ``rollout_mask_sums[i]`` is
-      ``loss_masks[i].sum()``;
-    - cp_utils.py:118-134: per sample ``(x_i * mask_i).sum() / clamp_min(denominator, 1)``, summed (or, with
-      ``--calculate-per-token-loss``, ``(x_i * mask_i).sum()`` summed);
-    - loss.py:160-161,221: each micro-batch also reports ``num_samples`` (or ``num_tokens``, the sum of
-      ``clamp_min(mask.sum(), 1)``) as ``values[0]``;
-    - log_utils.py:470-488 + megatron_utils/model.py:583: values are summed over micro-batches and divided by
-      the step's rollout count (dp_schedule.py:69: ``global_batch_size``), or by the summed ``values[0]``
-      for per-token loss.
-    """
-    sums: dict[str, float] = {}
-    count = 0.0
-    for train, masks in micro_batches:
-        _, _, metrics = call_tis(args, train, masks)
-        mask_tensors = [torch.tensor(m, dtype=torch.float32) for m in masks]
-        lengths = [len(m) for m in masks]
-        for key, value in metrics.items():
-            parts = value.split(lengths)
-            if per_token:
-                reduced = sum(float((x * m).sum()) for x, m in zip(parts, mask_tensors))
-            else:
-                reduced = sum(float((x * m).sum() / torch.clamp_min(m.sum(), 1)) for x, m in zip(parts, mask_tensors))
-            sums[key] = sums.get(key, 0.0) + reduced
-        count += sum(float(torch.clamp_min(m.sum(), 1)) for m in mask_tensors) if per_token else len(masks)
-    num_rollouts = sum(len(masks) for _, masks in micro_batches)  # one step = global_batch_size samples
-    return {key: value / (count if per_token else num_rollouts) for key, value in sums.items()}
 
 
 @pytest.mark.parametrize("per_token", [False, True])
@@ -395,31 +303,6 @@ def filled_sample(status: str, reward: dict) -> FakeSample:
     sample = FakeSample(label={"ground_truth": {"target": ["Paris"]}}, reward=reward)
     hooks.fill_sample(sample, trajectory(status), engine_aborted=False)
     return sample
-
-
-def fake_miles_tracking(monkeypatch) -> list:
-    """Miles' tracking and step helpers, recording what the hook logs (Miles is not installed here)."""
-    import types
-
-    logged = []
-    modules = {
-        name: types.ModuleType(name)
-        for name in (
-            "miles",
-            "miles.utils",
-            "miles.utils.metric_utils",
-            "miles.utils.tracking_utils",
-            "miles.utils.tracking_utils.tracking",
-        )
-    }
-    modules["miles.utils.metric_utils"].compute_rollout_step = lambda args, rollout_id: rollout_id * 10
-    modules["miles.utils.tracking_utils.tracking"].log = lambda args, metrics, step_key: logged.append(
-        (metrics, step_key)
-    )
-    modules["miles.utils.tracking_utils"].tracking = modules["miles.utils.tracking_utils.tracking"]
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return logged
 
 
 def test_log_rollout_logs_our_keys_on_rollout_step_and_keeps_miles_logging(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from searchr1.trainers.miles.command import GENERATE_HOOK
 from tests.support.miles_fakes import FakeState
 from tests.support.scripted import search_then_answer_policy, smollm2_tokenizer
 from tests.support.sglang_server import serve_fake_sglang
-from tests.test_miles_hooks import chat_prompt, new_sample, retriever, tokenizer, write_args  # noqa: F401 (fixtures)
+from tests.support.miles_hooks import chat_prompt, new_sample, write_args
 
 pytestmark = pytest.mark.miles
 
@@ -61,7 +61,7 @@ def test_tis_metric_reduction_mirror_matches_miles_sum_of_sample_mean(monkeypatc
     cp_utils = pytest.importorskip("miles.backends.training_utils.cp_utils")
     from types import SimpleNamespace
 
-    from tests.test_miles_hooks import call_tis, miles_reduced_tis_metrics, tis_args
+    from tests.support.miles_hooks import call_tis, miles_reduced_tis_metrics, tis_args
 
     monkeypatch.setattr(cp_utils, "get_parallel_state", lambda: SimpleNamespace(cp=SimpleNamespace(size=1)))
     args = tis_args(global_batch_size=3)

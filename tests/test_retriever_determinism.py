@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 
 from searchr1.config.schema import RetrieverConfig
 from searchr1.retriever.embedded import EmbeddedRetriever
-from tests.support.retriever import (  # noqa: F401 - fixtures
-    PASSAGES,
-    dense_server,
-    post_json,
-    retriever_corpus,
-    retriever_servers,
-)
+from tests.support.retriever import PASSAGES, post_json
 
 pytestmark = pytest.mark.slow  # starts a server process
 

@@ -7,17 +7,7 @@ import urllib.request
 import aiohttp
 import pytest
 
-from tests.support.retriever import (  # noqa: F401 - fixtures
-    PASSAGES,
-    TEST_CFG,
-    bm25_server,
-    corpus_rows,
-    dense_server,
-    get_json,
-    post_json,
-    retriever_corpus,
-    retriever_servers,
-)
+from tests.support.retriever import PASSAGES, TEST_CFG, corpus_rows, get_json, post_json
 
 pytestmark = pytest.mark.slow  # the session fixture starts two server processes (torch import)
 

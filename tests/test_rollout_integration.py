@@ -1,17 +1,14 @@
 """The loop over HTTP: SGLang's /generate protocol (scripted policy, real tokenizer) + the real retriever."""
 
 import aiohttp
-import pytest
 
 from searchr1.config.schema import LocalBackendConfig, RolloutConfig, SearchConfig
 from searchr1.data.prompt import prompt_messages
-from searchr1.retriever.embedded import EmbeddedRetriever
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
 from searchr1.tools.search import search_toolbox
 from searchr1.engines.sglang import SGLangEngine
 from searchr1.search.factory import build_search_backend
-from tests.support.retriever import TEST_CFG, write_corpus
 from tests.support.scripted import ScriptedSearch, search_then_answer_policy, smollm2_tokenizer
 from tests.support.sglang_server import serve_fake_sglang
 
@@ -20,13 +17,6 @@ QUESTIONS = {
     "Who wrote Hamlet and Macbeth": "Shakespeare",
     "Which planet is the largest in the Solar System": "Jupiter",
 }
-
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rollout-retriever")
-    with EmbeddedRetriever(write_corpus(root / "corpus.jsonl"), TEST_CFG, log_path=root / "retriever.log") as server:
-        yield server
 
 
 async def test_loop_over_sglang_protocol_and_real_retriever(retriever):

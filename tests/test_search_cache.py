@@ -4,7 +4,7 @@ import asyncio
 
 from searchr1.config.schema import LocalBackendConfig
 from searchr1.search.factory import build_search_backend
-from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, http_session, serve  # noqa: F401
+from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, serve
 
 
 def stack_for(session, url, **search):

@@ -5,7 +5,7 @@ import asyncio
 from searchr1.config.schema import LocalBackendConfig
 from searchr1.search.base import SearchStats
 from searchr1.search.factory import SearchStack, build_search_backend
-from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, http_session, serve  # noqa: F401
+from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, serve
 
 METRIC_KEYS = {
     "search/calls",

@@ -9,7 +9,7 @@ from searchr1.config.checks import ConfigError
 from searchr1.config.schema import GoogleBackendConfig
 from searchr1.search.factory import build_search_backend
 from searchr1.search.record import RECORD_FILE
-from tests.support.search_servers import Fault, FakeSerper, fast_search_cfg, http_session, serve  # noqa: F401
+from tests.support.search_servers import Fault, FakeSerper, fast_search_cfg, serve
 
 KEY = "sk-test-7f3a9c1e5d"
 ENV = "SEARCHR1_TEST_SERPER_KEY"

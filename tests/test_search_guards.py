@@ -6,7 +6,7 @@ import time
 from searchr1.config.schema import LocalBackendConfig
 from searchr1.search.factory import build_search_backend
 from searchr1.search.guards import CircuitBreaker, TokenBucket
-from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, http_session, serve  # noqa: F401
+from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, serve
 
 
 class FakeClock:

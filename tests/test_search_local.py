@@ -10,15 +10,7 @@ from searchr1.search.factory import build_search_backend
 from searchr1.search.fetcher import MalformedResponseError
 from searchr1.search.local import parse_retrieve_response, retrieve_url
 from searchr1.search.render import render_observation
-from tests.support.search_servers import (  # noqa: F401  (http_session is a fixture)
-    Fault,
-    RetrieverStub,
-    fast_search_cfg,
-    http_session,
-    malformed_bodies,
-    refused_url,
-    serve,
-)
+from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, malformed_bodies, refused_url, serve
 
 
 def local_stack(session, urls, **search):

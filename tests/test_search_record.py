@@ -8,7 +8,7 @@ from searchr1.config.checks import ConfigError
 from searchr1.config.schema import LocalBackendConfig
 from searchr1.search.factory import build_search_backend
 from searchr1.search.record import RECORD_FILE
-from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, http_session, refused_url, serve  # noqa: F401
+from tests.support.search_servers import Fault, RetrieverStub, fast_search_cfg, refused_url, serve
 
 QUERIES = [("capital of France", 2), ("Nile river", 1), ("Berlin", 3), ("capital of France", 2), ("broken", 1)]
 

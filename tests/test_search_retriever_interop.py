@@ -7,7 +7,7 @@ import pytest
 from searchr1.config.schema import LocalBackendConfig
 from searchr1.search.factory import build_search_backend
 from searchr1.search.render import render_observation
-from tests.support.search_servers import fast_search_cfg, http_session  # noqa: F401
+from tests.support.search_servers import fast_search_cfg
 
 pytestmark = pytest.mark.slow  # shares the retriever tests' session servers (torch import)
 

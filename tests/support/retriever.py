@@ -1,23 +1,17 @@
-"""Retriever test helpers: a small Search-R1-format corpus and real servers started on 127.0.0.1.
-
-Servers are session-scoped (starting one imports torch/faiss, seconds on a loaded machine) and
-the BM25 and dense ones start concurrently. Each fixture yields a started ``EmbeddedRetriever``.
-"""
+"""Retriever test helpers: a small Search-R1-format corpus, its configs and plain-HTTP calls. The
+fixtures that start real servers over it on 127.0.0.1 are in tests/conftest.py."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 
 from searchr1.config.schema import RetrieverConfig
-from searchr1.retriever.embedded import EmbeddedRetriever
 
 # (title, text); row i has id f"doc-{i}". Topics are far apart so the right hit is unambiguous.
 PASSAGES = [
@@ -81,37 +75,3 @@ def post_json(url: str, payload: Any, timeout: float = 30.0) -> tuple[int, Any]:
 def get_json(url: str, timeout: float = 10.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read())
-
-
-@pytest.fixture(scope="session")
-def retriever_corpus(tmp_path_factory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("retriever") / "corpus.jsonl")
-
-
-@pytest.fixture(scope="session")
-def retriever_servers(retriever_corpus, tmp_path_factory) -> Iterator[dict[str, EmbeddedRetriever]]:
-    """``{"bm25": ..., "dense": ...}`` started side by side over ``retriever_corpus``."""
-    logs = tmp_path_factory.mktemp("retriever-logs")
-    servers = {
-        cfg.kind: EmbeddedRetriever(retriever_corpus, cfg, log_path=logs / f"{cfg.kind}.log")
-        for cfg in (TEST_CFG, DENSE_CFG)
-    }
-    with ThreadPoolExecutor(len(servers)) as pool:
-        futures = [pool.submit(server.start) for server in servers.values()]
-    try:
-        for future in futures:
-            future.result()
-        yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
-
-
-@pytest.fixture(scope="session")
-def bm25_server(retriever_servers) -> EmbeddedRetriever:
-    return retriever_servers["bm25"]
-
-
-@pytest.fixture(scope="session")
-def dense_server(retriever_servers) -> EmbeddedRetriever:
-    return retriever_servers["dense"]

@@ -19,8 +19,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
-import aiohttp
-import pytest
 from aiohttp import web
 
 from searchr1.config.schema import SearchConfig
@@ -203,10 +201,3 @@ def fast_search_cfg(**overrides: Any) -> SearchConfig:
     """Search settings with test-sized timeouts and backoff, so fault tests take milliseconds."""
     defaults: dict[str, Any] = dict(timeout_s=0.5, retries=2, backoff_s=0.01, breaker_failures=100, breaker_reset_s=0.2)
     return SearchConfig(**{**defaults, **overrides})
-
-
-@pytest.fixture
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    """One shared client session per test, as in a real process. Import it into a test module to use it."""
-    async with aiohttp.ClientSession() as session:
-        yield session

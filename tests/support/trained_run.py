@@ -1,11 +1,9 @@
-"""One tiny real embedded run (SmolLM2, LoRA, 2 steps, every checkpoint kept) shared by the export and
-checkpoint-eval tests of a session: training it is the slow part."""
+"""One tiny real embedded run (SmolLM2, LoRA, 2 steps, every checkpoint kept); the ``trained_run`` fixture
+(tests/conftest.py) trains it once per session for the export and checkpoint-eval tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from searchr1.config import to_typed
 from searchr1.run import RunContext, save_resolved_config
@@ -23,18 +21,14 @@ TINY_RUN = [
     "trainer.lr=0.01",
     "logger.mode=offline",
 ]
-_RUNS: dict[str, Path] = {}
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
-    """The run dir of a finished 2-step run with checkpoints at steps 1 and 2."""
-    if "run" not in _RUNS:
-        from searchr1.trainers.local.train import train
+def train_tiny_run(run_dir: Path) -> Path:
+    """Train ``TINY_RUN`` into ``run_dir`` (2 steps, checkpoints at steps 1 and 2) and return it."""
+    from searchr1.trainers.local.train import train
 
-        cfg = compose_config(TINY_RUN)
-        ctx = RunContext.build(cfg, to_typed(cfg), tmp_path_factory.mktemp("trained") / "run")
-        save_resolved_config(ctx)  # as the CLI does: the run's config says how to rebuild its policy
-        train(ctx)
-        _RUNS["run"] = ctx.run_dir
-    return _RUNS["run"]
+    cfg = compose_config(TINY_RUN)
+    ctx = RunContext.build(cfg, to_typed(cfg), run_dir)
+    save_resolved_config(ctx)  # as the CLI does: the run's config says how to rebuild its policy
+    train(ctx)
+    return ctx.run_dir
