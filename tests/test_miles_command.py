@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from searchr1.config import ConfigError, to_typed
 from searchr1.trainers.miles.command import (
+    EVAL_LOG_HOOK,
     GENERATE_HOOK,
     REWARD_HOOK,
     ROLLOUT_LOG_HOOK,
@@ -199,8 +201,10 @@ def test_tis_off_keeps_our_hook_for_metrics_only():
 def test_all_hooks_are_dotted_paths_into_our_package():
     args = parse(argv([f"+experiment={PAPER}"]))
     assert args["--custom-rollout-log-function-path"] == [ROLLOUT_LOG_HOOK]
-    for hook in (GENERATE_HOOK, REWARD_HOOK, TIS_HOOK, ROLLOUT_LOG_HOOK):
+    for hook in (GENERATE_HOOK, REWARD_HOOK, TIS_HOOK, ROLLOUT_LOG_HOOK, EVAL_LOG_HOOK):
         assert ":" not in hook and hook.startswith("searchr1.trainers.miles.hooks.")
+        module, name = hook.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name))
 
 
 def test_separate_rollout_gpus_drop_colocate():
@@ -244,6 +248,7 @@ def test_eval_interval_adds_the_test_split():
     args = parse(argv([f"+experiment={PAPER}", "trainer.eval_interval=25"]))
     assert args["--eval-interval"] == ["25"]
     assert args["--eval-prompt-data"] == ["test", "/data/nq_hotpotqa/test.parquet"]
+    assert args["--custom-eval-rollout-log-function-path"] == [EVAL_LOG_HOOK]  # skips evals after a health stop
 
 
 COMBINATIONS = list(

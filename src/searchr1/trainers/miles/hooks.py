@@ -46,6 +46,10 @@ METADATA_KEY = "searchr1"
 """Our per-sample counts live under this key of ``Sample.metadata`` (Miles ships only raw_reward/round_number)."""
 HEALTH_STOP_FILE = "health_stop"
 """In the run dir: a health rule with action=stop fired (the file says which); the hooks end the run."""
+FAILED_SAMPLES_KEY = "rollout/failed_samples"
+"""Samples of a rollout step that failed (engine error on any turn, or a hook error), each logged once."""
+EVAL_SKIP_REASON = "health_stop"
+"""Miles logs an eval skipped after a health stop as ``eval/skipped_health_stop``."""
 # Miles binds these W&B prefixes to a step metric; anything else would plot against W&B's _step.
 MILES_STEP_PREFIXES = ("rollout/", "train/", "eval/", "perf/", "multi_turn/", "passrate/")
 
@@ -173,11 +177,14 @@ async def generate_sample(
             rollout_cfg=rollout_config(settings.rollout, sampling_params),
             encoder=runtime.encoder(tokenizer),
         )
-        if not traj.response_ids:
-            if engine_aborted():  # Miles ended the rollout first; it discards this group anyway
-                fail_sample(sample, ids, eos_token(tokenizer), "aborted by Miles before any token", aborted=True)
-                return sample
-            raise SampleInvariantError(f"the engine returned no tokens (trajectory {traj.status})")
+        if not traj.response_ids:  # Miles ended the rollout first (it discards the group), or the engine
+            # failed on the first turn: its client logged why in one line, as on any later turn
+            aborted = engine_aborted()
+            reason = (
+                "aborted by Miles before any token" if aborted else f"the engine returned no tokens ({traj.status})"
+            )
+            fail_sample(sample, ids, eos_token(tokenizer), reason, aborted=aborted)
+            return sample
         fill_sample(sample, traj, engine_aborted=engine_aborted(), filler_token=eos_token(tokenizer))
         keep_engine_meta(sample, args, engine.meta_infos)
         check_sample(sample, len(ids))
@@ -470,6 +477,19 @@ def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics
     return False
 
 
+def log_eval(rollout_id: int, args: Any, data: dict, extra_metrics: Optional[dict]) -> bool:
+    """``--custom-eval-rollout-log-function-path``. After a health stop every generate call returns a FAILED
+    sample, so an eval then (Miles evaluates after the step that fired the rule) would read 0 on every
+    eval set, like a collapse; it is logged as skipped instead, through Miles' own skip record. Returns
+    True (Miles logs nothing else) only then."""
+    if _stop_reason_of(args) is None:
+        return False
+    from miles.ray.rollout.metrics import log_eval_skip
+
+    log_eval_skip(rollout_id, args, EVAL_SKIP_REASON)
+    return True
+
+
 def rollout_log_metrics(samples: Sequence[Any], args: Any, search_stats: Optional[dict] = None) -> dict[str, float]:
     """The project's metric keys computed from Miles samples (rewards are our reward dicts)."""
     from searchr1.metrics import rollout_metrics
@@ -480,6 +500,9 @@ def rollout_log_metrics(samples: Sequence[Any], args: Any, search_stats: Optiona
     golds = [golden_answers(s.label) for s in samples]
     metrics = rollout_metrics(trajectories, rewards, golds, search_stats, tools=list(settings.tools))
     metrics.update(rollout_health(trajectories, rewards, reward_groups(samples, rewards)))
+    # Each failure logged its one line when it happened (engine or hook error); the step counts them.
+    failed = [s for s in samples if (s.metadata or {}).get(METADATA_KEY, {}).get("status") == "failed"]
+    metrics[FAILED_SAMPLES_KEY] = float(len(failed))
     return metrics
 
 
