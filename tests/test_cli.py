@@ -36,6 +36,8 @@ def test_help_lists_groups_and_options(tmp_path):
         "logger: wandb",
     ):
         assert line in result.stdout
+    groups = result.stdout.split("== Config groups", 1)[1].split("\n\n", 1)[0]
+    assert not [line for line in groups.splitlines() if line.startswith(("schema/", "hydra/"))]  # users pick none
 
 
 def test_cfg_job_prints_the_composed_config(tmp_path):

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import warnings
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def building_peft_model() -> Iterator[None]:
+    """Around PEFT wrapping a model: PEFT 0.21's PeftModel reads the model's ``is_gradient_checkpointing``,
+    which transformers 5 deprecates with a FutureWarning, printed by every run. Only that warning is ignored."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def with_lora(model: Any, rank: int) -> Any:
@@ -12,7 +23,8 @@ def with_lora(model: Any, rank: int) -> Any:
     from peft import LoraConfig, get_peft_model
 
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets))
+    with building_peft_model():
+        return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets))
 
 
 def sync_trainable(source: Any, target: Any) -> None:
