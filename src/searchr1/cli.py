@@ -35,8 +35,11 @@ def run(ctx: RunContext) -> None:
 
                 launch(ctx)
             else:
+                from searchr1.trainers.local.plan import plan_lines
                 from searchr1.trainers.local.preflight import run_preflight
 
+                for line in plan_lines(ctx.cfg):
+                    log.info("%s", line)
                 # Before importing the trainer: a bad key, file, index or retriever URL costs one line
                 # in seconds, not torch's import and a model load.
                 run_preflight(ctx.cfg, ctx.run_dir)
