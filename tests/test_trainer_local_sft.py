@@ -81,28 +81,38 @@ def test_masked_tokens_change_neither_loss_nor_gradient():
     assert _grads(policy, changed)[0]["sft/loss"] != pytest.approx(base_metrics["sft/loss"], rel=1e-4)
 
 
-def test_observation_logits_get_no_gradient():
-    """Noise on the logits at observation positions (inside the trajectory) changes no gradient."""
-    batch = _batch()
-    policy = _policy()
-    _, baseline = _grads(policy, batch[:1])
-    observed = [i for i, m in enumerate(batch[0].loss_mask) if m == 0]
+def _grads_with_noisy_logits(policy, trajectory: Trajectory, columns: list[int]) -> dict[str, torch.Tensor]:
+    """Gradients with large noise on the logits that predict the given response positions."""
 
     def noise(_module, _inputs, output):
-        if output.shape[0] == 1 and output.shape[1] == len(batch[0].prompt_ids):
+        if output.shape[0] == 1 and output.shape[1] == len(trajectory.prompt_ids):
             return output  # the prompt pass
         output = output.clone()
-        for col in observed:
+        for col in columns:
             output[0, col - 1] += 50.0 * torch.randn(output.shape[-1])
         return output
 
     handle = policy.get_decoder().norm.register_forward_hook(noise)
     try:
-        _, perturbed = _grads(policy, batch[:1])
+        return _grads(policy, [trajectory])[1]
     finally:
         handle.remove()
+
+
+def test_observation_logits_get_no_gradient():
+    """Noise on the logits at observation positions (inside the trajectory) changes no gradient; noise
+    on one model token's logits does (so the comparison is not vacuous)."""
+    trajectory = _batch()[0]
+    policy = _policy()
+    _, baseline = _grads(policy, [trajectory])
+    observed = [i for i, m in enumerate(trajectory.loss_mask) if m == 0]
+    perturbed = _grads_with_noisy_logits(policy, trajectory, observed)
+    assert baseline and baseline.keys() == perturbed.keys()
     for name in baseline:
         torch.testing.assert_close(perturbed[name], baseline[name], rtol=1e-5, atol=1e-8)
+    model_token = next(i for i, m in enumerate(trajectory.loss_mask) if m == 1 and i > 0)
+    changed = _grads_with_noisy_logits(policy, trajectory, [model_token])
+    assert any(not torch.allclose(changed[name], baseline[name]) for name in baseline)
 
 
 def test_micro_batches_and_logprob_slices_do_not_change_the_update():
