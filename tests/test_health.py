@@ -13,7 +13,9 @@ from searchr1.config.checks import ConfigError
 from searchr1.config.schema import HealthConfig, HealthRuleConfig
 from searchr1.health import (
     FIRED_PREFIX,
+    RULES,
     HealthMonitor,
+    Rule,
     contiguous_groups,
     correct_logprob,
     empty_think_rate,
@@ -28,6 +30,28 @@ from searchr1.health import (
 )
 from searchr1.reward import RewardBreakdown
 from searchr1.rollout.trajectory import Trajectory
+
+
+def _unmatched(config: HealthConfig, rules: tuple[Rule, ...]) -> tuple[set[str], set[str]]:
+    """The health.* rule fields no rule evaluates (silently never fire), and the rules no field configures."""
+    fields, names = set(config.rules()), [rule.name for rule in rules]
+    assert len(names) == len(set(names)), "a rule listed twice"
+    return fields - set(names), set(names) - fields
+
+
+def test_every_health_rule_field_has_a_rule_and_every_rule_a_field():
+    assert _unmatched(HealthConfig(), RULES) == (set(), set())
+
+
+def test_a_rule_field_without_a_rule_is_found():
+    extended = dataclasses.make_dataclass(
+        "Extended",
+        [("new_rule", HealthRuleConfig, dataclasses.field(default_factory=HealthRuleConfig))],
+        bases=(HealthConfig,),
+        kw_only=True,
+    )
+    assert _unmatched(extended(), RULES) == ({"new_rule"}, set())
+    assert _unmatched(HealthConfig(), (*RULES, Rule("orphan", ("health/x",), False, "fix it"))) == (set(), {"orphan"})
 
 
 def _traj(text: str, logprobs: list[float], mask: list[int]) -> Trajectory:
