@@ -9,7 +9,6 @@ except where the reference script spells them out.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -44,9 +43,6 @@ class MilesCommand:
     @property
     def entrypoint(self) -> list[str]:
         return ["python3", f"{self.miles_root.rstrip('/')}/train.py", *self.train_args]
-
-    def shell(self) -> str:
-        return shlex.join(self.entrypoint)
 
 
 def build_command(
