@@ -92,7 +92,7 @@ def run_serve(
     batcher.start()
     try:
         # uvloop: with hundreds of requests in flight the asyncio loop itself was the bottleneck.
-        uvloop.run(serve(make_app(batcher, cfg, info), cfg.host, port, port_file, exit_with_parent=exit_with_parent))
+        uvloop.run(serve(make_app(batcher, cfg, info), port, port_file, exit_with_parent=exit_with_parent))
     finally:
         batcher.stop()
         corpus.close()

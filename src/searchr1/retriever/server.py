@@ -4,8 +4,10 @@ Request ``{"queries": [...], "topk": k, "return_scores": bool}``; response ``{"r
 with one list per query of ``{"document": {"id", "contents"}, "score": s}`` when return_scores,
 else of the bare documents — the shapes of Search-R1's ``retrieval_server.py`` (without its
 ``return_scores=false`` crash). Every error is a JSON ``{"error": message}``: 400 for a body that is
-not a JSON object, 422 for a bad or over-limit field, 413 for an oversized body, 500 (logged with
-its trace, never sent) when the search itself fails.
+not a JSON object (or not valid gzip/deflate data, or HTTP the server cannot parse), 415 for
+another Content-Encoding, 422 for a bad or over-limit field, 413 for an oversized body, 408 for a
+head or body that does not arrive in time, 500 (logged with its trace, never sent) when the search
+itself fails. Client errors are logged in one line each, rate-limited (``connections.ClientErrorLog``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import signal
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from aiohttp import web
 
 from searchr1.config.schema import RetrieverConfig
 from searchr1.retriever.batcher import Hit, MicroBatcher, SearchFn
+from searchr1.retriever.connections import ClientErrorLog, GuardedConnection, GuardedSite, one_line, track_requests
 from searchr1.retriever.corpus import Corpus
 from searchr1.retriever.index import Index
 
@@ -34,14 +38,19 @@ log = logging.getLogger(__name__)
 _LATENCY_WINDOW = 10_000
 BATCHER_KEY = web.AppKey("batcher", MicroBatcher)
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("state")
+ERRORS_KEY = web.AppKey("client_errors", ClientErrorLog)
+# Content-Encoding -> zlib wbits (gzip: its own header; deflate: the zlib wrapper RFC 9110 names).
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class RequestError(Exception):
-    """A bad request: answered with ``status`` and a one-line message, never a trace."""
+    """A bad request: answered with ``status`` and a one-line message, never a trace; ``close``
+    ends the connection after the answer (the rest of the body was not read)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.close = close
 
 
 @dataclass(frozen=True)
@@ -133,20 +142,48 @@ def json_response(payload: dict, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, cfg: RetrieverConfig) -> bytes:
+    limit = cfg.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise RequestError(413, f"body of {request.content_length} bytes is above the limit {limit}")
+        raise RequestError(413, f"body of {request.content_length} bytes is above the limit {limit}", close=True)
     try:
-        return await request.read()
+        # A body that came with its head needs no timer (the common case: one packet).
+        read = request.read() if request.content.is_eof() else asyncio.wait_for(request.read(), cfg.body_timeout_s)
+        body = await read
+    except asyncio.TimeoutError:
+        message = f"body not received within {cfg.body_timeout_s:g} s (retriever.body_timeout_s)"
+        raise RequestError(408, message, close=True) from None
     except web.HTTPRequestEntityTooLarge:
-        raise RequestError(413, f"body is above the limit of {limit} bytes") from None
+        raise RequestError(413, f"body is above the limit of {limit} bytes", close=True) from None
+    except web.RequestPayloadError as exc:  # e.g. a broken chunked encoding
+        raise RequestError(400, f"body could not be read: {one_line(str(exc.__cause__ or exc))}", close=True) from None
+    return decode_body(body, request.headers.get("Content-Encoding", ""), limit)
+
+
+def decode_body(body: bytes, encoding: str, limit: int) -> bytes:
+    """The body as sent before its Content-Encoding (gzip, deflate or none), at most ``limit`` bytes."""
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if coding not in _DECODERS:
+        raise RequestError(415, f"Content-Encoding {one_line(coding)!r} is not supported: send gzip, deflate or none")
+    inflater = zlib.decompressobj(_DECODERS[coding])
+    try:
+        decoded = inflater.decompress(body, limit + 1)  # a small bomb must not inflate past the limit
+    except zlib.error as exc:
+        raise RequestError(400, f"body is not valid {coding} data: {exc}") from None
+    if len(decoded) > limit:
+        raise RequestError(413, f"decoded body is above the limit of {limit} bytes")
+    if not inflater.eof:
+        raise RequestError(400, f"body is not valid {coding} data: it ends before the compressed stream does")
+    return decoded
 
 
 async def retrieve(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     started = time.perf_counter()
     state.requests += 1
-    body = await _read_body(request, state.cfg.max_body_bytes)
+    body = await _read_body(request, state.cfg)
     parsed = parse_request(body, state.cfg)
     hits = await request.app[BATCHER_KEY].submit(parsed.queries, parsed.topk)
     state.queries += len(parsed.queries)
@@ -180,11 +217,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
-    """Every failure becomes a JSON error; unexpected ones are logged with their trace, not sent."""
+    """Every failure becomes a JSON error; a client's is logged in one line (rate-limited), an
+    unexpected one with its trace (never sent)."""
+    close = False
     try:
         return await handler(request)
     except RequestError as exc:
-        status, message = exc.status, str(exc)
+        status, message, close = exc.status, str(exc), exc.close
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -193,14 +232,22 @@ async def json_errors(request: web.Request, handler):
         log.exception("error serving %s %s", request.method, request.path)
         status, message = 500, f"internal error: {type(exc).__name__}: {exc}"
     request.app[STATE_KEY].errors += 1
-    return json_response({"error": message}, status=status)
+    if status < 500:
+        request.app[ERRORS_KEY](f"{status} to {request.remote} for {request.method} {request.path}: {message}")
+    response = json_response({"error": message}, status=status)
+    if close:
+        response.force_close()
+        if isinstance(request.protocol, GuardedConnection):
+            request.protocol.close_after_answer()  # without waiting for the rest of the body
+    return response
 
 
 def make_app(batcher: MicroBatcher, cfg: RetrieverConfig, info: dict[str, Any]) -> web.Application:
     # aiohttp's own body limit is a backstop above ours so that we answer with our JSON message.
-    app = web.Application(middlewares=[json_errors], client_max_size=cfg.max_body_bytes + 1)
+    app = web.Application(middlewares=[track_requests, json_errors], client_max_size=cfg.max_body_bytes + 1)
     app[BATCHER_KEY] = batcher
     app[STATE_KEY] = ServerState(cfg, info)
+    app[ERRORS_KEY] = ClientErrorLog()
     app.router.add_post("/retrieve", retrieve)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
@@ -208,17 +255,18 @@ def make_app(batcher: MicroBatcher, cfg: RetrieverConfig, info: dict[str, Any]) 
 
 
 async def serve(
-    app: web.Application, host: str, port: int, port_file: Optional[Path] = None, *, exit_with_parent: bool = False
+    app: web.Application, port: int, port_file: Optional[Path] = None, *, exit_with_parent: bool = False
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or, with ``exit_with_parent``, until the parent process dies);
-    the bound port (useful with port 0) goes to ``port_file``."""
+    """Serve on ``retriever.host`` until SIGINT/SIGTERM (or, with ``exit_with_parent``, until the
+    parent process dies); the bound port (useful with port 0) goes to ``port_file``."""
     # Cancel the handler when its client disconnects so the batcher can skip the abandoned query.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    cfg = app[STATE_KEY].cfg
+    site = GuardedSite(runner, cfg, port, app[ERRORS_KEY])
     await site.start()
     bound = runner.addresses[0][1]
-    log.info("retriever listening on http://%s:%d", host, bound)
+    log.info("retriever listening on http://%s:%d", cfg.host, bound)
     if port_file is not None:
         tmp = port_file.with_name(port_file.name + ".tmp")
         tmp.write_text(str(bound))
