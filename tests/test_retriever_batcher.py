@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -88,6 +89,50 @@ async def test_a_huge_request_does_not_starve_a_small_one(make_batcher):
     assert len(await huge) == 2560
     batch_of_small = next(i for i, call in enumerate(search.calls) if "small" in call)
     assert batch_of_small <= 2 and len(search.calls) == 11
+
+
+def sleeping(search, seconds_per_query):
+    """``search`` taking (at least: a loaded machine only adds) ``seconds_per_query`` a query."""
+
+    def timed(queries, topk):
+        time.sleep(seconds_per_query * len(queries))
+        return search(queries, topk)
+
+    return timed
+
+
+async def test_pieces_of_a_huge_request_are_sized_by_time_so_a_small_request_waits_little(make_batcher):
+    """At 2 ms a query a 64-query piece takes 128 ms; with piece_ms=20 the pieces hold at most 10
+    queries, so a request arriving during a 2560-query one waits for ~20 ms pieces, not 128 ms ones."""
+    search = RecordingSearch()
+    batcher = make_batcher(sleeping(search, 0.002), max_batch_size=64, max_wait_ms=0, piece_ms=20)
+    huge = asyncio.create_task(batcher.submit([f"big{i}" for i in range(2560)], 3))
+    await asyncio.sleep(0.2)  # several pieces in
+    small = await batcher.submit(["small"], 3)
+    assert small[0][0][0]["id"] == "small#0" and not huge.done()
+    huge.cancel()
+    assert search.calls[0] == ["big0"]  # nothing measured yet: one query
+    assert 1 < max(len(call) for call in search.calls) <= 10
+
+
+async def test_the_piece_size_follows_the_measured_search_time(make_batcher):
+    slow = make_batcher(sleeping(RecordingSearch(), 0.01), max_batch_size=64, max_wait_ms=0, piece_ms=50)
+    assert slow.piece_size() == 1  # nothing measured yet
+    await slow.submit([f"q{i}" for i in range(8)], 1)
+    assert 1 <= slow.piece_size() <= 5 and slow.seconds_per_query >= 0.01
+    fast = make_batcher(RecordingSearch(), max_batch_size=64, max_wait_ms=0, piece_ms=50)
+    await fast.submit([f"q{i}" for i in range(8)], 1)
+    assert fast.piece_size() == 64  # max_batch_size still bounds a piece
+
+
+async def test_a_huge_request_whose_client_left_is_not_searched_further(make_batcher):
+    search = RecordingSearch()
+    batcher = make_batcher(sleeping(search, 0.01), max_batch_size=4, max_wait_ms=0)
+    huge = asyncio.create_task(batcher.submit([f"q{i}" for i in range(400)], 1))
+    await asyncio.sleep(0.1)
+    huge.cancel()
+    await asyncio.sleep(0.2)  # what was queued is dropped, nothing more is cut
+    assert sum(len(call) for call in search.calls) < 40 and batcher.queue_depth == 0
 
 
 async def test_batch_size_one_switches_batching_off(make_batcher):

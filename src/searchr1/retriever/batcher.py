@@ -8,9 +8,13 @@ thread touches the index, which is what FAISS GPU indexes need (they are not thr
 even for search); more workers search separate batches at once.
 ``max_batch_size=1`` switches batching off: every request is searched on its own.
 
-A request above ``max_batch_size`` queries (Search-R1's trainer sends up to 2560 in one POST) is
-split into pieces of that size, and at most one piece per worker is queued at a time: requests
-that arrive meanwhile queue between its pieces, so one huge request cannot starve the others.
+A request of more queries than one piece holds (Search-R1's trainer sends up to 2560 in one POST)
+is split, and at most one piece per worker is queued at a time: requests that arrive meanwhile
+queue between its pieces, so one huge request cannot starve the others. A piece is at most
+``max_batch_size`` queries and at most what the workers search in ``piece_ms`` (measured on the
+batches they just searched): on a slow CPU encoder 64 queries can take a second, and a request
+arriving behind such a piece would wait that long. Each piece is cut when it is queued, so the
+size follows the measurement as it changes.
 Batching never changes an answer: the index ranks by a total order (see ``Index``), so the first
 k hits of a search at the batch's largest topk are what a search at k alone returns.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
 import time
@@ -71,10 +76,21 @@ class BatchStats:
 class MicroBatcher:
     """``await submit(queries, topk)`` from the event loop; ``search`` runs only in the workers."""
 
-    def __init__(self, search: SearchFn, *, max_batch_size: int, max_wait_ms: float, workers: int = 1) -> None:
+    def __init__(
+        self,
+        search: SearchFn,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        workers: int = 1,
+        piece_ms: float = math.inf,
+    ) -> None:
         self._search = search
         self._max_batch = max_batch_size
         self._max_wait_s = max_wait_ms / 1000.0
+        self._piece_s = piece_ms / 1000.0
+        self.seconds_per_query: Optional[float] = None
+        """Search time per query, smoothed over the last batches (None before the first one)."""
         self._queue: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -102,19 +118,38 @@ class MicroBatcher:
         for thread in self._threads:
             thread.join(timeout=10)
 
+    def piece_size(self) -> int:
+        """Queries in the next piece of a large request: ``piece_ms`` worth at the measured speed
+        (one query before anything was measured), at most ``max_batch_size``."""
+        if math.isinf(self._piece_s):
+            return self._max_batch
+        if self.seconds_per_query is None:
+            return 1
+        return max(1, min(self._max_batch, int(self._piece_s / self.seconds_per_query)))
+
     async def submit(self, queries: list[str], topk: int) -> list[list[Hit]]:
-        if len(queries) <= self._max_batch:
+        if len(queries) <= self.piece_size():
             return await self._submit_piece(queries, topk)
-        pieces = [queries[i : i + self._max_batch] for i in range(0, len(queries), self._max_batch)]
-        # A waiting piece holds no place in the queue: each goes behind what arrived before it
-        # (asyncio semaphores wake waiters in order, so the pieces still go in order).
-        queued = asyncio.Semaphore(self.workers)
+        return await self._submit_in_pieces(queries, topk)
 
-        async def piece(chunk: list[str]) -> list[list[Hit]]:
-            async with queued:
-                return await self._submit_piece(chunk, topk)
-
-        answers = await asyncio.gather(*(piece(chunk) for chunk in pieces))
+    async def _submit_in_pieces(self, queries: list[str], topk: int) -> list[list[Hit]]:
+        # A piece waiting for a slot holds no place in the queue: it goes behind whatever arrived
+        # before it was cut.
+        slots = asyncio.Semaphore(self.workers)
+        pieces: list[asyncio.Task[list[list[Hit]]]] = []
+        try:
+            start = 0
+            while start < len(queries):
+                await slots.acquire()
+                end = start + self.piece_size()
+                pieces.append(asyncio.ensure_future(self._submit_piece(queries[start:end], topk)))
+                pieces[-1].add_done_callback(lambda _: slots.release())
+                start = end
+            answers = await asyncio.gather(*pieces)
+        except BaseException:  # the client went away: its queued pieces need no search
+            for piece in pieces:
+                piece.cancel()
+            raise
         return [row for answer in answers for row in answer]
 
     async def _submit_piece(self, queries: list[str], topk: int) -> list[list[Hit]]:
@@ -190,7 +225,9 @@ class MicroBatcher:
         topk = max(job.topk for job in batch)
         self.stats.record(len(queries))
         try:
+            started = time.perf_counter()
             hits = self._search(queries, topk)
+            self._measured(time.perf_counter() - started, len(queries))
         except Exception as exc:  # each waiting request gets the error, the worker lives on
             log.exception("search failed for a batch of %d queries", len(queries))
             self._resolve(batch, [exc] * len(batch))
@@ -202,6 +239,13 @@ class MicroBatcher:
             start = stop
         self._resolve(batch, outcomes)
 
+    def _measured(self, seconds: float, queries: int) -> None:
+        # Half old, half new: follows a change of load within a few batches. Workers may race
+        # here; either one's update is a fine estimate.
+        latest = seconds / queries
+        previous = self.seconds_per_query
+        self.seconds_per_query = latest if previous is None else (previous + latest) / 2
+
     def _resolve(self, batch: list[_Job], outcomes: list) -> None:
         self._add_pending(-sum(len(job.queries) for job in batch))
         # One wake-up of each event loop per batch, not one per request.
@@ -209,7 +253,10 @@ class MicroBatcher:
         for job, outcome in zip(batch, outcomes):
             by_loop.setdefault(job.loop, []).append((job.future, outcome))
         for loop, settled in by_loop.items():
-            loop.call_soon_threadsafe(_settle, settled)
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop has closed (the server is stopping): nobody waits
+                log.debug("dropped %d answers: their event loop is closed", len(settled))
 
 
 def _settle(settled: list[tuple[asyncio.Future, object]]) -> None:

@@ -71,7 +71,11 @@ def run_serve(
         raise ConfigError(f"index {index_dir} holds {index.size} passages but corpus {corpus_path} has {len(corpus)}")
     workers = search_workers(cfg, index)
     batcher = MicroBatcher(
-        make_search_fn(index, corpus), max_batch_size=cfg.max_batch_size, max_wait_ms=cfg.max_wait_ms, workers=workers
+        make_search_fn(index, corpus),
+        max_batch_size=cfg.max_batch_size,
+        max_wait_ms=cfg.max_wait_ms,
+        workers=workers,
+        piece_ms=cfg.piece_ms,
     )
     info = {"kind": cfg.kind, "num_docs": len(corpus), "index": str(index_dir), "corpus": str(corpus_path)}
     if cfg.kind == "dense":

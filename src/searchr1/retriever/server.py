@@ -209,6 +209,8 @@ async def metrics(request: web.Request) -> web.Response:
                 "max_batch_size": state.cfg.max_batch_size,
                 "max_wait_ms": state.cfg.max_wait_ms,
                 "workers": batcher.workers,
+                "piece_ms": state.cfg.piece_ms,
+                "piece_size": batcher.piece_size(),
             },
             "uptime_s": time.monotonic() - state.started,
         }
