@@ -127,11 +127,13 @@ async def test_too_little_disk_space_fails_before_fetching_anything(hub, tmp_pat
 
 async def test_a_missing_remote_file_is_one_error_line(hub, tmp_path, capsys):
     _, endpoint = hub
-    code = await asyncio.to_thread(
-        main, ["download", "--out", str(tmp_path / "o"), "--endpoint", endpoint + "/nothing-here", "--what", "corpus"]
-    )
+    with pytest.raises(SystemExit) as exited:
+        await asyncio.to_thread(
+            main,
+            ["download", "--out", str(tmp_path / "o"), "--endpoint", endpoint + "/nothing-here", "--what", "corpus"],
+        )
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "HTTP 404" in err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "HTTP 404" in err
 
 
 def test_unknown_artifacts_are_rejected_by_the_cli(capsys):

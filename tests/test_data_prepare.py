@@ -119,7 +119,6 @@ def test_a_failure_keeps_earlier_outputs_in_an_existing_directory(source, tmp_pa
 
 def test_hub_source_offline_is_one_clear_error(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = main(["prepare", "--source", "hub", "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code != 0 and err.count("\n") == 1 and "RUC-NLPIR/FlashRAG_datasets" in err
+    code, captured = _run_cli(capsys, "hub", tmp_path / "out")
+    assert code != 0 and captured.err.count("\n") == 1 and "RUC-NLPIR/FlashRAG_datasets" in captured.err
     assert not (tmp_path / "out").exists()
