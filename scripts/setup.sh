@@ -13,7 +13,7 @@
 # works). On Linux without an NVIDIA GPU (no nvidia-smi) pip also looks in PyTorch's CPU-only index,
 # TORCH_INDEX_URL (default https://download.pytorch.org/whl/cpu), beside your own pip settings
 # (PIP_INDEX_URL, pip.conf), and takes its CPU build over PyPI's, which brings several GB of CUDA
-# libraries; an unreachable index only costs pip's retries when your own indexes have the wheel.
+# libraries; an index that does not answer is left out (then your own indexes decide the build).
 # With an NVIDIA GPU pip takes PyPI's default (CUDA) build; TORCH_INDEX_URL=<url> picks another index,
 # TORCH_INDEX_URL= (empty) none. Inside the Miles container use `pip install -e . --no-deps` instead.
 set -euo pipefail
@@ -49,6 +49,12 @@ torch_spec=${TORCH_SPEC:-torch==2.13.0}
 torch_index=${TORCH_INDEX_URL-}
 if [[ -z ${TORCH_INDEX_URL+set} && $(uname -s) == Linux ]] && ! command -v nvidia-smi >/dev/null; then
   torch_index=https://download.pytorch.org/whl/cpu
+fi
+# pip retries an unreachable index for torch and each of its dependencies (minutes offline or behind a mirror).
+if [[ -n $torch_index ]] && ! "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' \
+  "${torch_index%/}/torch/" >/dev/null 2>&1; then
+  echo "setup: $torch_index is unreachable: torch comes from your pip settings only"
+  torch_index=
 fi
 echo "setup: $torch_spec into $("$PY" -c 'import sys; print(sys.prefix)')${torch_index:+, also from $torch_index}"
 "$PY" -m pip install -q "$torch_spec" ${torch_index:+--extra-index-url "$torch_index"}

@@ -106,8 +106,8 @@ def test_externally_managed_python_gets_a_venv_that_scripts_run_uses(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert (checkout / ".venv" / "bin" / "python3").exists()
-    if not shutil.which("nvidia-smi"):
-        assert f"also from {CPU_INDEX}" in result.stdout  # torch's CPU build, not PyPI's CUDA one
+    if not shutil.which("nvidia-smi"):  # torch's CPU build, not PyPI's CUDA one (an index that is down is left out)
+        assert f"also from {CPU_INDEX}" in result.stdout or f"{CPU_INDEX} is unreachable" in result.stdout
     assert_searchr1_works(checkout, env, checkout / ".venv")
 
 
