@@ -211,3 +211,16 @@ def test_integer_expressions_agree_with_python(data: st.DataObject) -> None:
             calc(text)
     else:
         assert calc(text) == str(value)
+
+
+_ALPHABET = "0123456789.eE+-*/%^()×÷−, " + "sqrtabsroundfloorceilminmaxexpln" + "x$_'"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=40))
+def test_any_text_gives_a_value_or_a_calculator_error(text: str) -> None:
+    """No other exception (ValueError, OverflowError, RecursionError, decimal traps) reaches the caller."""
+    try:
+        assert isinstance(calc(text, CalculatorLimits(timeout=60)), str)
+    except CalculatorError:
+        pass

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Context, Decimal, DecimalException
+from decimal import Context, Decimal
 from fractions import Fraction
 
 _GUARD = 20  # digits computed beyond those printed, so an irrational result rounds right
@@ -234,8 +234,10 @@ class _Numbers:
     def power(self, base: Fraction, exponent: Fraction) -> Fraction:
         if base == 0 and exponent < 0:
             raise CalculatorError("division by zero")
-        if base == 0 or exponent == 0 or base == 1:
-            return Fraction(int(exponent == 0 or base == 1))
+        if exponent == 0 or base == 1:
+            return Fraction(1)
+        if base == 0:
+            return Fraction(0)
         if base < 0 and exponent.denominator != 1:
             raise CalculatorError("a negative number to a fractional power is not a real number")
         if exponent.denominator != 1:
@@ -310,10 +312,7 @@ class _Numbers:
         return Context(prec=precision, Emax=10 * self.limits.max_digits, Emin=-10 * self.limits.max_digits)
 
     def _ln(self, x: Fraction, context: Context) -> Fraction:
-        try:
-            return Fraction(context.ln(_decimal(x, context)))
-        except DecimalException:
-            raise CalculatorError("logarithm out of range") from None
+        return Fraction(context.ln(_decimal(x, context)))  # x > 0 and within 1e±max_digits: no decimal trap fires
 
     def _snap(self, approximation: Fraction) -> Fraction:
         """An integer when the approximation lies within its error of one (so floor(log(8, 2)) is 3)."""
