@@ -146,11 +146,13 @@ def test_misspelled_key_fails_at_composition_with_the_key_named():
         ("reward.format_score=1.5", "reward.format_score=1.5 is out of range"),
         ("tis.level=tokn", "did you mean 'token'"),
         ("logger.mode=onlin", "logger.mode='onlin' is not allowed"),
+        ("data.questions=dates", "data.questions='dates' is not allowed"),
+        ("data=nq_hotpotqa data.questions=years", "data.questions=years needs data.name=synthetic"),
     ],
 )
 def test_out_of_range_values_fail_with_one_line(override, message):
     with pytest.raises(ConfigError) as info:
-        to_typed(compose_config([override]))
+        to_typed(compose_config(override.split()))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 

@@ -35,6 +35,7 @@ PER_OPTION_VALUES = {
     "tis/on.yaml": {"enabled"},
     "model/*.yaml": {"ref_load", "load", "save", "megatron_args"},  # each model's Megatron checkpoints and shape
     "model/smollm2-135m.yaml": {"warm_start"},  # the only model searchr1 ships a warm start for
+    "data/synthetic_years.yaml": {"questions"},  # the arithmetic questions over the same book
 }
 # Values no hand-built schema object could hold: an interpolation into the rest of the config.
 INTERPOLATED = {

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from searchr1.config.schema import RetrieverConfig
-from searchr1.data.synthetic import SINGLE_HOP_SOURCE, TWO_HOP_SOURCE, generate, render_passage, write_encyclopedia
+from searchr1.config.schema import SYNTHETIC_QUESTIONS, RetrieverConfig
+from searchr1.data.synthetic import (
+    QUESTION_SETS,
+    REFERENCE_YEAR,
+    SINGLE_HOP_SOURCE,
+    TWO_HOP_SOURCE,
+    YEARS_SOURCE,
+    generate,
+    render_passage,
+    write_encyclopedia,
+)
 from searchr1.reward import exact_match
 from tests.support.data import SMALL_ENTITIES, echo_baseline, oracle_answers, prior_baseline
 
@@ -122,3 +132,39 @@ def test_any_seed_and_size_gives_short_answerable_questions_that_do_not_give_the
         assert any(answer in hops[-1] for answer in q.answers)
         assert q.hop_queries[0] in q.text and not any(answer in q.text for answer in q.answers)
         assert all(len(answer.split()) <= 3 for answer in q.answers)
+
+
+def test_years_questions_ask_about_the_same_book_for_one_search_and_a_subtraction():
+    from searchr1.tools.calculator_engine import CalculatorLimits, evaluate_expression
+
+    lookup, years = generate(0, 2000), generate(0, 2000, "years")
+    assert years.entities == lookup.entities  # the same corpus: only the questions differ
+    assert all(q.calculation is None for q in lookup.train + lookup.test)
+    passages = {e.name: render_passage(e) for e in years.entities}
+    limits = CalculatorLimits(max_chars=100, max_digits=10, decimals=0, timeout=1.0)
+    for q in years.train + years.test:
+        assert q.data_source == YEARS_SOURCE and len(q.hop_queries) == 1 and q.calculation is not None
+        fact, expression = q.calculation.fact, q.calculation.expression
+        assert f"in {fact}" in passages[q.hop_queries[0]]  # the one search finds the year
+        assert expression == f"{REFERENCE_YEAR} - {fact}" and evaluate_expression(expression, limits) == q.answers[0]
+        assert int(q.answers[0]) >= 0 and re.findall(r"\d+", q.text) == [str(REFERENCE_YEAR)]  # no year given away
+    assert {q.relation for q in years.test} == {
+        "person.born",
+        "city.founded",
+        "country.independence",
+        "company.founded",
+        "invention.year",
+    }
+    assert 150 < len(years.test) < 250 and not {q.text for q in years.test} & {q.text for q in years.train}
+
+
+def test_a_years_answer_is_not_guessable_from_the_question_alone():
+    # Without the passage the best a policy can do is a typical answer: a few percent at most.
+    book = generate(0, 2000, "years")
+    assert _em(prior_baseline(book.train, book.test), book.test) < 0.05
+
+
+def test_the_question_sets_are_the_ones_the_schema_allows():
+    assert tuple(QUESTION_SETS) == SYNTHETIC_QUESTIONS
+    with pytest.raises(ValueError, match="questions='dates' is unknown; allowed: lookup, years"):
+        generate(0, 20, "dates")

@@ -408,6 +408,10 @@ class TisConfig:
 
 
 # --------------------------------------------------------------------------- data
+SYNTHETIC_QUESTIONS = ("lookup", "years")
+"""data.questions: the question sets of data/synthetic.py (QUESTION_SETS; a test keeps the two equal)."""
+
+
 @dataclass(kw_only=True)
 class DataConfig:
     """Training/test prompts and the corpus the retriever indexes."""
@@ -424,6 +428,10 @@ class DataConfig:
     """Generator seed (synthetic only)."""
     num_entities: int = 2000
     """Entities in the generated encyclopedia (synthetic only)."""
+    questions: str = "lookup"
+    """What the generated encyclopedia asks (synthetic only). lookup: facts read off one passage (1-hop) or
+    two (2-hop); years: "How many years passed between the founding of X and 2026?", a search and then a
+    subtraction (for tools=[search,calculator]; data=synthetic_years)."""
     shuffle: bool = True
     """Shuffle training prompts each epoch (seeded)."""
     prompt_style: str = "searchr1"
@@ -440,6 +448,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_choice("data.name", self.name, ("synthetic", "nq_hotpotqa"))
         check_choice("data.prompt_style", self.prompt_style, ("searchr1", "demo"))
+        check_choice("data.questions", self.questions, SYNTHETIC_QUESTIONS)
+        if self.questions != "lookup" and self.name != "synthetic":
+            raise ConfigError(f"data.questions={self.questions} needs data.name=synthetic (data.name={self.name})")
         check_range("data.num_entities", self.num_entities, low=10)
 
 

@@ -40,13 +40,14 @@ def _generate_synthetic(data_cfg, paths: dict[str, Path]) -> None:
     from searchr1.data.synthetic import generate, write_encyclopedia
 
     start = time.perf_counter()
-    book = generate(data_cfg.seed, data_cfg.num_entities)
+    book = generate(data_cfg.seed, data_cfg.num_entities, data_cfg.questions)
     write_encyclopedia(book, **paths)
     log.info(
-        "generated synthetic data (data.seed=%d, data.num_entities=%d): %d passages, %d train / %d test "
-        "questions in %.1fs at %s",
+        "generated synthetic data (data.seed=%d, data.num_entities=%d, data.questions=%s): %d passages, "
+        "%d train / %d test questions in %.1fs at %s",
         data_cfg.seed,
         data_cfg.num_entities,
+        data_cfg.questions,
         len(book.entities),
         len(book.train),
         len(book.test),

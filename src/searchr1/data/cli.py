@@ -1,6 +1,6 @@
 """``searchr1-data``: make the data a run reads.
 
-    searchr1-data synthetic --out DIR [--seed 0] [--num-entities 2000]
+    searchr1-data synthetic --out DIR [--seed 0] [--num-entities 2000] [--questions lookup|years]
     searchr1-data prepare --source hub|DIR --out DIR
     searchr1-data download --out DIR [--what corpus e5-index]
 
@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", type=Path, required=True, help="directory for train/test parquet and corpus")
     synthetic.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same bytes)")
     synthetic.add_argument("--num-entities", type=int, default=2000, help="entities in the encyclopedia")
+    synthetic.add_argument(
+        "--questions",
+        default="lookup",
+        help="lookup: 1-hop and 2-hop facts; years: a search, then a subtraction (data.questions)",
+    )
 
     prepare = commands.add_parser("prepare", help="Search-R1's NQ+HotpotQA train and 7-dataset test parquet")
     prepare.add_argument(
@@ -54,11 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _synthetic(args: argparse.Namespace) -> str:
-    from searchr1.data.synthetic import generate, write_encyclopedia
+    from searchr1.data.synthetic import QUESTION_SETS, generate, write_encyclopedia
 
     if args.num_entities < 10:
         raise DataError(f"--num-entities={args.num_entities} is too small; allowed: >= 10")
-    book = generate(args.seed, args.num_entities)
+    if args.questions not in QUESTION_SETS:
+        raise DataError(f"--questions={args.questions} is unknown; allowed: {', '.join(QUESTION_SETS)}")
+    book = generate(args.seed, args.num_entities, args.questions)
     write_encyclopedia(
         book,
         train_path=args.out / "train.parquet",

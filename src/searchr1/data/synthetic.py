@@ -9,6 +9,10 @@ answerable with BM25 over the corpus:
 - two-hop (HotpotQA-like): "In which city was the founder of Velmora Dynamics born?", where the
   first passage names the bridge entity and the second holds the answer.
 
+Those are the ``lookup`` questions (the default). The ``years`` questions (``data.questions=years``) ask
+about the same book for a search and then arithmetic: "How many years passed between the founding of
+Velmora Dynamics and 2026?" (the passage gives 1834, the answer is 192).
+
 Answers are short spans (a name, a city, a year). Everything comes from one ``random.Random(seed)``
 and ordered containers only, so one seed gives the same bytes on every machine.
 """
@@ -19,6 +23,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 from searchr1.data.dataset import make_row, write_split
 from searchr1.data.files import write_bytes_atomic
@@ -27,6 +32,9 @@ TEST_FRACTION = 0.1
 """Share of the questions held out as the test split."""
 SINGLE_HOP_SOURCE = "synthetic_1hop"
 TWO_HOP_SOURCE = "synthetic_2hop"
+YEARS_SOURCE = "synthetic_years"
+REFERENCE_YEAR = 2026
+"""The year every ``years`` question counts to."""
 
 # Simple consonant-vowel syllables keep invented names pronounceable and short in tokens.
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "th", "sh")
@@ -111,8 +119,18 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class Calculation:
+    """The arithmetic a question's answer takes, over a fact its last search finds."""
+
+    fact: str
+    """The value the last passage gives, e.g. "1834"."""
+    expression: str
+    """What a calculator is asked, e.g. "2026 - 1834"; its result is the answer."""
+
+
+@dataclass(frozen=True)
 class Question:
-    """A generated question, with what an oracle would search at each hop."""
+    """A generated question, with what an oracle would search at each hop (and compute after)."""
 
     text: str
     answers: list[str]
@@ -121,6 +139,8 @@ class Question:
     """Relation path, e.g. "company.founder>person.birthplace"."""
     hop_queries: tuple[str, ...]
     """Entity names whose passages hold the facts, in hop order."""
+    calculation: Optional[Calculation] = None
+    """None: the answer is read off the last passage; else computed from what it says."""
 
 
 @dataclass(frozen=True)
@@ -373,16 +393,59 @@ def _questions(entities: list[Entity]) -> list[Question]:
     return questions
 
 
-def generate(seed: int, num_entities: int) -> Encyclopedia:
-    """Build the encyclopedia and its train/test questions; pure and deterministic in (seed, n)."""
+# (subject kind, year relation, template): how many years from an event of the book to REFERENCE_YEAR.
+_YEARS: tuple[tuple[str, str, str], ...] = (
+    ("person", "born", "How many years passed between the birth of {s} and {year}?"),
+    ("city", "founded", "How many years passed between the founding of {s} and {year}?"),
+    ("country", "independence", "How many years passed between the independence of {s} and {year}?"),
+    ("company", "founded", "How many years passed between the founding of {s} and {year}?"),
+    ("invention", "year", "How many years passed between the invention of the {s} and {year}?"),
+)
+
+
+def _year_questions(entities: list[Entity]) -> list[Question]:
+    """One question per dated entity: its passage gives the year, a subtraction gives the answer (numbers a
+    small model does not get right in its head). Events after REFERENCE_YEAR (some companies and inventions
+    of people born late) are not asked about."""
+    questions = []
+    for e in entities:
+        for kind, rel, template in _YEARS:
+            if e.kind == kind and int(e.facts[rel]) <= REFERENCE_YEAR:
+                year = int(e.facts[rel])
+                questions.append(
+                    Question(
+                        template.format(s=e.name, year=REFERENCE_YEAR),
+                        [str(REFERENCE_YEAR - year)],
+                        YEARS_SOURCE,
+                        f"{kind}.{rel}",
+                        (e.name,),
+                        Calculation(str(year), f"{REFERENCE_YEAR} - {year}"),
+                    )
+                )
+    return questions
+
+
+QUESTION_SETS: dict[str, Callable[[list[Entity]], list[Question]]] = {
+    "lookup": _questions,
+    "years": _year_questions,
+}
+"""``data.questions``: which questions the book asks about its entities."""
+
+
+def generate(seed: int, num_entities: int, questions: str = "lookup") -> Encyclopedia:
+    """Build the encyclopedia and its train/test questions; pure and deterministic in (seed, n, questions).
+
+    The entities (and so the corpus) are the same for every question set."""
     if num_entities < 10:
         raise ValueError(f"num_entities={num_entities} is too small; allowed: >= 10")
+    if questions not in QUESTION_SETS:
+        raise ValueError(f"questions={questions!r} is unknown; allowed: {', '.join(QUESTION_SETS)}")
     rng = random.Random(seed)
     entities = _entities(rng, num_entities)
-    questions = _questions(entities)
-    rng.shuffle(questions)
-    n_test = max(1, round(len(questions) * TEST_FRACTION))
-    return Encyclopedia(entities=entities, train=questions[n_test:], test=questions[:n_test])
+    questions_asked = QUESTION_SETS[questions](entities)
+    rng.shuffle(questions_asked)
+    n_test = max(1, round(len(questions_asked) * TEST_FRACTION))
+    return Encyclopedia(entities=entities, train=questions_asked[n_test:], test=questions_asked[:n_test])
 
 
 # --------------------------------------------------------------------------- files
