@@ -64,6 +64,11 @@ class EmbeddedRetriever:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> Optional[int]:
+        """The server process, while it runs (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     def _command(self, *args: str) -> list[str]:
         return [
             sys.executable,
