@@ -3,8 +3,6 @@ turns it into one line and exit 2 (a bug keeps its traceback)."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from searchr1.config.checks import ConfigError
@@ -35,13 +33,15 @@ def test_a_bug_keeps_its_traceback():
         raise KeyError("a bug")
 
 
-def test_a_hydra_job_logs_a_user_error_found_after_start_up(caplog, monkeypatch):
+def test_a_hydra_job_reports_a_user_error_found_after_start_up_like_a_bad_command_line(capsys, monkeypatch):
     monkeypatch.setattr(RunContext, "from_hydra", classmethod(lambda cls, cfg, typed: None))  # no Hydra runtime
 
     def body(ctx):
         raise RetrieverStartError("the embedded retriever exited: no bm25 index (log: retriever.log)")
 
-    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
-        run_checked(compose_config([]), body)
+    with pytest.raises(SystemExit) as exited:
+        run_checked(compose_config([]), body, program="searchr1")
     assert exited.value.code == 2
-    assert "no bm25 index" in caplog.text
+    assert capsys.readouterr().err == (
+        "searchr1: error: the embedded retriever exited: no bm25 index (log: retriever.log)\n"
+    )

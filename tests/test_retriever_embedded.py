@@ -139,6 +139,7 @@ def test_a_retriever_that_cannot_start_ends_a_run_in_one_line(tmp_path):
             timeout=300,
         )
     output = done.stdout + done.stderr
-    errors = [line for line in output.splitlines() if "ERROR" in line]
+    errors = [line for line in output.splitlines() if "error" in line.lower()]
     assert done.returncode == 2 and "Traceback" not in output, output[-3000:]
-    assert len(errors) == 1 and "embedded retriever failed" in errors[0] and "address already in use" in errors[0]
+    assert len(errors) == 1 and errors[0].startswith("searchr1-eval: error: "), output[-3000:]
+    assert "embedded retriever failed" in errors[0] and "address already in use" in errors[0]

@@ -13,8 +13,9 @@ from tests.support.compose import compose_config
 
 
 def test_a_run_starts_by_saying_what_it_will_do_and_how_long_step_1_takes(tmp_path):
-    # A bad retriever URL stops the run in its preflight, right after the lines under test.
-    args = ["logger.mode=disabled", "trainer.steps=3", "backend.urls=[notaurl]", f"hydra.run.dir={tmp_path}"]
+    # A data.train_sources that selects no prompt stops the run as it reads its data, right after the lines
+    # under test (a preflight problem stops it before them, in one line).
+    args = ["logger.mode=disabled", "trainer.steps=3", "data.train_sources=[none]", f"hydra.run.dir={tmp_path}"]
     done = subprocess.run(
         [sys.executable, "-m", "searchr1", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )

@@ -64,6 +64,30 @@ def test_bad_input_fails_in_one_line_before_the_model_loads(tmp_path, overrides,
     assert_one_line_failure(*run_cli(overrides, tmp_path), needle)
 
 
+def test_a_preflight_problem_is_the_only_line_printed_and_leaves_no_run_dir(tmp_path):
+    # It used to be three timestamped log lines (the run's name, the error, the run dir) and an empty run dir.
+    done, elapsed = run_cli(["search.replay_path=/nonexistent/search_record.jsonl"], tmp_path)
+    assert done.returncode == 2 and elapsed < FAST_S
+    assert (done.stdout + done.stderr).splitlines() == [
+        "searchr1: config error: local trainer preflight failed: search.replay_path=/nonexistent/search_record.jsonl: "
+        "file not found (make it with `a run with search.record=true`)"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_holding_earlier_work_is_kept_after_a_preflight_problem(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    done, _ = run_cli(["search.replay_path=/nonexistent/search_record.jsonl"], tmp_path)
+    assert done.returncode == 2 and (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_a_replay_path_that_is_a_directory_says_so(tmp_path):
+    problems = preflight(to_typed(compose_config([*SMALL, f"search.replay_path={tmp_path}"])), tmp_path / "run", env={})
+    assert problems == [
+        f"search.replay_path={tmp_path} is a directory; name the file in it (made by `a run with search.record=true`)"
+    ]
+
+
 def test_e5_without_its_index_file_fails_in_one_line(tmp_path):
     index = tmp_path / "wiki18" / "e5_Flat.index"
     done, elapsed = run_cli(

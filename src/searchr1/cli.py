@@ -21,12 +21,18 @@ def main() -> None:
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def _hydra_main(cfg: DictConfig) -> None:
-    run_checked(cfg, run)
+    run_checked(cfg, run, program="searchr1")
 
 
 def run(ctx: RunContext) -> None:
     install_log_redaction(ctx.secrets)
     with run_dir_lock(ctx.run_dir):  # a second run in this dir fails here, before it writes anything
+        if ctx.cfg.trainer.name != "miles":  # Miles' launch runs its own (on the cluster with trainer.ray_address)
+            from searchr1.trainers.local.preflight import run_preflight
+
+            # Before anything is written or logged, and before torch's import and a model load: a bad
+            # key, file, index or retriever URL costs one line in seconds and leaves no run dir.
+            run_preflight(ctx.cfg, ctx.run_dir)
         save_resolved_config(ctx)
         log.info("run %s in %s", ctx.run_name, ctx.run_dir)
         try:
@@ -36,13 +42,9 @@ def run(ctx: RunContext) -> None:
                 launch(ctx)
             else:
                 from searchr1.trainers.local.plan import plan_lines
-                from searchr1.trainers.local.preflight import run_preflight
 
                 for line in plan_lines(ctx.cfg):
                     log.info("%s", line)
-                # Before importing the trainer: a bad key, file, index or retriever URL costs one line
-                # in seconds, not torch's import and a model load.
-                run_preflight(ctx.cfg, ctx.run_dir)
                 from searchr1.trainers.local.train import train
 
                 train(ctx)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -30,13 +30,12 @@ from searchr1.config.compose import (
 )
 from searchr1.config.validate import one_line_error
 from searchr1.errors import USER_ERROR_EXIT, UserError
-from searchr1.preflight import writable_dir_problem
+from searchr1.paths import RunDir
+from searchr1.preflight import RUN_LOCK_FILE, remove_unused_run_dir, writable_dir_problem
 from searchr1.run import RunContext
 
 # The Hydra mains (searchr1, searchr1-eval) take their config location from here, with start and run_checked.
 __all__ = ["CONFIG_MODULE", "CONFIG_NAME", "VERSION_BASE", "precheck", "run_checked", "start"]
-
-log = logging.getLogger("searchr1")
 
 # Hydra flags that compose no config to run (help, version, shell completion, --info).
 _NOTHING_TO_RUN = ("help", "hydra_help", "shell_completion", "info", "experimental_rerun")
@@ -156,15 +155,24 @@ def without_sweep_axes(overrides: list[str]) -> list[str]:
     return [text for text, override in zip(overrides, parsed) if not override.is_sweep_override()]
 
 
-def run_checked(cfg: DictConfig, body: Callable[[RunContext], object]) -> None:
-    """Type the config and run ``body``; a user error (config, data, index) ends the job in one line (exit 2)."""
+def run_checked(cfg: DictConfig, body: Callable[[RunContext], object], *, program: str) -> None:
+    """Type the config and run ``body``. A user error found after start-up (a preflight problem, a missing
+    file or index) ends the job as a bad command line does: one line on stderr, ``program: config error:
+    ...`` (exit 2), and the job's run dir is removed when it holds only the files every job starts with."""
     try:
-        typed = to_typed(cfg)
-    except ConfigError as exc:
-        log.error("config error: %s", exc)
+        body(RunContext.from_hydra(cfg, to_typed(cfg)))
+    except UserError as exc:
+        kind = "config error" if isinstance(exc, ConfigError) else "error"
+        print(f"{program}: {kind}: {exc}", file=sys.stderr)
+        _remove_unused_run_dir()
         raise SystemExit(USER_ERROR_EXIT) from None
-    try:
-        body(RunContext.from_hydra(cfg, typed))
-    except UserError as exc:  # found after start-up (missing key, file, index)
-        log.error("%s", exc)
-        raise SystemExit(USER_ERROR_EXIT) from None
+
+
+def _remove_unused_run_dir() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():  # a test calling run_checked without a Hydra job
+        return
+    hydra = HydraConfig.get()
+    startup = {hydra.output_subdir, f"{hydra.job.name}.log", RUN_LOCK_FILE, RunDir.RESOLVED_CONFIG}
+    remove_unused_run_dir(Path(hydra.runtime.output_dir), {name for name in startup if name})

@@ -11,11 +11,12 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
 from searchr1.config.checks import ConfigError
 
@@ -42,8 +43,11 @@ def secret_problem(env: Mapping[str, str], name: str, key: str) -> Optional[str]
 
 
 def file_problem(key: str, path: str, command: str = "searchr1-data prepare") -> Optional[str]:
-    if Path(path).expanduser().is_file():
+    target = Path(path).expanduser()
+    if target.is_file():
         return None
+    if target.is_dir():
+        return f"{key}={path} is a directory; name the file in it (made by `{command}`)"
     return f"{key}={path}: file not found (make it with `{command}`)"
 
 
@@ -92,6 +96,22 @@ def retriever_problem(url: str, timeout_s: float = RETRIEVER_TIMEOUT_S) -> Optio
         return f"retriever {url} answered /retrieve with HTTP {exc.code} (backend.urls)"
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return f"retriever {url} is not reachable ({getattr(exc, 'reason', exc)}); start it or fix backend.urls"
+
+
+def remove_unused_run_dir(run_dir: Path, startup: Iterable[str]) -> bool:
+    """Remove ``run_dir`` if it holds nothing but ``startup``, the files every job writes as it starts
+    (Hydra's ``.hydra/`` and job log, the run lock, the resolved config): a job refused before it did
+    anything leaves no empty run dir behind. A dir with anything else in it (checkpoints, metrics, a
+    command) is kept. True when removed."""
+    if not run_dir.is_dir() or any(entry.name not in set(startup) for entry in run_dir.iterdir()):
+        return False
+    with open(run_dir / RUN_LOCK_FILE, "a+") as handle:
+        try:  # a job refused because another run holds this dir must leave that run's dir alone
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return True
 
 
 @contextlib.contextmanager

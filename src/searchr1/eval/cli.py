@@ -44,7 +44,7 @@ def main() -> None:
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def _hydra_main(cfg: DictConfig) -> None:
-    run_checked(cfg, run_eval)
+    run_checked(cfg, run_eval, program="searchr1-eval")
 
 
 def run_eval(ctx: RunContext) -> dict[str, Any]:

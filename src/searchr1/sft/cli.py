@@ -43,7 +43,7 @@ def main() -> None:
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def _hydra_main(cfg: DictConfig) -> None:
-    run_checked(cfg, run_sft)
+    run_checked(cfg, run_sft, program="searchr1-sft")
 
 
 def run_sft(ctx: RunContext) -> Path:

@@ -6,7 +6,6 @@ loop appends; its node is ``search.*`` and its backend ``backend.*``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from searchr1.config.schema import SearchConfig
@@ -65,8 +64,6 @@ def endpoints_problems(node: SearchConfig, backend: Any) -> list[str]:
 
 
 def _replay_problems(path: str) -> list[str]:
-    if Path(path).expanduser().is_dir():
-        return [f"search.replay_path={path}: is a directory; point it at the search_record.jsonl a run wrote"]
     problem: Optional[str] = file_problem("search.replay_path", path, "a run with search.record=true")
     return [problem] if problem else []
 
