@@ -22,6 +22,7 @@ class BackendConfig:
     """Base of the search backend nodes (``backend=local|google``): what the rest of a run asks of any backend."""
 
     name: str = MISSING
+    """Backend kind: the option's name (``backend=<name>``)."""
 
     @property
     def secret_env(self) -> Optional[str]:
@@ -485,6 +486,7 @@ class LocalTrainerConfig:
     """The embedded CPU trainer: GRPO on a small real model in this process."""
 
     name: str = "local"
+    """Trainer kind: the option's name (``trainer=local``)."""
     steps: int = 2
     """GRPO steps (one rollout batch + one optimizer update each)."""
     prompts_per_step: int = 2
@@ -563,6 +565,7 @@ class MilesTrainerConfig:
     """Miles on a Ray GPU cluster: we build its train.py command and plug in our hooks."""
 
     name: str = "miles"
+    """Trainer kind: the option's name (``trainer=miles``)."""
     miles_root: str = "/root/miles"
     """Miles checkout (holds train.py)."""
     megatron_root: str = "/root/Megatron-LM"
@@ -671,6 +674,7 @@ class LoggerConfig:
     """Where metrics go: W&B, the console and a metrics JSONL in the run dir."""
 
     name: str = "wandb"
+    """Logger kind: the option's name (``logger=wandb``)."""
     mode: str = "offline"
     """W&B mode: online, offline or disabled."""
     project: str = "searchr1"

@@ -13,7 +13,7 @@ from searchr1.config.resolvers import register_resolvers
 
 # Group YAML files extend these through their defaults list (e.g. ``/schema/trainer/local@_here_``),
 # which makes every group option a typed, closed node.
-_GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "backend": dict(schema.BACKENDS),
     "trainer": {"local": schema.LocalTrainerConfig, "miles": schema.MilesTrainerConfig},
     "model": {"model": schema.ModelConfig},
@@ -30,7 +30,7 @@ def register_configs() -> None:
     register_resolvers()
     store = ConfigStore.instance()
     store.store(name="searchr1_schema", node=root_schema())
-    for group, nodes in _GROUP_SCHEMAS.items():
+    for group, nodes in GROUP_SCHEMAS.items():
         for name, node in nodes.items():
             store.store(group=f"schema/{group}", name=name, node=node)
 
