@@ -18,9 +18,9 @@ from searchr1.data.dataset import QAExample, load_split
 from searchr1.eval import evaluate
 from searchr1.eval.identity import file_identity
 from searchr1.eval.runner import select_examples
-from searchr1.eval.scoring import SampleScore, score_sample, token_f1
+from searchr1.eval.scoring import SampleScore, score_sample
 from searchr1.eval.table import AVERAGE, build_table, markdown, pass_at_k
-from searchr1.reward import score_response
+from searchr1.reward import score_response, token_f1
 from searchr1.engines.sglang import SGLangEngine
 from searchr1.rollout.trajectory import Trajectory
 from tests.support.compose import compose_config

@@ -61,11 +61,17 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def _reward_metrics(rewards: Sequence[RewardBreakdown]) -> dict[str, float]:
-    return {
+    metrics = {
         "reward/total": fmean(r.total for r in rewards),
         "reward/exact_match": fmean(r.exact_match for r in rewards),
         "reward/format": fmean(r.format for r in rewards),
     }
+    # The optional components exist for every sample of a run or for none (the reward config decides).
+    for key, values in (("tool", [r.tool for r in rewards]), ("f1", [r.f1 for r in rewards])):
+        present = [value for value in values if value is not None]
+        if present and len(present) == len(values):
+            metrics[f"reward/{key}"] = fmean(present)
+    return metrics
 
 
 def _rollout_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:

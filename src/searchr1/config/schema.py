@@ -344,8 +344,9 @@ class RewardConfig:
     """How a finished trajectory is scored."""
 
     kind: str = "em"
-    """em: exact match; em_format: EM + format_score x valid format; searchr1_qa_em_format: original.
-    The group options name them too: reward=em+format is kind em_format with format_score 0.2."""
+    """em: exact match; em_format: EM + format_score x valid format; f1: token F1 of the answer (the eval's F1);
+    searchr1_qa_em_format: original. The group options name them too: reward=em+format is kind em_format with
+    format_score 0.2. Formulas: docs/rewards.md."""
     format_score: float = 0.0
     """Added to EM for a valid think/search/information/answer structure (em_format only; not capped)."""
     structure_format_score: float = 0.2
@@ -357,15 +358,24 @@ class RewardConfig:
     answer_tag_score: float = 0.0
     """em_format only: partial format credit when the response ends with a non-empty <answer>…</answer>
     block but the full grammar does not hold (shaping for small models; 0 keeps the recipe)."""
+    tool_bonus: float = 0.0
+    """em, em_format, f1: added when the response made at least one well-formed tool call (a call the
+    rollout parsed and ran, whether or not the tool then failed); once per response, however many calls."""
+    no_tool_penalty: float = 0.0
+    """em, em_format, f1: subtracted when the response made no tool call, answered or not. Bounded with
+    tool_bonus: tool_bonus + no_tool_penalty + the largest format credit < 1, so a correct answer without
+    a tool call always outscores a wrong one with one."""
 
     def __post_init__(self) -> None:
-        check_choice("reward.kind", self.kind, ("em", "em_format", "searchr1_qa_em_format"))
+        check_choice("reward.kind", self.kind, ("em", "em_format", "f1", "searchr1_qa_em_format"))
         for key in (
             "format_score",
             "structure_format_score",
             "final_format_score",
             "retrieval_score",
             "answer_tag_score",
+            "tool_bonus",
+            "no_tool_penalty",
         ):
             check_range(f"reward.{key}", getattr(self, key), low=0.0, high=1.0)
         # A format_score that silently does nothing is the bug in Miles' example; refuse it.
@@ -378,6 +388,24 @@ class RewardConfig:
             raise ConfigError(
                 f"reward.answer_tag_score={self.answer_tag_score!r} has no effect with reward.kind={self.kind!r}; "
                 "use reward=em+format (kind em_format) or set reward.answer_tag_score=0"
+            )
+        self._check_tool_term()
+
+    def _check_tool_term(self) -> None:
+        if not (self.tool_bonus or self.no_tool_penalty):
+            return
+        if self.kind == "searchr1_qa_em_format":
+            raise ConfigError(
+                "reward.tool_bonus / reward.no_tool_penalty have no effect with reward.kind=searchr1_qa_em_format "
+                "(the original scoring); use reward=em, em+format or f1, or set both to 0"
+            )
+        # The worst correct answer scores 1 - no_tool_penalty; the best wrong one format credit + tool_bonus.
+        best_format = max(self.format_score, self.answer_tag_score)
+        if 1.0 - self.no_tool_penalty <= best_format + self.tool_bonus:
+            raise ConfigError(
+                f"reward.tool_bonus + reward.no_tool_penalty + max(reward.format_score, reward.answer_tag_score) "
+                f"= {self.tool_bonus + self.no_tool_penalty + best_format:g} must stay below 1, else a wrong "
+                "answer can outscore a correct one"
             )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from searchr1.config.schema import RewardConfig
-from searchr1.reward import extract_answer, normalize_answer, score_response, substring_exact_match
+from searchr1.reward import extract_answer, score_response, substring_exact_match, token_f1
 from searchr1.rollout.trajectory import Trajectory
 
 
@@ -29,19 +28,6 @@ class SampleScore:
         return asdict(self)
 
 
-def token_f1(prediction: str, golden_answers: Sequence[str]) -> float:
-    """Best token-level F1 over the gold answers, on normalized text (SQuAD-style)."""
-    predicted = normalize_answer(prediction).split()
-    best = 0.0
-    for gold in golden_answers:
-        reference = normalize_answer(gold).split()
-        common = sum((Counter(predicted) & Counter(reference)).values())
-        if common:
-            precision, recall = common / len(predicted), common / len(reference)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
-
-
 def score_sample(
     traj: Trajectory,
     golden_answers: Sequence[str],
@@ -52,7 +38,7 @@ def score_sample(
 ) -> SampleScore:
     """EM is the reward function's own EM, so eval and training agree by construction."""
     answer = extract_answer(traj.response_text)
-    reward = score_response(traj.response_text, list(golden_answers), reward_cfg, prompt_text)
+    reward = score_response(traj.response_text, list(golden_answers), reward_cfg, prompt_text, len(traj.tool_calls))
     return SampleScore(
         data_source=data_source,
         prompt_index=prompt_index,

@@ -10,6 +10,7 @@ from searchr1.reward.answers import (
     extract_answer,
     normalize_answer,
     substring_exact_match,
+    token_f1,
 )
 from searchr1.reward.reference import em_format_score, em_score, subem_score
 from searchr1.reward.score import RewardBreakdown, reads_prompt, score_group, score_response
@@ -39,4 +40,5 @@ __all__ = [
     "strip_special_tail",
     "subem_score",
     "substring_exact_match",
+    "token_f1",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from typing import Iterable, Optional, Union
 
 GoldAnswers = Union[str, Iterable[str]]
@@ -39,6 +40,19 @@ def substring_exact_match(prediction: str, golden_answers: GoldAnswers) -> float
     """1.0 when any normalized gold answer occurs inside the normalized prediction, else 0.0."""
     predicted = normalize_answer(prediction)
     return float(any(normalize_answer(gold) in predicted for gold in as_answer_list(golden_answers)))
+
+
+def token_f1(prediction: str, golden_answers: GoldAnswers) -> float:
+    """Best token-level F1 over the gold answers, on normalized text (SQuAD-style)."""
+    predicted = normalize_answer(prediction).split()
+    best = 0.0
+    for gold in as_answer_list(golden_answers):
+        reference = normalize_answer(gold).split()
+        common = sum((Counter(predicted) & Counter(reference)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(reference)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
 
 
 def extract_answer(text: str, *, min_matches: int = 1) -> Optional[str]:

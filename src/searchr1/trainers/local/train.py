@@ -22,7 +22,7 @@ from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from searchr1.config.schema import SearchR1Config
+from searchr1.config.schema import RewardConfig, SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split, of_sources
 from searchr1.eval import evaluate
@@ -31,7 +31,7 @@ from searchr1.metrics import rollout_metrics
 from searchr1.metrics_file import drop_steps_after
 from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
-from searchr1.reward import RewardBreakdown, reads_prompt, score_group
+from searchr1.reward import GoldAnswers, RewardBreakdown, reads_prompt, score_group
 from searchr1.rollout import prompt_ids
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
@@ -308,7 +308,7 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, tools: Toolbox, ste
     if reads_prompt(cfg.reward):
         decoded = [trainer.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts]
         prompt_texts = [text for text in decoded for _ in range(n)]
-    rewards = score_group([t.response_text for t in trajectories], golds, cfg.reward, prompt_texts=prompt_texts)
+    rewards = score_trajectories(trajectories, golds, cfg.reward, prompt_texts)
     metrics = rollout_metrics(trajectories, rewards, golds, tools.stats_and_reset(), tools=list(tools.tools))
     metrics.update(rollout_health(trajectories, rewards, contiguous_groups([r.total for r in rewards], n)))
     _write_rollouts(trainer.ctx.run_dir, step, batch, n, trajectories, rewards)
@@ -409,6 +409,19 @@ def _write_rollouts(
                 )
                 + "\n"
             )
+
+
+def score_trajectories(
+    trajectories: Sequence[Trajectory],
+    golds: Sequence[GoldAnswers],
+    reward_cfg: RewardConfig,
+    prompt_texts: Optional[Sequence[str]] = None,
+) -> list[RewardBreakdown]:
+    """The embedded trainer's rewards: the shared reward over each response and its tool-call count (the
+    Miles reward hook reads the same count from Sample.metadata)."""
+    responses = [t.response_text for t in trajectories]
+    calls = [len(t.tool_calls) for t in trajectories]
+    return score_group(responses, golds, reward_cfg, prompt_texts=prompt_texts, tool_calls=calls)
 
 
 def _seed_everything(seed: int) -> None:

@@ -333,12 +333,23 @@ async def reward(args: Any, samples: Any, **kwargs: Any) -> Any:
 
 def score_sample(sample: Any, cfg: RewardConfig) -> dict[str, float]:
     prompt_text = sample.prompt if isinstance(sample.prompt, str) else ""
-    breakdown = score_response(sample.response, golden_answers(sample.label), cfg, prompt_text=prompt_text)
+    breakdown = score_response(
+        sample.response, golden_answers(sample.label), cfg, prompt_text=prompt_text, tool_calls=tool_call_count(sample)
+    )
     return reward_dict(breakdown)
 
 
+def tool_call_count(sample: Any) -> Optional[int]:
+    """The sample's well-formed tool calls, as our generate hook recorded them; None for a sample it never
+    filled (the reward then refuses a tool term rather than guess)."""
+    counts = (sample.metadata or {}).get(METADATA_KEY)
+    return None if counts is None else len(counts.get("tool_calls", []))
+
+
 def reward_dict(breakdown: RewardBreakdown) -> dict[str, float]:
-    return {"total": breakdown.total, "exact_match": breakdown.exact_match, "format": breakdown.format}
+    """The components Miles keeps in Sample.reward; ``tool`` and ``f1`` only where the config has them."""
+    optional = {key: value for key, value in (("tool", breakdown.tool), ("f1", breakdown.f1)) if value is not None}
+    return {"total": breakdown.total, "exact_match": breakdown.exact_match, "format": breakdown.format, **optional}
 
 
 def golden_answers(label: Any) -> list[str]:
@@ -601,11 +612,15 @@ def sample_trajectory(sample: Any) -> Trajectory:
 def _breakdown(sample: Any, cfg: RewardConfig) -> RewardBreakdown:
     value = sample.reward
     if isinstance(value, Mapping):
+        optional = {key: float(value[key]) for key in ("tool", "f1") if key in value}
         return RewardBreakdown(
-            total=float(value["total"]), exact_match=float(value["exact_match"]), format=float(value["format"])
+            total=float(value["total"]),
+            exact_match=float(value["exact_match"]),
+            format=float(value["format"]),
+            **optional,
         )
     if value is None:  # aborted samples are never scored by Miles
-        return score_response(sample.response, golden_answers(sample.label), cfg)
+        return score_response(sample.response, golden_answers(sample.label), cfg, tool_calls=tool_call_count(sample))
     return RewardBreakdown(total=float(value), exact_match=float(value), format=0.0)
 
 
