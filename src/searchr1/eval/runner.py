@@ -11,12 +11,12 @@ from searchr1.config.schema import SearchR1Config
 from searchr1.data.dataset import QAExample
 from searchr1.eval.scoring import SampleScore, score_sample
 from searchr1.eval.table import EvalTable, build_table, flat_metrics
+from searchr1.metrics import tool_metrics
 from searchr1.reward import reads_prompt
-from searchr1.rollout import prompt_ids
+from searchr1.rollout.tokens import policy_prompt_ids
 from searchr1.engines.base import Engine, Tokenizer
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.tools.prompt import example_messages
 from searchr1.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,15 @@ class EvalResult:
     scores: list[SampleScore]
     trajectories: list[Trajectory]
     """Each sample's trajectory, in the order of ``scores``."""
+    tools: tuple[str, ...] = ()
+    """The policy's tools: each gets ``<prefix>/tool/<name>/*`` (calls per sample, failure rate, latency),
+    also when no sample called it."""
 
     def metrics(self, prefix: str = "eval") -> dict[str, float]:
-        return flat_metrics(self.table, self.scores, prefix) if self.scores else {}
+        if not self.scores:
+            return {}
+        calls = tool_metrics(self.trajectories, self.tools)
+        return {**flat_metrics(self.table, self.scores, prefix), **{f"{prefix}/{k}": v for k, v in calls.items()}}
 
 
 def select_examples(examples: Sequence[QAExample], max_prompts: int | None) -> list[QAExample]:
@@ -73,7 +79,7 @@ async def evaluate_examples(
     request in memory at the engine and the search backend.
     """
     k = cfg.eval.pass_k
-    prompts = [prompt_ids(tokenizer, example_messages(example, tools.specs)) for example in examples]
+    prompts = [policy_prompt_ids(tokenizer, tools, e.prompt_messages, e.question) for e in examples]
     samples = [ids for ids in prompts for _ in range(k)]
     rollout_cfg = eval_rollout_config(cfg)
     trajectories = []
@@ -91,7 +97,7 @@ async def evaluate_examples(
         example = examples[i // k]
         prompt_text = tokenizer.decode(prompts[i // k], skip_special_tokens=False) if reads_prompt(cfg.reward) else ""
         scores.append(score_sample(traj, example.golden_answers, example.data_source, i // k, cfg.reward, prompt_text))
-    return EvalResult(table=build_table(scores, k), scores=scores, trajectories=trajectories)
+    return EvalResult(table=build_table(scores, k), scores=scores, trajectories=trajectories, tools=tuple(tools.tools))
 
 
 async def evaluate(

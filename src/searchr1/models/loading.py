@@ -166,6 +166,8 @@ def load_policy_tokenizer(model_cfg: ModelConfig) -> Any:
     tokenizer = load_tokenizer(model_cfg.hf_checkpoint, gguf_file_of(model_cfg))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if model_cfg.chat_template:
+        tokenizer.chat_template = Path(resolve_checkpoint(model_cfg.chat_template)).read_text()
     return tokenizer
 
 

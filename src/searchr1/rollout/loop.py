@@ -16,7 +16,7 @@ from searchr1.config.schema import RolloutConfig
 from searchr1.engines.base import Engine, EngineOutput, SamplingParams, Tokenizer
 from searchr1.rollout.tokens import SegmentEncoder, keep_through_stop_tag
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.tools.grammar import ANSWER, INVALID, Action, ActionGrammar
+from searchr1.tools.grammar import ANSWER, INVALID, MALFORMED, Action, Grammar
 from searchr1.tools.toolbox import Toolbox
 
 
@@ -50,6 +50,8 @@ async def run_trajectory(
         if action.kind == INVALID:
             correction = tools.invalid_action_text(cfg.invalid_action_text)
             _insert(traj, encoder.encode(correction, _left_context(traj)), cfg)
+        elif action.kind == MALFORMED:  # a call that cannot run: its error is the observation
+            _observe(traj, tools.error_observation(action.error or "malformed call"), encoder, cfg)
         else:
             await _call_tool(traj, action, tools, encoder, cfg)
     traj.response_text = tokenizer.decode(traj.response_ids, skip_special_tokens=False)
@@ -75,7 +77,7 @@ async def run_batch(
     return list(await asyncio.gather(*rollouts))
 
 
-def _params(cfg: RolloutConfig, budget: int, grammar: ActionGrammar) -> SamplingParams:
+def _params(cfg: RolloutConfig, budget: int, grammar: Grammar) -> SamplingParams:
     return SamplingParams(
         max_new_tokens=min(cfg.max_turn_tokens, budget),
         temperature=cfg.temperature,
@@ -90,7 +92,7 @@ def _take_generation(
     tokenizer: Tokenizer,
     budget: int,
     cfg: RolloutConfig,
-    grammar: ActionGrammar,
+    grammar: Grammar,
     *,
     correction_follows: bool,
 ) -> Action:
@@ -104,7 +106,7 @@ def _take_generation(
         # An end-of-turn token would precede our correction; the original drops it as well.
         kept -= 1
     traj.append_generated(ids[:kept], output.logprobs[:kept])
-    if action.kind == INVALID:
+    if action.kind in (INVALID, MALFORMED):
         traj.invalid_actions += 1
     if action.kind == ANSWER:
         traj.final_answer = action.content
@@ -125,6 +127,10 @@ async def _call_tool(
 ) -> None:
     observation, call = await tools.call(action.kind, action.content)
     traj.tool_calls.append(call)
+    _observe(traj, observation, encoder, cfg)
+
+
+def _observe(traj: Trajectory, observation: str, encoder: SegmentEncoder, cfg: RolloutConfig) -> None:
     ids = encoder.encode(observation, _left_context(traj))
     ids = ids[: cfg.max_obs_tokens]  # Search-R1 cuts observations at max_obs_length tokens
     traj.observation_tokens += _insert(traj, ids, cfg)

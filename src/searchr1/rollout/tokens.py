@@ -8,9 +8,10 @@ tokens on either side.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-from searchr1.tools.grammar import SEARCH_GRAMMAR, ActionGrammar
+from searchr1.tools.grammar import SEARCH_GRAMMAR, Grammar
+from searchr1.tools.toolbox import Toolbox
 from searchr1.engines.base import Tokenizer
 
 RIGHT_CONTEXT = "<"
@@ -19,13 +20,25 @@ RIGHT_CONTEXT = "<"
 _CONTEXT_CACHE_SIZE = 4096
 
 
-def prompt_ids(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> list[int]:
-    """Prompt token ids through the tokenizer's chat template, ending with the assistant header."""
-    ids = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=False)
+def prompt_ids(
+    tokenizer: Any, messages: Sequence[Mapping[str, str]], tools: Optional[list[dict[str, Any]]] = None
+) -> list[int]:
+    """Prompt token ids through the tokenizer's chat template, ending with the assistant header; ``tools``
+    (JSON schemas) go to the template's own tools section (rollout.action_format=tool_calls)."""
+    extra = {"tools": tools} if tools else {}
+    ids = tokenizer.apply_chat_template(
+        list(messages), add_generation_prompt=True, tokenize=True, return_dict=False, **extra
+    )
     # Some transformers versions still hand back an encoding object despite return_dict=False.
     if isinstance(ids, Mapping):
         ids = ids["input_ids"]
     return [int(i) for i in ids]
+
+
+def policy_prompt_ids(tokenizer: Any, tools: Toolbox, stored: list[dict[str, str]], question: str) -> list[int]:
+    """A prompt's ids as the policy with ``tools`` sees it: the stored messages (tags, search only), generated
+    instructions (tags, other tools), or function calling through the template's tools section (tool_calls)."""
+    return prompt_ids(tokenizer, tools.prompt_messages(stored, question), tools.template_tools)
 
 
 class SegmentEncoder:
@@ -68,7 +81,7 @@ class SegmentEncoder:
 
 
 def keep_through_stop_tag(
-    tokenizer: Tokenizer, ids: Sequence[int], grammar: ActionGrammar = SEARCH_GRAMMAR
+    tokenizer: Tokenizer, ids: Sequence[int], grammar: Grammar = SEARCH_GRAMMAR
 ) -> tuple[int, str]:
     """How many of a turn's tokens to keep so nothing after the first closing tag survives.
 

@@ -26,11 +26,12 @@ import hydra
 from omegaconf import DictConfig
 
 from searchr1.config.checks import ConfigError
-from searchr1.config.schema import SearchR1Config
+from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
 from searchr1.data.synthetic import Question, generate
 from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.run import RunContext, save_resolved_config
+from searchr1.tools.calculator import TOOL as CALCULATOR
 
 log = logging.getLogger("searchr1.sft")
 
@@ -92,8 +93,14 @@ def demonstration_questions(cfg: SearchR1Config) -> list[Question]:
             f"sft.source=demonstrations needs data=synthetic (data.name={cfg.data.name}); "
             "use sft.source=samples with rewarded rollouts of your own data"
         )
-    book = generate(cfg.data.seed, cfg.data.num_entities)
-    return [q for q in book.train if len(q.hop_queries) in cfg.sft.hops][: cfg.sft.num_examples]
+    book = generate(cfg.data.seed, cfg.data.num_entities, cfg.data.questions)
+    questions = [q for q in book.train if len(q.hop_queries) in cfg.sft.hops][: cfg.sft.num_examples]
+    if CALCULATOR.name not in cfg.tools and any(q.calculation for q in questions):
+        raise ConfigError(
+            f"data.questions={cfg.data.questions}: the demonstrations call the calculator, which tools={cfg.tools} "
+            "leaves out; add it (tools=[search,calculator])"
+        )
+    return questions
 
 
 def _demonstrations(ctx: RunContext, questions: list[Question]):
@@ -110,7 +117,9 @@ def _demonstrations(ctx: RunContext, questions: list[Question]):
     async def build(urls: list[str] | None):
         async with aiohttp.ClientSession() as session:
             context = ToolContext(session, run_dir=ctx.run_dir, backend=cfg.backend, retriever_urls=urls)
-            tools = open_toolbox(selected_nodes(cfg), context)
+            tools = open_toolbox(
+                selected_nodes(cfg), context, action_format=cfg.rollout.action_format, tokenizer=tokenizer
+            )
             try:
                 return await build_demonstrations(questions, tools=tools, tokenizer=tokenizer, cfg=cfg)
             finally:
@@ -129,7 +138,7 @@ def _fine_tune(ctx: RunContext, trajectories: list[Trajectory], out: Path, prove
     from searchr1.trainers.local.heap import map_large_allocations
     from searchr1.trainers.local.sft import sft_step
 
-    cfg, sft, tcfg = ctx.cfg, ctx.cfg.sft, ctx.cfg.trainer
+    cfg, sft, tcfg = ctx.cfg, ctx.cfg.sft, LocalTrainerConfig.of(ctx.cfg)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     if tcfg.threads:
@@ -174,10 +183,12 @@ def _provenance(ctx: RunContext, trajectories: dict[str, Any]) -> dict[str, Any]
             "seed": cfg.data.seed,
             "num_entities": cfg.data.num_entities,
             "prompt_style": cfg.data.prompt_style,
+            "questions": cfg.data.questions,
         },
+        "tools": list(cfg.tools),
         "rollout": {"max_turn_tokens": cfg.rollout.max_turn_tokens, "topk": cfg.search.topk},
         "sft": dataclasses.asdict(cfg.sft),
-        "lora_rank": cfg.trainer.lora_rank,
+        "lora_rank": LocalTrainerConfig.of(cfg).lora_rank,
         "trajectories": trajectories,
     }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from searchr1.data.dataset import QAExample
 from searchr1.data.prompt import normalize_question
 from searchr1.tools.base import ToolSpec
 
@@ -21,6 +20,23 @@ _CLOSING = (
     "inside <answer> and </answer>, without detailed illustrations. For example, <answer> Beijing </answer>. "
     "Question: {question}\n"
 )
+
+
+_TOOL_CALLS_INSTRUCTIONS = (
+    "Answer the given question. "
+    "You must conduct reasoning inside <think> and </think> first every time you get new information. "
+    "After reasoning, if you need a tool, call one of the functions you were given; its result comes back as a "
+    "tool response. You can call the tools as many times as you want. "
+    "If you find no further external knowledge or computation needed, you can directly provide the answer "
+    "inside <answer> and </answer>, without detailed illustrations. For example, <answer> Beijing </answer>. "
+    "Question: {question}\n"
+)
+
+
+def tool_calls_prompt(question: str) -> str:
+    """The user-message text under ``rollout.action_format=tool_calls``: the chat template lists the tools
+    itself (its tools section), so the instructions only say how to think, call and answer."""
+    return _TOOL_CALLS_INSTRUCTIONS.format(question=normalize_question(question))
 
 
 def is_search_only(specs: Sequence[ToolSpec]) -> bool:
@@ -48,7 +64,3 @@ def policy_messages(stored: list[dict[str, str]], question: str, specs: Sequence
     if is_search_only(specs):
         return stored
     return [{"role": "user", "content": tools_prompt(question, specs)}]
-
-
-def example_messages(example: QAExample, specs: Sequence[ToolSpec]) -> list[dict[str, str]]:
-    return policy_messages(example.prompt_messages, example.question, specs)

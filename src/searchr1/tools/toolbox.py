@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from searchr1.config.schema import RolloutConfig
 from searchr1.tools.base import ToolCall, ToolClient, ToolContext, ToolOutput, ToolSpec
-from searchr1.tools.grammar import ActionGrammar
+from searchr1.tools.chat_format import TagFormat, ToolCallFormat
 from searchr1.tools.registry import tool_spec
 
 log = logging.getLogger(__name__)
 
+ActionFormat = Union[TagFormat, ToolCallFormat]
 _DEFAULT_INVALID_ACTION_TEXT = RolloutConfig.__dataclass_fields__["invalid_action_text"].default
 
 
@@ -26,13 +27,27 @@ class BoundTool:
 class Toolbox:
     """What the rollout calls tools through. ``call`` never raises: a tool's own bug is a failed call."""
 
-    def __init__(self, tools: Sequence[BoundTool]) -> None:
+    def __init__(self, tools: Sequence[BoundTool], action_format: Optional[ActionFormat] = None) -> None:
         self.tools = {bound.spec.tag: bound for bound in tools}
-        self.grammar = ActionGrammar(tuple(self.tools))
+        self.format = action_format or TagFormat(self.specs)
+        self.grammar = self.format.grammar
 
     @property
     def specs(self) -> list[ToolSpec]:
         return [bound.spec for bound in self.tools.values()]
+
+    def prompt_messages(self, stored: list[dict[str, str]], question: str) -> list[dict[str, str]]:
+        """The chat messages of a prompt (render them with ``template_tools`` as the template's tools)."""
+        return self.format.prompt_messages(stored, question)
+
+    @property
+    def template_tools(self) -> Optional[list[dict[str, Any]]]:
+        """The tools' JSON schemas for the chat template's tools section (tool_calls), else None."""
+        return self.format.template_tools
+
+    def error_observation(self, message: str) -> str:
+        """What a malformed call (tool_calls) is answered with."""
+        return self.format.error_observation(message)
 
     async def call(self, tag: str, argument: str) -> tuple[str, ToolCall]:
         """The observation text to append, and the call's record."""
@@ -44,7 +59,7 @@ class Toolbox:
             log.warning("tool %s raised %s: %s (counted as a failed call)", tag, type(exc).__name__, exc)
             output = ToolOutput(f"The {tag} tool failed: internal error.", failed=True, error=repr(exc))
         seconds = time.perf_counter() - started
-        return bound.spec.render(output), ToolCall(tag, argument, output.failed, seconds)
+        return self.format.observation(bound.spec, output), ToolCall(tag, argument, output.failed, seconds)
 
     def invalid_action_text(self, configured: str) -> str:
         """The correction after a turn with no valid action: ``rollout.invalid_action_text``, or, while that is
@@ -70,8 +85,14 @@ class Toolbox:
             await bound.client.close()
 
 
-def open_toolbox(nodes: Mapping[str, Any], ctx: ToolContext) -> Toolbox:
-    """Clients for the tools in ``nodes`` (name -> config node, in the run's order), built for this process;
-    config problems raise ConfigError here."""
+def open_toolbox(
+    nodes: Mapping[str, Any], ctx: ToolContext, *, action_format: str = "tags", tokenizer: Any = None
+) -> Toolbox:
+    """Clients for the tools in ``nodes`` (name -> config node, in the run's order), built for this process,
+    speaking ``action_format`` (tool_calls renders through ``tokenizer``'s chat template); config problems raise
+    ConfigError here."""
     specs = {name: tool_spec(name).for_node(node) for name, node in nodes.items()}
-    return Toolbox([BoundTool(specs[name], specs[name].build(node, ctx)) for name, node in nodes.items()])
+    fmt: Optional[ActionFormat] = None
+    if action_format == "tool_calls":
+        fmt = ToolCallFormat(list(specs.values()), tokenizer)
+    return Toolbox([BoundTool(specs[name], specs[name].build(node, ctx)) for name, node in nodes.items()], fmt)

@@ -22,17 +22,17 @@ from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from searchr1.config.schema import RewardConfig, SearchR1Config
+from searchr1.config.schema import LocalTrainerConfig, RewardConfig, SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split, of_sources
 from searchr1.eval import evaluate
 from searchr1.health import contiguous_groups, rollout_health
 from searchr1.metrics import rollout_metrics
-from searchr1.metrics_file import drop_steps_after
+from searchr1.metrics_file import drop_steps_after, read_metrics
 from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
 from searchr1.reward import GoldAnswers, RewardBreakdown, reads_prompt, score_group
-from searchr1.rollout import prompt_ids
+from searchr1.rollout.tokens import policy_prompt_ids
 from searchr1.rollout.loop import run_batch
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.run import RunContext
@@ -49,7 +49,6 @@ from searchr1.models.lora import sync_trainable
 from searchr1.trainers.local.sampler import PromptSampler
 from searchr1.models.policy_writer import save_warm_start
 from searchr1.tools.base import ToolContext
-from searchr1.tools.prompt import example_messages
 from searchr1.tools.registry import selected_nodes
 from searchr1.tools.toolbox import Toolbox, open_toolbox
 
@@ -101,11 +100,11 @@ def _resume_hint(ctx: RunContext) -> str:
 
 
 def checkpoint_dir(ctx: RunContext) -> Path:
-    return RunDir(ctx.run_dir).checkpoint_dir(ctx.cfg.trainer.checkpoint_dir)
+    return RunDir(ctx.run_dir).checkpoint_dir(LocalTrainerConfig.of(ctx.cfg).checkpoint_dir)
 
 
 def _train(ctx: RunContext, stop: SignalStop) -> None:
-    cfg, tcfg = ctx.cfg, ctx.cfg.trainer
+    cfg, tcfg = ctx.cfg, LocalTrainerConfig.of(ctx.cfg)
     _seed_everything(cfg.seed)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
@@ -134,8 +133,8 @@ def _save_policy(trainer: Trainer) -> None:
         trainer.models.policy,
         {
             "run_name": ctx.run_name,
-            "steps": ctx.cfg.trainer.steps,
-            "init_from": ctx.cfg.trainer.init_from,
+            "steps": LocalTrainerConfig.of(ctx.cfg).steps,
+            "init_from": LocalTrainerConfig.of(ctx.cfg).init_from,
             "overrides": ctx.sweep_point,
             "model": ctx.cfg.model.hf_checkpoint,
             "seed": ctx.cfg.seed,
@@ -145,7 +144,7 @@ def _save_policy(trainer: Trainer) -> None:
 
 
 def _build(ctx: RunContext) -> Trainer:
-    cfg, tcfg = ctx.cfg, ctx.cfg.trainer
+    cfg, tcfg = ctx.cfg, LocalTrainerConfig.of(ctx.cfg)
     ensure_data(cfg.data)
     examples = load_split(cfg.data.train_path, cfg.data.prompt_style)
     examples = of_sources(examples, cfg.data.train_sources, cfg.data.train_path)
@@ -176,7 +175,7 @@ def _build(ctx: RunContext) -> Trainer:
 
 
 def build_models(cfg: SearchR1Config) -> Models:
-    tcfg = cfg.trainer
+    tcfg = LocalTrainerConfig.of(cfg)
     policy = load_policy(cfg.model, tcfg.init_from, tcfg.lora_rank, gradient_checkpointing=tcfg.gradient_checkpointing)
     policy.train()
     reference = None
@@ -233,10 +232,12 @@ async def _train_steps(
 ) -> None:
     import aiohttp
 
-    cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
+    cfg, tcfg = trainer.ctx.cfg, LocalTrainerConfig.of(trainer.ctx.cfg)
     async with aiohttp.ClientSession() as session:
         context = ToolContext(session, run_dir=trainer.ctx.run_dir, backend=cfg.backend, retriever_urls=urls)
-        tools = open_toolbox(selected_nodes(cfg), context)
+        tools = open_toolbox(
+            selected_nodes(cfg), context, action_format=cfg.rollout.action_format, tokenizer=trainer.tokenizer
+        )
         engine = LocalEngine(
             trainer.models.engine_model, trainer.tokenizer, max_batch=tcfg.engine_max_batch, seed=cfg.seed
         )
@@ -251,6 +252,7 @@ async def _train_steps(
                 alert=cfg.logger.mode == "online",
                 start_step=start,
             )
+            guard.monitor.remember_baselines(read_metrics(trainer.ctx.run_dir))  # a resumed run's first steps
             for step in range(start + 1, tcfg.steps + 1):
                 metrics = await _train_step(trainer, engine, tools, step)
                 if tcfg.eval_every and step % tcfg.eval_every == 0:
@@ -284,11 +286,11 @@ async def _train_steps(
 
 
 async def _train_step(trainer: Trainer, engine: LocalEngine, tools: Toolbox, step: int) -> dict[str, float]:
-    cfg, tcfg = trainer.ctx.cfg, trainer.ctx.cfg.trainer
+    cfg, tcfg = trainer.ctx.cfg, LocalTrainerConfig.of(trainer.ctx.cfg)
     n = cfg.rollout.n_samples_per_prompt
     started = time.perf_counter()
     batch = [trainer.examples[i] for i in trainer.sampler.next_batch()]
-    prompts = [prompt_ids(trainer.tokenizer, example_messages(example, tools.specs)) for example in batch]
+    prompts = [policy_prompt_ids(trainer.tokenizer, tools, e.prompt_messages, e.question) for e in batch]
     engine.reseed(cfg.seed * 1_000_003 + step)  # each step's sampling is reproducible after a resume
     engine.clear_prefix_cache()  # cached KV was computed with last step's weights
     generated_before = engine.stats.generated_tokens
@@ -357,7 +359,7 @@ async def _evaluate(trainer: Trainer, engine: LocalEngine, tools: Toolbox) -> di
         tools=tools,
         tokenizer=trainer.tokenizer,
         cfg=trainer.ctx.cfg,
-        max_prompts=trainer.ctx.cfg.trainer.eval_prompts,
+        max_prompts=LocalTrainerConfig.of(trainer.ctx.cfg).eval_prompts,
     )
     tools.stats_and_reset()  # eval's tool calls stay out of the next step's search/* metrics
     return metrics

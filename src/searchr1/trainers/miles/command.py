@@ -55,7 +55,7 @@ def build_command(
     eval_datasets: Optional[dict[str, str]] = None,
     train_data: Optional[str] = None,
 ) -> MilesCommand:
-    trainer = _miles(cfg)
+    trainer = MilesTrainerConfig.of(cfg)
     env = {
         "PYTHONPATH": ":".join([trainer.megatron_root, trainer.miles_root, *python_path]),
         "CUDA_DEVICE_MAX_CONNECTIONS": "1",  # Megatron overlaps TP communication only with this
@@ -89,7 +89,7 @@ def build_train_args(
 ) -> list[str]:
     """``eval_datasets`` (name -> parquet) default to the whole test split as one ``test`` set; ``train_data``
     (the training parquet with tool prompts, see launch.tool_prompt_data) to data.train_path."""
-    trainer = _miles(cfg)
+    trainer = MilesTrainerConfig.of(cfg)
     _check_batch_sizes(cfg, trainer)
     return [
         *cluster_args(trainer),
@@ -106,12 +106,6 @@ def build_train_args(
         *custom_args(cfg, trainer, custom_config_path),
         *trainer.extra_args,
     ]
-
-
-def _miles(cfg: SearchR1Config) -> MilesTrainerConfig:
-    if not isinstance(cfg.trainer, MilesTrainerConfig):
-        raise ConfigError(f"trainer={cfg.trainer.name!r}: the Miles command needs trainer=miles")
-    return cfg.trainer
 
 
 def _check_batch_sizes(cfg: SearchR1Config, trainer: MilesTrainerConfig) -> None:
@@ -166,7 +160,8 @@ def checkpoint_args(cfg: SearchR1Config, t: MilesTrainerConfig) -> list[str]:
 def rollout_args(cfg: SearchR1Config, t: MilesTrainerConfig, train_data: str) -> list[str]:
     rollout = cfg.rollout
     args = flag("prompt-data", train_data) + flag("input-key", INPUT_KEY) + flag("label-key", LABEL_KEY)
-    args += flag("apply-chat-template")
+    if rollout.action_format == "tags":  # tool_calls: the generate hook renders the messages with the tools
+        args += flag("apply-chat-template")
     if cfg.data.shuffle:
         args += flag("rollout-shuffle")
     args += flag("rollout-seed", cfg.seed)

@@ -91,14 +91,19 @@ def router_url(args: Any) -> str:
     return f"http://{args.sglang_router_ip}:{args.sglang_router_port}"
 
 
-async def _runtime(args: Any) -> _Runtime:
+async def _runtime(args: Any, tokenizer: Any) -> _Runtime:
     key = (id(asyncio.get_running_loop()), id(args))
     runtime = _RUNTIMES.get(key)
     if runtime is not None and not runtime.session.closed:
         return runtime
     settings = hook_settings(args)
     session = aiohttp.ClientSession()
-    tools = open_toolbox(settings.tools, ToolContext(session, run_dir=settings.run_dir, backend=settings.backend))
+    tools = open_toolbox(
+        settings.tools,
+        ToolContext(session, run_dir=settings.run_dir, backend=settings.backend),
+        action_format=settings.rollout.action_format,
+        tokenizer=tokenizer,
+    )
     runtime = _Runtime(settings, session, SGLangEngine(router_url(args), session), tools, {})
     _RUNTIMES[key] = runtime
     log.info(
@@ -162,9 +167,9 @@ async def generate_sample(
     zero-reward, fully masked response instead."""
     ids: list[int] = []
     try:
-        runtime = await _runtime(args)
+        runtime = await _runtime(args, tokenizer)
         settings = runtime.settings
-        ids = sample_prompt_ids(sample.prompt, tokenizer)
+        ids = sample_prompt_ids(sample.prompt, tokenizer, runtime.tools.template_tools)
         if stop_reason(settings.run_dir) is not None:  # the run is ending: generate nothing
             fail_sample(sample, ids, eos_token(tokenizer), "a health rule stopped the run")
             return sample
@@ -227,11 +232,17 @@ def eos_token(tokenizer: Any) -> int:
     return 0 if eos is None else int(eos)
 
 
-def sample_prompt_ids(prompt: Any, tokenizer: Any) -> list[int]:
-    """Miles hands a chat-templated string (``--apply-chat-template``) or the raw message list."""
+def sample_prompt_ids(prompt: Any, tokenizer: Any, template_tools: Optional[list[dict[str, Any]]] = None) -> list[int]:
+    """Miles hands a chat-templated string (``--apply-chat-template``) or the raw message list; with
+    rollout.action_format=tool_calls the list (rendered here with the tools' schemas in the template's
+    tools section, so searchr1 does not pass --apply-chat-template then)."""
     if isinstance(prompt, str):
+        if template_tools:
+            raise SampleInvariantError(
+                "rollout.action_format=tool_calls needs the prompt as messages (a run without --apply-chat-template)"
+            )
         return list(tokenizer.encode(prompt, add_special_tokens=False))
-    return prompt_ids(tokenizer, prompt)
+    return prompt_ids(tokenizer, prompt, template_tools)
 
 
 def rollout_config(base: RolloutConfig, sampling_params: Optional[Mapping]) -> RolloutConfig:

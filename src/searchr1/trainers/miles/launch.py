@@ -26,14 +26,14 @@ from typing import Callable, Iterator, Mapping, Optional
 import yaml
 
 import searchr1
-from searchr1.config.schema import SearchR1Config
+from searchr1.config.schema import MilesTrainerConfig, SearchR1Config
 from searchr1.config.secrets import redact, redact_data, secret_env_names, shell_join_redacted
 from searchr1.data.dataset import rewrite_prompts
 from searchr1.data.errors import DataError
 from searchr1.paths import RunDir
 from searchr1.retriever.embedded import run_retriever
 from searchr1.run import RunContext
-from searchr1.tools.prompt import is_search_only, tools_prompt
+from searchr1.tools.prompt import is_search_only, tool_calls_prompt, tools_prompt
 from searchr1.tools.registry import selected_nodes, tool_spec
 from searchr1.trainers.miles.cluster_check import VISIBLE_MARKER_PREFIX, cluster_preflight, cluster_spec
 from searchr1.trainers.miles.command import MilesCommand, build_command
@@ -53,7 +53,7 @@ HEAD_STOP_TIMEOUT_S = 60.0
 
 
 def launch(ctx: RunContext) -> None:
-    cfg, trainer = ctx.cfg, ctx.cfg.trainer
+    cfg, trainer = ctx.cfg, MilesTrainerConfig.of(ctx.cfg)
     # On a cluster we did not start, paths and retrievers are checked on its nodes, where the job reads them.
     on_cluster = bool(trainer.ray_address and trainer.remote_preflight and not trainer.dry_run)
     problems = preflight(cfg, env=os.environ, need_ray_cli=not trainer.dry_run, on_cluster=on_cluster)
@@ -118,11 +118,12 @@ class JobFiles:
 def job_files(ctx: RunContext) -> JobFiles:
     """``<trainer.shared_dir>/<run name>/<run dir name>`` when set (created here, unless a dry run), else
     the run dir."""
-    shared = ctx.cfg.trainer.shared_dir
+    trainer = MilesTrainerConfig.of(ctx.cfg)
+    shared = trainer.shared_dir
     if not shared:
         return JobFiles(named=ctx.run_dir, written=ctx.run_dir)
     named = Path(shared).expanduser() / ctx.run_name / ctx.run_dir.name
-    if ctx.cfg.trainer.dry_run:
+    if trainer.dry_run:
         log.info(
             "dry run: the job's files are written to %s; a launch puts them in %s (trainer.shared_dir)",
             ctx.run_dir,
@@ -142,9 +143,10 @@ def check_cluster(ctx: RunContext, files: Path, runtime_env: dict) -> list[str]:
     runtime env; a file written here must be visible there (the job's files are on shared storage)."""
     marker = files / f"{VISIBLE_MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
     marker.write_text("written by the searchr1 launcher: every node of the cluster must see this file\n")
-    log.info("checking every node of %s before training (trainer.remote_preflight)", ctx.cfg.trainer.ray_address)
+    address = MilesTrainerConfig.of(ctx.cfg).ray_address
+    log.info("checking every node of %s before training (trainer.remote_preflight)", address)
     try:
-        return cluster_preflight(ctx.cfg.trainer.ray_address, cluster_spec(ctx.cfg, marker), runtime_env)
+        return cluster_preflight(address, cluster_spec(ctx.cfg, marker), runtime_env)
     finally:
         marker.unlink(missing_ok=True)
 
@@ -153,7 +155,7 @@ def eval_datasets(ctx: RunContext, files: JobFiles) -> Optional[dict[str, str]]:
     """One eval set per data_source of the test split (Miles then logs eval/<source> for each), with the
     tools' prompts when the run has tools other than search."""
     test = Path(ctx.cfg.data.test_path)
-    if not ctx.cfg.trainer.eval_interval or not test.is_file():
+    if not MilesTrainerConfig.of(ctx.cfg).eval_interval or not test.is_file():
         return None
     from searchr1.eval.datasets import split_by_source
 
@@ -180,6 +182,9 @@ def tool_prompt_data(ctx: RunContext, files: JobFiles) -> Optional[str]:
 
 
 def _tool_messages(cfg: SearchR1Config) -> Optional[Callable[[str], list[dict[str, str]]]]:
+    """How a question becomes the prompt's messages, when that is not the stored prompt."""
+    if cfg.rollout.action_format == "tool_calls":  # the generate hook adds the tools' schemas when it renders
+        return lambda question: [{"role": "user", "content": tool_calls_prompt(question)}]
     specs = [tool_spec(name).for_node(node) for name, node in selected_nodes(cfg).items()]
     if is_search_only(specs):
         return None
@@ -231,7 +236,7 @@ def _run(ctx: RunContext, command: MilesCommand, address: str, runtime_env: dict
     env_vars = {**runtime_env["env_vars"], **job_secrets(ctx, os.environ)}
     with contextlib.ExitStack() as stack:
         env_path = stack.enter_context(_private_file(yaml.safe_dump({"env_vars": env_vars}, sort_keys=False)))
-        if not ctx.cfg.trainer.ray_address:
+        if not MilesTrainerConfig.of(ctx.cfg).ray_address:
             stack.enter_context(_local_ray_head(ctx))
         return _stream(ctx, submit_argv(address, env_path, command))
 
@@ -253,7 +258,7 @@ def _local_ray_head(ctx: RunContext) -> Iterator[None]:
     """A Ray head owned by this process: ``ray start --block`` stays in the foreground and, on SIGTERM,
     stops the processes it started and nothing else (``ray stop`` would kill every Ray process on the
     node: another user's job, a retriever served on Ray)."""
-    gpus = ctx.cfg.trainer.node_gpus
+    gpus = MilesTrainerConfig.of(ctx.cfg).node_gpus
     log.info("starting a local Ray head with %d GPUs (trainer.ray_address is null)", gpus)
     start = ["ray", "start", "--head", "--block", "--num-gpus", str(gpus), "--disable-usage-stats"]
     with (ctx.run_dir / RunDir.MILES_LOG).open("a") as out:
