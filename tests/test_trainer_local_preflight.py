@@ -132,6 +132,16 @@ def test_one_missing_file_of_a_synthetic_set_is_not_regenerated_over_the_others(
     assert (root / "corpus.jsonl").stat().st_mtime_ns == before and not (root / "train.parquet").exists()
 
 
+def test_a_mistyped_data_dir_is_one_line_and_writes_nothing(tmp_path):
+    # The repro: a fresh cache and data.train_path in a dir that does not exist. The run wrote
+    # train.parquet there and the other two files into the cache, then trained; every later default run
+    # was refused until the cache dir was deleted by hand.
+    cache, typo = tmp_path / "cache", tmp_path / "typo"
+    done, elapsed = run_cli([f"data.train_path={typo}/train.parquet"], tmp_path, env={"SEARCHR1_CACHE": str(cache)})
+    assert_one_line_failure(done, elapsed, f"data.train_path={typo}/train.parquet: file not found, and not in the dir")
+    assert not typo.exists() and not list(cache.glob("synthetic*"))
+
+
 def test_a_complete_default_config_passes(tmp_path):
     cfg = to_typed(compose_config([*SMALL, *synthetic_set(tmp_path / "new")]))  # all missing: generated later
     assert preflight(cfg, tmp_path / "run", env={}) == []

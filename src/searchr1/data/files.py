@@ -1,8 +1,9 @@
-"""Atomic file writes, so a reader (or a concurrent writer) never sees a half-written file."""
+"""Atomic file writes, so a reader (or a concurrent writer) never sees a half-written file or set."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,28 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+@contextmanager
+def atomic_dir(directory: Path) -> Iterator[Path]:
+    """Yield a fresh temporary dir; when the block succeeds, what it wrote appears in ``directory``. A
+    ``directory`` that does not exist yet is the temporary dir (made beside it) renamed, so its files
+    appear together; into an existing dir (the temporary dir is made inside it) each file is renamed in
+    turn. A failure leaves ``directory`` as it was; a kill leaves at most a hidden temporary dir."""
+    name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    existed = directory.is_dir()
+    tmp = directory / f".set.{name}" if existed else directory.with_name(f".{directory.name}.{name}")
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if existed or not _renamed(tmp, directory):
+            for path in sorted(tmp.iterdir()):
+                os.replace(path, directory / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _renamed(tmp: Path, directory: Path) -> bool:
+    try:
+        os.rename(tmp, directory)
+    except OSError:  # another writer renamed its copy of the set in first
+        return False
+    return True

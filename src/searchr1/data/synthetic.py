@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from searchr1.data.dataset import make_row, write_split
-from searchr1.data.files import write_bytes_atomic
+from searchr1.data.files import atomic_dir
 
 TEST_FRACTION = 0.1
 """Share of the questions held out as the test split."""
@@ -464,7 +464,12 @@ def _rows(questions: list[Question], split: str) -> list[dict]:
 
 
 def write_encyclopedia(book: Encyclopedia, *, train_path: Path, test_path: Path, corpus_path: Path) -> None:
-    """Write the corpus JSONL and both parquet splits, each atomically."""
-    write_bytes_atomic(Path(corpus_path), ("\n".join(book.corpus_lines()) + "\n").encode())
-    write_split(_rows(book.test, "test"), Path(test_path))
-    write_split(_rows(book.train, "train"), Path(train_path))
+    """Write the corpus JSONL and both parquet splits, which share one dir, as a set: into a temporary dir
+    first, moved into place once all three are complete (``atomic_dir``)."""
+    directory = {Path(path).absolute().parent for path in (train_path, test_path, corpus_path)}
+    if len(directory) != 1:
+        raise ValueError(f"a synthetic set is written into one dir, not {sorted(map(str, directory))}")
+    with atomic_dir(directory.pop()) as tmp:
+        (tmp / Path(corpus_path).name).write_bytes(("\n".join(book.corpus_lines()) + "\n").encode())
+        write_split(_rows(book.test, "test"), tmp / Path(test_path).name)
+        write_split(_rows(book.train, "train"), tmp / Path(train_path).name)

@@ -22,8 +22,6 @@ from searchr1.tools.preflight import tool_problems
 
 log = logging.getLogger(__name__)
 
-_SYNTHETIC_KEYS = ("train_path", "test_path", "corpus_path")
-
 
 def run_preflight(cfg: SearchR1Config, run_dir: Path) -> None:
     """Raise one PreflightError (a ConfigError: one line per problem, exit 2) if anything is wrong."""
@@ -81,20 +79,16 @@ def _warm_start_problem(cfg: SearchR1Config) -> Optional[str]:
 
 # --------------------------------------------------------------------------- data
 def _synthetic_data_problem(cfg: SearchR1Config) -> Optional[str]:
-    """Synthetic data is generated as a whole set when all three paths are missing; one missing
-    beside existing ones is a typo or a damaged set, and regenerating would overwrite the others."""
+    """Synthetic data is generated only as a whole set into one dir (``synthetic_set_problem`` says why
+    anything else is refused); one outside the cache is generated with a warning."""
+    from searchr1.data import data_paths, synthetic_set_problem
+
     if cfg.data.name != "synthetic":
         return None  # real data: ensure_data names the command that makes a missing file
-    paths = {key: Path(getattr(cfg.data, key)).expanduser() for key in _SYNTHETIC_KEYS}
-    missing = [key for key, path in paths.items() if not path.is_file()]
-    if not missing:
-        return None
-    if len(missing) < len(paths):
-        present = next(key for key in paths if key not in missing)
-        return (
-            f"data.{missing[0]}={paths[missing[0]]}: file not found, but data.{present} exists; synthetic data is "
-            "generated only as a whole set (fix the path, or point all three paths at a new dir)"
-        )
+    paths = data_paths(cfg.data)
+    problem = synthetic_set_problem(paths)
+    if problem or all(path.is_file() for path in paths.values()):
+        return problem
     if not paths["train_path"].resolve().is_relative_to(cache_root().resolve()):
         log.warning(
             "data.train_path, data.test_path and data.corpus_path do not exist: generating the synthetic "
