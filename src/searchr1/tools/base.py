@@ -52,6 +52,21 @@ class ToolClient(Protocol):
     async def close(self) -> None: ...
 
 
+def cut_observation(text: str, limit: int) -> str:
+    """At most ``limit`` characters of a tool's output, with a marker saying how much was cut."""
+    return text if len(text) <= limit else text[:limit] + f" … [cut: {len(text) - limit} more characters]"
+
+
+class InProcessTool:
+    """Base of a client that holds no connection and counts nothing beyond the shared tool/<name>/* metrics."""
+
+    def stats_and_reset(self) -> dict[str, float]:
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """What building a client may use besides the tool's own node."""

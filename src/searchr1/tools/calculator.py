@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from searchr1.config.checks import check_range
 from searchr1.config.schema import ToolConfig
-from searchr1.tools.base import ToolContext, ToolOutput, ToolSpec
+from searchr1.tools.base import InProcessTool, ToolContext, ToolOutput, ToolSpec
 from searchr1.tools.calculator_engine import CalculatorError, CalculatorLimits, evaluate_expression
 
 
@@ -41,7 +41,7 @@ class CalculatorConfig(ToolConfig):
 UNAVAILABLE = "The calculator is unavailable right now. Answer with what you know."
 
 
-class Calculator:
+class Calculator(InProcessTool):
     """Runs in the rollout's own thread: each expression is bounded in size, depth and time by its limits."""
 
     def __init__(self, cfg: CalculatorConfig) -> None:
@@ -57,12 +57,6 @@ class Calculator:
             return ToolOutput(evaluate_expression(argument, self._limits))
         except CalculatorError as exc:
             return ToolOutput(f"Error: {exc}", failed=True, error=str(exc))
-
-    def stats_and_reset(self) -> dict[str, float]:
-        return {}
-
-    async def close(self) -> None:
-        return None
 
 
 def build(cfg: CalculatorConfig, ctx: ToolContext) -> Calculator:

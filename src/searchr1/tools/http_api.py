@@ -27,7 +27,7 @@ from searchr1.search.fetcher import MalformedResponseError, SearchError
 from searchr1.search.guards import BREAKER_REJECTED
 from searchr1.search.retry import DEADLINE_HITS
 from searchr1.search.transport import request_json
-from searchr1.tools.base import ToolContext, ToolOutput, ToolSpec
+from searchr1.tools.base import ToolContext, ToolOutput, ToolSpec, cut_observation
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class HttpTool:
                 text, _ = await cache.get_or_fetch(argument, lambda: self._guarded.fetch(argument, 0))
         except SearchError as exc:
             return ToolOutput(self._cfg.failure_text.replace("{error}", str(exc)), failed=True, error=str(exc))
-        return ToolOutput(_cut(text, self._cfg.max_observation_chars))
+        return ToolOutput(cut_observation(text, self._cfg.max_observation_chars))
 
     def stats_and_reset(self) -> dict[str, float]:
         """Counts only (Miles adds the counts of its rollout processes)."""
@@ -168,10 +168,6 @@ class HttpTool:
     async def close(self) -> None:
         if self._guarded.cache is not None:
             self._guarded.cache.cancel_in_flight()
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f" … [cut: {len(text) - limit} more characters]"
 
 
 def build(cfg: HttpToolConfig, ctx: ToolContext) -> HttpTool:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from searchr1.config.checks import check_range
 from searchr1.config.schema import ToolConfig
-from searchr1.tools.base import ToolContext, ToolOutput, ToolSpec
+from searchr1.tools.base import InProcessTool, ToolContext, ToolOutput, ToolSpec, cut_observation
 from searchr1.tools.python_sandbox import SandboxLimits, SandboxResult, run_python
 
 MIB = 2**20
@@ -55,7 +55,7 @@ class PythonToolConfig(ToolConfig):
 UNAVAILABLE = "Code execution is unavailable right now. Answer with what you know."
 
 
-class PythonRunner:
+class PythonRunner(InProcessTool):
     """Runs each call in its own sandboxed process, at most ``python.concurrency`` at once."""
 
     def __init__(self, cfg: PythonToolConfig) -> None:
@@ -74,26 +74,16 @@ class PythonRunner:
             return ToolOutput(UNAVAILABLE, failed=True, error="python.enabled=false")
         async with self._slots:
             result = await run_python(argument, self._limits)
-        text = _cut(_shown(result), self._cfg.max_observation_chars)
+        text = cut_observation(_shown(result), self._cfg.max_observation_chars)
         failed = bool(result.error or result.timed_out or result.exit_code)
         return ToolOutput(
             text, failed=failed, error=result.error or (f"exit code {result.exit_code}" if failed else None)
         )
 
-    def stats_and_reset(self) -> dict[str, float]:
-        return {}
-
-    async def close(self) -> None:
-        return None
-
 
 def _shown(result: SandboxResult) -> str:
     parts = [part.rstrip("\n") for part in (result.stdout, result.stderr, result.error or "") if part]
     return "\n".join(parts) if parts else "(no output)"
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f" … [cut: {len(text) - limit} more characters]"
 
 
 def build(cfg: PythonToolConfig, ctx: ToolContext) -> PythonRunner:
