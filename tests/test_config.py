@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from searchr1.config import ConfigError, to_typed
-from searchr1.config.schema import LocalBackendConfig, SearchR1Config
+from searchr1.config.schema import LocalBackendConfig, LocalTrainerConfig, MilesTrainerConfig, SearchR1Config
 from tests.support.compose import REPO, compose_config, shipped_yaml_files
 
 BACKENDS = ("local", "google")
@@ -201,3 +201,36 @@ def test_train_sources_are_refused_with_miles():
     with pytest.raises(ConfigError, match="data.train_sources is not supported with trainer=miles"):
         to_typed(compose_config(["trainer=miles", "data.train_sources=[nq]"]))
     assert to_typed(compose_config(["data.train_sources=[nq]"])).data.train_sources == ["nq"]
+
+
+def test_rollback_is_refused_with_miles():
+    with pytest.raises(ConfigError, match="health.entropy.action=rollback is not supported with trainer=miles"):
+        to_typed(compose_config(["trainer=miles", "health.entropy.action=rollback"]))
+    assert to_typed(compose_config(["health.entropy.action=rollback"])).health.entropy.action == "rollback"
+
+
+def test_the_trainer_node_is_typed_and_says_where_it_trains():
+    assert SearchR1Config.__dataclass_fields__["trainer"].type == "TrainerConfig"
+    local, miles = (to_typed(compose_config([f"trainer={name}"])).trainer for name in ("local", "miles"))
+    assert isinstance(local, LocalTrainerConfig) and local.in_process
+    assert isinstance(miles, MilesTrainerConfig) and not miles.in_process
+
+
+def test_a_trainer_module_gets_its_own_node_or_one_line():
+    cfg = to_typed(compose_config(["trainer=miles"]))
+    assert MilesTrainerConfig.of(cfg) is cfg.trainer
+    with pytest.raises(ConfigError, match=r"^trainer=miles is selected; this needs trainer=local$"):
+        LocalTrainerConfig.of(cfg)
+
+
+def test_no_module_switches_on_the_trainer_name():
+    # The trainer node says what it is (in_process) and narrows itself (TrainerConfig.of); a name check or a
+    # getattr would hide a trainer's node from mypy again.
+    switches = re.compile(r"trainer\.name\s*[!=]=|getattr\([^)]*trainer")
+    found = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in (REPO / "src").rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if switches.search(line)
+    ]
+    assert not found

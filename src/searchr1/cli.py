@@ -27,7 +27,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def run(ctx: RunContext) -> None:
     install_log_redaction(ctx.secrets)
     with run_dir_lock(ctx.run_dir):  # a second run in this dir fails here, before it writes anything
-        if ctx.cfg.trainer.name != "miles":  # Miles' launch runs its own (on the cluster with trainer.ray_address)
+        if ctx.cfg.trainer.in_process:  # Miles' launch runs its own (on the cluster with trainer.ray_address)
             from searchr1.trainers.local.preflight import run_preflight
 
             # Before anything is written or logged, and before torch's import and a model load: a bad
@@ -36,11 +36,7 @@ def run(ctx: RunContext) -> None:
         save_resolved_config(ctx)
         log.info("run %s in %s", ctx.run_name, ctx.run_dir)
         try:
-            if ctx.cfg.trainer.name == "miles":
-                from searchr1.trainers.miles.launch import launch
-
-                launch(ctx)
-            else:
+            if ctx.cfg.trainer.in_process:
                 from searchr1.trainers.local.plan import plan_lines
 
                 for line in plan_lines(ctx.cfg):
@@ -48,5 +44,9 @@ def run(ctx: RunContext) -> None:
                 from searchr1.trainers.local.train import train
 
                 train(ctx)
+            else:
+                from searchr1.trainers.miles.launch import launch
+
+                launch(ctx)
         finally:
             log.info("run dir: %s", ctx.run_dir)

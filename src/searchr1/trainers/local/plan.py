@@ -3,7 +3,7 @@ that a user knows at once whether to wait or to make the run smaller."""
 
 from __future__ import annotations
 
-from searchr1.config.schema import SearchR1Config
+from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
 
 # The default run's step 1 took 101 s on a quiet 2-core machine (SmolLM2-135M, one thread): 2 prompts x 5
 # samples, 2 search turns and a final turn of up to 64 tokens. Other sizes scale with that token budget.
@@ -15,14 +15,14 @@ def first_step_seconds(cfg: SearchR1Config) -> float:
     """A rough time for step 1 of SmolLM2-135M on one thread: the measured step scaled by the tokens the
     step may generate (samples x turns x rollout.max_turn_tokens)."""
     rollout = cfg.rollout
-    samples = cfg.trainer.prompts_per_step * rollout.n_samples_per_prompt
+    samples = LocalTrainerConfig.of(cfg).prompts_per_step * rollout.n_samples_per_prompt
     turns = rollout.max_turns + int(rollout.final_turn)
     return MEASURED_STEP_S * samples * turns * rollout.max_turn_tokens / MEASURED_TOKENS
 
 
 def plan_lines(cfg: SearchR1Config) -> list[str]:
     """What the run will do (steps, rollout per step, search), then the expected wait."""
-    rollout, trainer = cfg.rollout, cfg.trainer
+    rollout, trainer = cfg.rollout, LocalTrainerConfig.of(cfg)
     search = f"{cfg.retriever.kind} retriever" if cfg.backend.name == "local" else f"backend={cfg.backend.name}"
     seconds = first_step_seconds(cfg)
     wait = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"

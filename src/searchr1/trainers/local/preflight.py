@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Optional
 
-from searchr1.config.schema import SearchR1Config
+from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
 from searchr1.paths import RunDir, cache_root
 from searchr1.preflight import in_hf_cache, raise_on_problems, writable_dir_problem
 from searchr1.retriever.embedded import embedded_retriever_problems, needs_embedded_retriever
@@ -30,12 +30,13 @@ def run_preflight(cfg: SearchR1Config, run_dir: Path) -> None:
 
 def preflight(cfg: SearchR1Config, run_dir: Path, *, env: Mapping[str, str]) -> list[str]:
     """Every problem found (empty: good to start)."""
+    trainer = LocalTrainerConfig.of(cfg)
     problems = [
         _model_problem(cfg),
-        _warm_start_problem(cfg),
+        _warm_start_problem(trainer),
         writable_dir_problem("hydra.run.dir", run_dir),
-        writable_dir_problem("trainer.checkpoint_dir", RunDir(run_dir).checkpoint_dir(cfg.trainer.checkpoint_dir))
-        if cfg.trainer.checkpoint_every
+        writable_dir_problem("trainer.checkpoint_dir", RunDir(run_dir).checkpoint_dir(trainer.checkpoint_dir))
+        if trainer.checkpoint_every
         else None,
         _synthetic_data_problem(cfg),
         *tool_problems(cfg, env),
@@ -64,14 +65,14 @@ def _model_problem(cfg: SearchR1Config) -> Optional[str]:
     return f"{key}={name}: no such dir, and not in the local Hugging Face cache (models load offline)"
 
 
-def _warm_start_problem(cfg: SearchR1Config) -> Optional[str]:
+def _warm_start_problem(trainer: LocalTrainerConfig) -> Optional[str]:
     from searchr1.config.checks import ConfigError
     from searchr1.models.loading import check_warm_start
 
-    if not cfg.trainer.init_from:
+    if not trainer.init_from:
         return None
     try:
-        check_warm_start(cfg.trainer.init_from, cfg.trainer.lora_rank, "trainer.init_from")
+        check_warm_start(trainer.init_from, trainer.lora_rank, "trainer.init_from")
     except ConfigError as exc:
         return str(exc)
     return None

@@ -181,8 +181,8 @@ def build_models(cfg: SearchR1Config) -> Models:
     reference = None
     if cfg.grpo.kl_loss_coef > 0:
         # The reference is the starting policy: switching the adapters off gives it only when they start at 0.
-        continues_adapter = (
-            bool(tcfg.init_from)
+        continues_adapter = bool(
+            tcfg.init_from
             and tcfg.lora_rank > 0
             and check_warm_start(tcfg.init_from, tcfg.lora_rank, "trainer.init_from").kind == "adapter"
         )

@@ -44,7 +44,7 @@ class PathCheck:
 
 def path_checks(cfg: SearchR1Config) -> list[PathCheck]:
     """Checkouts, data and checkpoints the Miles job reads, on whichever node it runs."""
-    t: MilesTrainerConfig = cfg.trainer
+    t = MilesTrainerConfig.of(cfg)
     checks = [
         PathCheck(
             f"{t.miles_root}/train.py",

@@ -95,7 +95,7 @@ def launch(ctx: RunContext) -> None:
             log.info("dry run: command written to %s", ctx.run_dir / RunDir.MILES_COMMAND)
             return
         if on_cluster:
-            raise_on_problems(check_cluster(ctx, files.named, runtime_env))
+            raise_on_problems(check_cluster(ctx, address, files.named, runtime_env))
         stale = clear_stop(files.named)
         if stale is not None:  # an earlier launch's health stop must not end this one at its first rollout
             log.warning("health: removed %s left by an earlier launch (%s)", files.named / HEALTH_STOP_FILE, stale)
@@ -138,12 +138,12 @@ def job_files(ctx: RunContext) -> JobFiles:
     return JobFiles(named=named, written=named)
 
 
-def check_cluster(ctx: RunContext, files: Path, runtime_env: dict) -> list[str]:
-    """The preflight on every node of trainer.ray_address, as a short Ray job with the training job's
-    runtime env; a file written here must be visible there (the job's files are on shared storage)."""
+def check_cluster(ctx: RunContext, address: str, files: Path, runtime_env: dict) -> list[str]:
+    """The preflight on every node of the cluster at ``address`` (trainer.ray_address), as a short Ray job
+    with the training job's runtime env; a file written here must be visible there (the job's files are on
+    shared storage)."""
     marker = files / f"{VISIBLE_MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
     marker.write_text("written by the searchr1 launcher: every node of the cluster must see this file\n")
-    address = MilesTrainerConfig.of(ctx.cfg).ray_address
     log.info("checking every node of %s before training (trainer.remote_preflight)", address)
     try:
         return cluster_preflight(address, cluster_spec(ctx.cfg, marker), runtime_env)

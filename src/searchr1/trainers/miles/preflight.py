@@ -25,7 +25,7 @@ def preflight(
 
     ``on_cluster``: checkouts, data, checkpoints and retriever URLs are checked on every node of the
     cluster instead (:mod:`searchr1.trainers.miles.cluster_check`), where the job reads them."""
-    trainer: MilesTrainerConfig = cfg.trainer
+    trainer = MilesTrainerConfig.of(cfg)
     checks: list[Callable[[], Optional[str]]] = [
         lambda: (
             None
