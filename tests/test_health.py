@@ -178,9 +178,51 @@ def test_off_rules_and_a_disabled_monitor_never_fire() -> None:
 
 def test_entropy_rule_prefers_the_trainers_entropy_over_the_proxy() -> None:
     monitor = HealthMonitor(_cfg())
-    check = monitor.check(1, {"train/entropy": 0.01, "health/sampled_neg_logprob": 2.0})
+    assert monitor.check(1, {"train/entropy": 0.4, "health/sampled_neg_logprob": 2.0}).firings == []
+    check = monitor.check(2, {"train/entropy": 0.01, "health/sampled_neg_logprob": 2.0})
     assert [(f.rule.name, f.key) for f in check.firings] == [("entropy", "train/entropy")]
-    assert monitor.check(2, {"health/sampled_neg_logprob": 0.01}).firings[0].key == "health/sampled_neg_logprob"
+    proxy = HealthMonitor(_cfg())
+    proxy.check(1, {"health/sampled_neg_logprob": 0.4})
+    assert proxy.check(2, {"health/sampled_neg_logprob": 0.01}).firings[0].key == "health/sampled_neg_logprob"
+
+
+# train/entropy of `python -m searchr1` (SmolLM2 from its shipped warm start), steps 1 and 2, measured here:
+# low from the start (the warm start samples at 0.03-0.08 nats/token), and an absolute 0.05 called step 2 a collapse.
+QUICKSTART_ENTROPY = [0.0868, 0.0350]
+
+
+def test_entropy_is_judged_against_the_runs_first_step_not_an_absolute_level() -> None:
+    monitor = HealthMonitor(_cfg())
+    assert [monitor.check(step, {"train/entropy": v}).firings for step, v in enumerate(QUICKSTART_ENTROPY, 1)] == [
+        [],
+        [],
+    ]
+    (firing,) = monitor.check(3, {"train/entropy": 0.01}).firings  # under a quarter of step 1's
+    assert firing.baseline == 0.0868 and "< 0.0217 (0.25 x its first step's 0.0868)" in firing.message()
+    cold = HealthMonitor(_cfg())  # a cold policy that collapses from 3 nats to 0.5
+    assert [bool(cold.check(step, {"train/entropy": v}).firings) for step, v in enumerate([3.0, 2.5, 0.5], 1)] == [
+        False,
+        False,
+        True,
+    ]
+
+
+def test_a_resumed_run_keeps_the_entropy_baseline_of_its_first_step() -> None:
+    monitor = HealthMonitor(_cfg())
+    monitor.remember_baselines([{"step": 0, "eval/exact_match": 0.3}, {"step": 1, "train/entropy": 0.4}])
+    assert monitor.check(3, {"train/entropy": 0.05}).firings[0].baseline == 0.4
+    monitor.reset()  # a rollback: the baseline is the run's start and stays
+    assert monitor.check(4, {"train/entropy": 0.05}).firings[0].baseline == 0.4
+
+
+def test_observations_that_dominate_the_response_warn_with_the_remedy() -> None:
+    monitor = HealthMonitor(_cfg())
+    assert monitor.check(1, {"loss_mask/observation_fraction": 0.7}).firings == []  # Search-R1's healthy 0.4-0.7
+    (firing,) = monitor.check(2, {"loss_mask/observation_fraction": 0.95}).firings
+    assert firing.rule.name == "observation_fraction" and firing.action == "warn"
+    message = firing.message()
+    assert "loss_mask/observation_fraction=0.95 > 0.9" in message
+    assert all(remedy in message for remedy in ("search.topk", "rollout.max_obs_tokens", "rollout.max_turns"))
 
 
 def test_change_rates_are_step_over_step() -> None:
@@ -194,8 +236,20 @@ def test_change_rates_are_step_over_step() -> None:
     assert {f.rule.name for f in third.firings} == {"correct_logprob_drop"}
 
 
+def test_a_rules_own_patience_overrides_health_patience() -> None:
+    # Over the quickstart's 2 groups the zero-variance share is 0 or 1 from step to step on a healthy run.
+    monitor = HealthMonitor(_cfg())
+    fired = [
+        bool(monitor.check(s, {"health/zero_variance_groups": v}).firings) for s, v in enumerate([1, 0, 1, 1, 1], 1)
+    ]
+    assert fired == [False, False, False, False, True]
+    with pytest.raises(ConfigError, match="health.truncation.patience=0"):
+        _cfg(truncation=HealthRuleConfig(threshold=0.5, patience=0))
+
+
 def test_warn_logs_one_line_with_value_and_remedy(caplog: pytest.LogCaptureFixture) -> None:
-    firing = HealthMonitor(_cfg()).check(7, {"health/zero_variance_groups": 0.9}).firings[0]
+    once = _cfg(zero_variance_groups=HealthRuleConfig(threshold=0.8))
+    firing = HealthMonitor(once).check(7, {"health/zero_variance_groups": 0.9}).firings[0]
     with caplog.at_level(logging.WARNING, logger="searchr1.health"):
         warn(firing, alert=False)
     assert caplog.messages == [

@@ -172,3 +172,19 @@ def test_the_ray_cli_hint_names_an_extra_that_installs_it(base, monkeypatch, tmp
     assert ray.name == "ray" and "default" in ray.extras  # `ray job submit` needs the default extra
     gpu = {Requirement(r).name for r in extras["retriever-gpu"]}
     assert gpu == {Requirement(r).name for r in extras["retriever"]} - {"faiss-cpu"} | {"faiss-gpu"}
+
+
+def test_the_miles_preflight_is_the_tools_own(base, tmp_path):
+    from searchr1.trainers.miles.cluster_check import cluster_spec, node_problems
+
+    tmp, overrides = base
+    replay = tmp_path / "replays"
+    replay.mkdir()
+    # search.replay_path and search.enabled are honoured (the search tool's preflight, the same as the local one)
+    only(problems([*overrides, f"search.replay_path={replay}"]), "is a directory")
+    assert problems([*overrides, "search.enabled=false"], env={"WANDB_API_KEY": "w"}) == []
+    # every tool's services are checked on every node: the http tool's endpoint too
+    cfg = to_typed(compose_config([*overrides, "tools=[search,http]", "http.url=http://127.0.0.1:9/api"]))
+    spec = cluster_spec(cfg, None)
+    assert list(spec["tools"]) == ["search", "http"] and "api_key" not in json.dumps(spec).replace("api_key_env", "")
+    only(node_problems(spec), "http.url=http://127.0.0.1:9/api: nothing answers")

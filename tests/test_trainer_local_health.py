@@ -160,14 +160,14 @@ def _step(policy, optimizer, guard: HealthGuard, step: int) -> tuple[dict[str, f
 @pytest.mark.slow
 def test_a_destructive_learning_rate_is_caught_by_entropy_and_rolled_back():
     """lr 100x what this toy trains at: the policy's entropy collapses within a few steps (and the right
-    answer starts getting less likely with it); the entropy rule rolls back to the last healthy weights at
-    lr x 0.01, and the restored weights explore again."""
+    answer starts getting less likely with it); the entropy rule (under a quarter of step 1's entropy) rolls
+    back to the last healthy weights at lr x 0.01, and the restored weights explore again."""
     from tests.support.local_trainer import tiny_llama
 
     policy = tiny_llama(vocab_size=64).train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=0.3)  # 100x the 3e-3 that trains this toy
     cfg = dataclasses.replace(
-        HealthConfig(), entropy=HealthRuleConfig(threshold=1.0, action="rollback"), rollback_lr_factor=0.01
+        HealthConfig(), entropy=HealthRuleConfig(threshold=0.25, action="rollback"), rollback_lr_factor=0.01
     )
     guard = HealthGuard(cfg, policy, optimizer, alert=False)
     history = [_step(policy, optimizer, guard, step) for step in range(1, 9)]
@@ -175,7 +175,7 @@ def test_a_destructive_learning_rate_is_caught_by_entropy_and_rolled_back():
     verdicts = [v for _, v in history]
     assert entropies[0] > 3.5  # log(64) = 4.16: the random policy explores
     fired = verdicts.index("rollback")
-    assert fired >= 1 and entropies[fired] < 1.0  # a collapse a few steps in, caught at the step it shows
+    assert fired >= 1 and entropies[fired] < entropies[0] / 4  # a collapse a few steps in, caught when it shows
     assert history[fired][0]["health/fired/entropy"] == 1.0
     assert entropies[fired + 1] > 1.0 and entropies[fired + 1] > entropies[fired] + 0.5  # exploring again
     assert guard.rollbacks >= 1

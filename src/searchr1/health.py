@@ -20,7 +20,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
 
 from searchr1.config.schema import HealthConfig
 from searchr1.metrics_file import HEALTH_FIRED_PREFIX as FIRED_PREFIX
@@ -172,6 +172,10 @@ class Rule:
     """Compare the indicator's absolute value (a change rate that must not swing either way)."""
     after_update: bool = False
     """The indicator judges the weights the step's update produced, not the weights the step started from."""
+    relative: bool = False
+    """The threshold is a fraction of the indicator's value at the run's first step (the run's own baseline), not
+    a value: what is healthy depends on the model and its warm start (a distilled warm start samples at
+    0.03-0.08 nats/token from its first step, a cold policy at several)."""
 
 
 RULES: tuple[Rule, ...] = (
@@ -205,6 +209,7 @@ RULES: tuple[Rule, ...] = (
         ("train/entropy", "health/sampled_neg_logprob"),
         True,
         "the policy stopped exploring: lower the learning rate or raise grpo.entropy_coef",
+        relative=True,
     ),
     Rule(
         "think_repetition",
@@ -249,6 +254,13 @@ RULES: tuple[Rule, ...] = (
         True,
         "correct answers are getting less likely: lower the learning rate; roll back",
     ),
+    Rule(
+        "observation_fraction",
+        ("loss_mask/observation_fraction",),
+        False,
+        "retrieved text fills most of each response, so the policy barely trains on its own tokens: lower "
+        "search.topk, shorten passages (rollout.max_obs_tokens) or allow fewer turns (rollout.max_turns)",
+    ),
 )
 
 
@@ -263,13 +275,18 @@ class Firing:
     value: float
     threshold: float
     action: str
+    baseline: Optional[float] = None
+    """A relative rule's baseline (the indicator at the run's first step); its limit is threshold x baseline."""
 
     def message(self) -> str:
         side = "<" if self.rule.below else ">"
         shown = f"|{self.key}|" if self.rule.absolute else self.key
+        limit = f"{self.threshold:g}"
+        if self.baseline is not None:
+            limit = f"{self.threshold * self.baseline:.4g} ({self.threshold:g} x its first step's {self.baseline:.4g})"
         return (
             f"health: rule {self.rule.name} fired at step {self.step}: {shown}={self.value:.4g} {side} "
-            f"{self.threshold:g} (health.{self.rule.name}.action={self.action}); remedy: {self.rule.remedy}"
+            f"{limit} (health.{self.rule.name}.action={self.action}); remedy: {self.rule.remedy}"
         )
 
 
@@ -293,6 +310,8 @@ class HealthMonitor:
     cfg: HealthConfig
     _last: dict[str, float] = field(default_factory=dict)
     _streaks: dict[str, int] = field(default_factory=dict)
+    _baselines: dict[str, float] = field(default_factory=dict)
+    """Relative rules: the indicator's value at the first step that logged it."""
 
     def check(self, step: int, metrics: Mapping[str, float]) -> HealthCheck:
         extra = self._change_rates(metrics)
@@ -305,21 +324,32 @@ class HealthMonitor:
             if rule_cfg.action == "off" or found is None:
                 continue
             key, value = found
+            baseline = self._baselines.setdefault(rule.name, value) if rule.relative else None
+            limit = rule_cfg.threshold * (1.0 if baseline is None else baseline)
             compared = abs(value) if rule.absolute else value
-            breached = compared < rule_cfg.threshold if rule.below else compared > rule_cfg.threshold
+            breached = compared < limit if rule.below else compared > limit
             self._streaks[rule.name] = self._streaks.get(rule.name, 0) + 1 if breached else 0
             if not breached:
                 continue
             breached_rules.append(rule.name)
-            if self.cfg.enabled and self._streaks[rule.name] % self.cfg.patience == 0:
-                firings.append(Firing(rule, step, key, value, rule_cfg.threshold, rule_cfg.action))
+            if self.cfg.enabled and self._streaks[rule.name] % (rule_cfg.patience or self.cfg.patience) == 0:
+                firings.append(Firing(rule, step, key, value, rule_cfg.threshold, rule_cfg.action, baseline))
                 extra[FIRED_PREFIX + rule.name] = 1.0
         return HealthCheck(metrics=extra, firings=firings, breached=breached_rules)
 
     def reset(self) -> None:
-        """After a rollback, the breach streaks and the last values (change rates) belong to discarded steps."""
+        """After a rollback, the breach streaks and the last values (change rates) belong to discarded steps;
+        the baselines are the run's start and stay."""
         self._streaks.clear()
         self._last.clear()
+
+    def remember_baselines(self, history: Iterable[Mapping[str, float]]) -> None:
+        """Take the relative rules' baselines from steps already logged (a resumed run's metrics.jsonl)."""
+        for metrics in history:
+            for rule in RULES:
+                found = _indicator(rule, metrics) if rule.relative else None
+                if found is not None:
+                    self._baselines.setdefault(rule.name, found[1])
 
     def _change_rates(self, metrics: Mapping[str, float]) -> dict[str, float]:
         out: dict[str, float] = {}
