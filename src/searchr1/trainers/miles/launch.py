@@ -174,9 +174,12 @@ def tool_prompt_data(ctx: RunContext, files: JobFiles) -> Optional[str]:
     if messages_for is None:
         return None
     train = Path(ctx.cfg.data.train_path)
-    if not train.is_file():
+    if not train.is_file() and MilesTrainerConfig.of(ctx.cfg).dry_run:
+        log.warning("dry run: %s is not here; a launch writes the tools' prompts from it into %s", train, TOOL_DATA_DIR)
+    elif not train.is_file():
         raise DataError(f"data.train_path={train}: tools={ctx.cfg.tools} needs the file here to write its tool prompts")
-    rewrite_prompts(train, files.written / TOOL_DATA_DIR / train.name, messages_for)
+    else:
+        rewrite_prompts(train, files.written / TOOL_DATA_DIR / train.name, messages_for)
     log.info("tools=%s: Miles reads the training prompts from %s", ctx.cfg.tools, files.named / TOOL_DATA_DIR)
     return str(files.named / TOOL_DATA_DIR / train.name)
 
