@@ -13,9 +13,12 @@ encoder, same FAISS file, same corpus), run by ``--search-r1-python``: a Python 
 uvicorn and datasets installed besides torch, faiss and transformers. Their file runs unchanged
 on this CPU: ``.cuda()`` is a no-op and ``.half()`` keeps fp32 (so its scores equal ours), and
 uvicorn binds 127.0.0.1 and a free port instead of 0.0.0.0:8000. Measurement slices alternate
-between the servers, in alternating order; each server's CPU time per answered request is printed
-too (a quantity the machine's other load hardly moves), and a 1-query request is timed while each
-server searches a 2560-query one. Targets: >= 10x QPS, p99 < 1 s.
+between the servers, in alternating order, and a 1-query request is timed while each server
+searches a 2560-query one. Targets: >= 10x QPS, p99 < 1 s.
+
+Every mode prints each server's CPU time per answered request (all its threads; the machine's other
+load hardly moves it) and the time its threads were runnable but waited for a core: on a shared
+machine the second says how much of the QPS the other load took.
 
 Without ``--corpus`` a synthetic corpus of ``--num-docs`` passages (default 100k) is generated
 in the cache. Its words are whole-word entries of the encoder's vocabulary, so queries have
@@ -44,7 +47,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -79,6 +82,11 @@ class LoadResult:
     mean_batch: Optional[float]
     server_cpu_ms: float
     """Server CPU time (all its threads) per request answered, over the slices."""
+    server_starved_ms: float
+    """Time the server's threads were runnable but waited for a core, per request answered: when it
+    is large next to server_cpu_ms, the machine's other load, not the server, sets the QPS. Summed
+    over the threads alive at both ends of a slice: ours keeps its threads; Search-R1's thread pool
+    retires idle threads, so its figure is a lower bound."""
     client_cpu_ms: float
     """This load generator's CPU time per request answered."""
 
@@ -230,13 +238,22 @@ def settle(url: str, has_metrics: bool, timeout_s: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def process_cpu_s(pid: Optional[int]) -> float:
-    """User + system CPU seconds of a process, all its threads."""
+def scheduled_s(pid: Optional[int]) -> np.ndarray:
+    """[CPU seconds of a process (its threads, exited ones included), seconds its live threads were
+    runnable but waited for a core (the kernel's per-thread schedstat)]."""
     if pid is None:
-        return 0.0
+        return np.zeros(2)
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    waiting_ns = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as schedstat:
+                waiting_ns += int(schedstat.read().split()[1])
+        except FileNotFoundError:  # the thread just exited
+            continue
+    return np.array([cpu_s, waiting_ns / 1e9])
 
 
 def own_cpu_s() -> float:
@@ -249,7 +266,7 @@ class _Tally:
     latencies: list[float]
     errors: int = 0
     answered: int = 0
-    server_cpu_s: float = 0.0
+    server_s: np.ndarray = field(default_factory=lambda: np.zeros(2))
     client_cpu_s: float = 0.0
 
 
@@ -261,10 +278,10 @@ def side_by_side(kind: str, targets: dict[str, Target], args, queries: list[str]
     for round_ in range(args.rounds):
         for mode in list(targets)[:: 1 if round_ % 2 == 0 else -1]:
             target, tally = targets[mode], tallies[mode]
-            server_cpu, client_cpu = process_cpu_s(target.pid), own_cpu_s()
+            server, client_cpu = scheduled_s(target.pid), own_cpu_s()
             # uvloop on the load side as on our server: the generator shares the two cores.
             got, failed, answered = uvloop.run(drive(target.url, queries, args.concurrency, args.warmup, slice_s))
-            tally.server_cpu_s += process_cpu_s(target.pid) - server_cpu
+            tally.server_s += scheduled_s(target.pid) - server
             tally.client_cpu_s += own_cpu_s() - client_cpu
             tally.latencies += got
             tally.errors += failed
@@ -289,7 +306,8 @@ def _summary(kind: str, mode: str, tally: _Tally, duration_s: float, batch: Opti
         p50_ms=float(np.percentile(lat, 50) * 1000),
         p99_ms=float(np.percentile(lat, 99) * 1000),
         mean_batch=batch,
-        server_cpu_ms=tally.server_cpu_s * per_request_ms,
+        server_cpu_ms=tally.server_s[0] * per_request_ms,
+        server_starved_ms=tally.server_s[1] * per_request_ms,
         client_cpu_ms=tally.client_cpu_s * per_request_ms,
     )
 
@@ -434,7 +452,8 @@ def print_result(result: LoadResult) -> None:
     batch = f"  mean batch {result.mean_batch:6.1f}" if result.mean_batch is not None else ""
     print(
         f"{result.kind:5s} {result.mode:9s}: {result.qps:8.1f} QPS  p50 {result.p50_ms:8.1f} ms  "
-        f"p99 {result.p99_ms:8.1f} ms  server CPU {result.server_cpu_ms:6.2f} ms/request  "
+        f"p99 {result.p99_ms:8.1f} ms  server CPU {result.server_cpu_ms:6.2f} ms/request "
+        f"(waiting for a core {result.server_starved_ms:6.2f})  "
         f"client CPU {result.client_cpu_ms:5.2f} ms/request{batch}  requests {result.requests}  "
         f"errors {result.errors}",
         flush=True,
