@@ -27,9 +27,10 @@ def test_help_lists_groups_and_options(tmp_path):
     assert result.returncode == 0
     for line in (
         "backend: google, local",
-        "model: qwen2.5-0.5B, qwen2.5-3B, qwen2.5-7B, smollm2-135m",
+        "model: qwen2.5-0.5B, qwen2.5-3B, qwen2.5-3B-instruct, qwen2.5-7B, qwen2.5-7B-instruct, qwen3-0.6B, "
+        "qwen3-1.7B, qwen3-4B, qwen3-8B, smollm2-135m",
         "tis: off, on",
-        "reward: em, em+format",
+        "reward: em, em+format, em+tool, f1, searchr1_qa_em_format",
         "trainer: local, miles",
         "retriever: bm25, dense",
         "data: nq_hotpotqa, synthetic",

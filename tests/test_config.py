@@ -87,13 +87,13 @@ def test_cpu_presets_train_smollm2_with_the_embedded_trainer(name):
 
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith("grpo-")])
 def test_gpu_presets_run_the_paper_recipe_on_miles(name):
-    """Named grpo-<model>-<nodes>n<gpus>g-...: Miles trains that Qwen2.5 size on NQ+HotpotQA with TIS on, the
-    exact-match reward and the GPU count the name says."""
-    size, gpus = re.fullmatch(r"grpo-qwen2\.5-(\d+(?:\.\d+)?b)-1n(\d+)g-.*", name).groups()
+    """Named grpo-<model>-<nodes>n<gpus>g[-...]: Miles trains that Qwen2.5 or Qwen3 size on NQ+HotpotQA with TIS
+    on, the exact-match reward and the GPU count the name says."""
+    family, size, gpus = re.fullmatch(r"grpo-(qwen2\.5|qwen3)-(\d+(?:\.\d+)?b)-1n(\d+)g(?:-.*)?", name).groups()
     typed = to_typed(compose_config([f"+experiment={name}"]))
     assert (typed.trainer.name, typed.model.name.lower(), typed.data.name) == (
         "miles",
-        f"qwen2.5-{size}",
+        f"{family}-{size}",
         "nq_hotpotqa",
     )
     assert typed.tis.enabled and typed.reward.kind == "em"

@@ -18,9 +18,10 @@ from searchr1.trainers.miles.command import (
     TIS_HOOK,
     build_command,
     build_train_args,
+    model_args,
 )
 from searchr1.trainers.miles.flags import miles_flags
-from tests.support.compose import REPO, compose_config
+from tests.support.compose import REPO, compose_config, miles_presets
 
 PAPER = "grpo-qwen2.5-3b-1n8g-paper"
 RUN_DIR = Path("/runs/RUN")
@@ -184,6 +185,53 @@ def test_model_flags_keep_the_model_file_order():
     assert "--untie-embeddings-and-output-weights" in argv([f"+experiment={PAPER}", "model=qwen2.5-7B"])
 
 
+# The flags each Miles model file returns (scripts/models/<file>.py, model_args(), radixark/miles@31f1ca9, the
+# commit miles_flags.txt records; rotary base at its default), by our model option. The Instruct checkpoints
+# have their base model's shape, so they share its file.
+QWEN3 = "--swiglu --num-layers {} --hidden-size {} --ffn-hidden-size {} --num-attention-heads {} "
+QWEN3 += "--group-query-attention --num-query-groups 8 --use-rotary-position-embeddings --disable-bias-linear "
+QWEN3 += "--normalization RMSNorm --norm-epsilon 1e-6 --rotary-base 1000000 --vocab-size 151936 --kv-channels 128 "
+QWEN3 += "--qk-layernorm"
+QWEN25_SMALL = "--swiglu --num-layers {} --hidden-size {} --ffn-hidden-size {} --num-attention-heads {} "
+QWEN25_SMALL += "--use-rotary-position-embeddings --disable-bias-linear --add-qkv-bias --normalization RMSNorm "
+QWEN25_SMALL += (
+    "--norm-epsilon 1e-6 --rotary-base 1000000 --group-query-attention --num-query-groups 2 --vocab-size 151936"
+)
+QWEN25_7B = "--swiglu --num-layers 28 --hidden-size 3584 --ffn-hidden-size 18944 --num-attention-heads 28 "
+QWEN25_7B += "--group-query-attention --num-query-groups 4 --use-rotary-position-embeddings --disable-bias-linear "
+QWEN25_7B += "--add-qkv-bias --normalization RMSNorm --norm-epsilon 1e-06 --rotary-base 1000000 --vocab-size 152064 "
+QWEN25_7B += "--untie-embeddings-and-output-weights"
+MILES_MODEL_FILES = {
+    "qwen2.5-0.5B": ("qwen2.5-0.5B.py", QWEN25_SMALL.format(24, 896, 4864, 14)),
+    "qwen2.5-3B": ("qwen2.5-3B.py", QWEN25_SMALL.format(36, 2048, 11008, 16)),
+    "qwen2.5-3B-instruct": ("qwen2.5-3B.py", QWEN25_SMALL.format(36, 2048, 11008, 16)),
+    "qwen2.5-7B": ("qwen2.5-7B.py", QWEN25_7B),
+    "qwen2.5-7B-instruct": ("qwen2.5-7B.py", QWEN25_7B),
+    "qwen3-0.6B": ("qwen3-0.6B.py", QWEN3.format(28, 1024, 3072, 16)),
+    "qwen3-1.7B": ("qwen3-1.7B.py", QWEN3.format(28, 2048, 6144, 16)),
+    "qwen3-4B": ("qwen3-4B.py", QWEN3.format(36, 2560, 9728, 32)),
+    "qwen3-8B": ("qwen3-8B.py", QWEN3.format(36, 4096, 12288, 32) + " --untie-embeddings-and-output-weights"),
+}
+MODEL_OPTIONS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+
+
+def test_every_megatron_model_option_is_checked_against_a_miles_model_file():
+    megatron = [m for m in MODEL_OPTIONS if to_typed(compose_config([f"model={m}"])).model.megatron_args]
+    assert sorted(MILES_MODEL_FILES) == megatron
+
+
+@pytest.mark.parametrize("model", sorted(MILES_MODEL_FILES))
+def test_model_flags_are_the_miles_model_files_in_its_order(model):
+    args = model_args(to_typed(compose_config([f"model={model}"])).model.megatron_args)
+    ours, theirs = parse(args), parse(MILES_MODEL_FILES[model][1].split())
+    assert list(ours) == list(theirs), f"flags or order differ from Miles' scripts/models/{MILES_MODEL_FILES[model][0]}"
+    differ = {
+        f: (v, theirs[f]) for f, v in ours.items() if len(v) != len(theirs[f]) or not all(map(same, v, theirs[f]))
+    }
+    assert not differ, f"model={model} differs from Miles' scripts/models/{MILES_MODEL_FILES[model][0]}: {differ}"
+    assert not miles_flags().unknown(args)
+
+
 def test_never_passes_a_wandb_key(monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "secret-wandb-key-123")
     args = argv([f"+experiment={PAPER}", "logger.mode=online"])
@@ -328,6 +376,48 @@ def test_one_gpu_preset_trains_and_generates_on_one_gpu():
         assert ours[flag] == paper[flag]
 
 
+QWEN3_4B = "grpo-qwen3-4b-1n8g"
+QWEN3_ONE_GPU = "grpo-qwen3-0.6b-1n1g-colocate"
+MODEL_FLAGS = {"--hf-checkpoint", "--ref-load", "--load", "--save"}
+
+
+def _without_model(args: dict[str, list[str]], model: str) -> dict[str, list[str]]:
+    """The argv minus the model's architecture flags and checkpoint dirs."""
+    own = set(parse(MILES_MODEL_FILES[model][1].split())) | MODEL_FLAGS
+    return {f: v for f, v in args.items() if f not in own}
+
+
+def test_qwen3_4b_preset_is_the_paper_recipe_on_eight_gpus_with_miles_qwen3_4b_parallelism():
+    args = argv([f"+experiment={QWEN3_4B}"])
+    assert not miles_flags().unknown(args)  # every flag passes the recorded train.py parser
+    ours = parse(args)
+    eight = {
+        "--actor-num-nodes": ["1"],
+        "--actor-num-gpus-per-node": ["8"],
+        "--rollout-num-gpus": ["8"],
+        "--colocate": [],
+        "--tensor-model-parallel-size": ["2"],  # Miles' scripts/run_qwen3_4b.py: TP 2 for Qwen3-4B
+        "--sequence-parallel": [],
+        "--rollout-num-gpus-per-engine": ["1"],  # and one SGLang engine per GPU
+        "--hf-checkpoint": ["/root/Qwen3-4B"],
+    }
+    assert {flag: ours.get(flag) for flag in eight} == eight
+    # the paper recipe otherwise: only the GPU count, the engine size and the model differ
+    paper = _without_model(parse(argv([f"+experiment={PAPER}"])), "qwen2.5-3B")
+    changed = {"--actor-num-gpus-per-node", "--rollout-num-gpus", "--rollout-num-gpus-per-engine"}
+    assert {f: v for f, v in _without_model(ours, "qwen3-4B").items() if f not in changed} == {
+        f: v for f, v in paper.items() if f not in changed
+    }
+
+
+def test_qwen3_one_gpu_preset_is_the_one_gpu_recipe_with_qwen3_0_6b():
+    args = argv([f"+experiment={QWEN3_ONE_GPU}"])
+    assert not miles_flags().unknown(args)
+    ours = parse(args)
+    assert ours["--hf-checkpoint"] == ["/root/Qwen3-0.6B"] and "--qk-layernorm" in ours
+    assert _without_model(ours, "qwen3-0.6B") == _without_model(parse(argv([f"+experiment={ONE_GPU}"])), "qwen2.5-0.5B")
+
+
 def test_flag_list_records_its_commits():
     commits = miles_flags().commits
     assert commits["miles"].startswith("radixark/miles@31f1ca9")
@@ -346,7 +436,7 @@ def render(args: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml") if "trainer: miles" in p.read_text())
+PRESETS = miles_presets()
 
 
 @pytest.mark.parametrize("preset", PRESETS)

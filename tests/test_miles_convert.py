@@ -14,11 +14,11 @@ from searchr1.export.cli import main as export_main
 from searchr1.run import RunContext, save_resolved_config
 from searchr1.trainers.miles.convert import CONVERT_FLAGS_FILE, check_convert_args
 from searchr1.trainers.miles.flags import miles_flags, recorded_flags
-from tests.support.compose import REPO, compose_config
+from tests.support.compose import REPO, compose_config, miles_presets
 
 SNAPSHOTS = REPO / "tests" / "snapshots" / "miles"
 UPDATE = os.environ.get("SEARCHR1_UPDATE_SNAPSHOTS") == "1"
-PRESETS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml") if "trainer: miles" in p.read_text())
+PRESETS = miles_presets()
 
 
 def _miles_run(tmp_path: Path, preset: str) -> Path:
@@ -40,7 +40,8 @@ def test_dry_run_snapshot_of_the_conversion_command(preset, tmp_path, capsys):
     assert text == path.read_text(), (
         f"conversion command of {preset} changed; review and rerun with SEARCHR1_UPDATE_SNAPSHOTS=1"
     )
-    assert "--input-dir /root/Qwen2.5" in text and "/iter_0000100 " in text and "--vocab-size 151936" in text
+    model = to_typed(compose_config([f"+experiment={preset}"])).model
+    assert f"--input-dir {model.save.rstrip('/')}/iter_0000100 " in text and "--vocab-size 151936" in text
 
 
 def test_the_tool_flags_come_from_the_same_miles_commit_as_train_py():

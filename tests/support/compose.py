@@ -22,3 +22,9 @@ def shipped_yaml_files() -> list[Path]:
         for p in (REPO / d).rglob("*.yaml")
         if "experiment" not in p.relative_to(REPO).parts[1:2] and "sweep" not in p.relative_to(REPO).parts[1:2]
     )
+
+
+def miles_presets() -> list[str]:
+    """The presets that run on Miles, by their composed trainer (a preset that builds on one counts too)."""
+    names = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+    return [name for name in names if compose_config([f"+experiment={name}"]).trainer.name == "miles"]
