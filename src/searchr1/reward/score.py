@@ -83,7 +83,7 @@ def _tool_term(cfg: RewardConfig, tool_calls: Optional[int]) -> Optional[float]:
         return None
     if tool_calls is None:
         raise ValueError("reward.tool_bonus / reward.no_tool_penalty need the response's tool_calls count")
-    return cfg.tool_bonus if tool_calls > 0 else -cfg.no_tool_penalty
+    return cfg.tool_bonus if tool_calls > 0 else 0.0 - cfg.no_tool_penalty  # not -0.0 when there is no penalty
 
 
 def _format_credit(response_text: str, cfg: RewardConfig) -> float:
