@@ -148,6 +148,14 @@ def test_misspelled_key_fails_at_composition_with_the_key_named():
         ("logger.mode=onlin", "logger.mode='onlin' is not allowed"),
         ("data.questions=dates", "data.questions='dates' is not allowed"),
         ("data=nq_hotpotqa data.questions=years", "data.questions=years needs data.name=synthetic"),
+        # Settings that contradict each other (each was accepted: a run whose every search failed, a run
+        # whose every response was truncated, a deadline that left the timeout no use).
+        ("search.topk=5 retriever.max_topk=3", "search.topk=5 is above retriever.max_topk=3"),
+        (
+            "rollout.max_turn_tokens=4096 rollout.max_response_len=64",
+            "rollout.max_turn_tokens=4096 is above rollout.max_response_len=64",
+        ),
+        ("search.deadline_s=0.5 search.timeout_s=10", "search.deadline_s=0.5 is shorter than search.timeout_s=10"),
     ],
 )
 def test_out_of_range_values_fail_with_one_line(override, message):
@@ -155,6 +163,11 @@ def test_out_of_range_values_fail_with_one_line(override, message):
         to_typed(compose_config(override.split()))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_topk_above_our_retrievers_limit_is_only_refused_when_the_run_starts_that_retriever():
+    # An external retriever (backend.urls) has its own limit; retriever.* configures only the one we start.
+    assert to_typed(compose_config(["search.topk=5", "retriever.max_topk=3", "backend.urls=[http://h:8000]"]))
 
 
 def test_secrets_are_names_not_values(monkeypatch):

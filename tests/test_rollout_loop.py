@@ -114,14 +114,14 @@ async def test_per_turn_budget_is_the_smaller_of_turn_cap_and_remaining(tok, pro
 
 
 async def test_running_out_of_budget_in_a_turn_truncates(tok, prompt):
-    cfg = RolloutConfig(max_response_len=12)
+    cfg = RolloutConfig(max_turn_tokens=12, max_response_len=12)
     traj, _, _ = await roll(tok, prompt, [Turn("word " * 50)], cfg=cfg)
     assert traj.status == "truncated" and len(traj.response_ids) == 12
     assert len(traj.loss_mask) == len(traj.rollout_logprobs) == 12
 
 
 async def test_an_observation_that_overflows_the_budget_is_cut_and_truncates(tok, prompt):
-    cfg = RolloutConfig(max_response_len=40)
+    cfg = RolloutConfig(max_turn_tokens=40, max_response_len=40)
     traj, engine, _ = await roll(tok, prompt, [Turn(SEARCH), Turn(ANSWER)], cfg=cfg)
     assert traj.status == "truncated" and len(traj.response_ids) == 40
     assert len(engine.calls) == 1 and traj.loss_mask[-1] == 0

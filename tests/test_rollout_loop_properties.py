@@ -30,14 +30,16 @@ TURN_TEXTS = st.sampled_from(
     ]
 )
 TURNS = st.lists(st.builds(Turn, TURN_TEXTS, st.sampled_from([False] * 6 + [True])), max_size=6)
-CONFIGS = st.builds(
-    RolloutConfig,
-    max_turns=st.integers(1, 4),
-    final_turn=st.booleans(),
-    max_turn_tokens=st.integers(1, 80),
-    max_response_len=st.integers(1, 400),
-    max_obs_tokens=st.integers(1, 120),
-    stop_at_tags=st.booleans(),
+CONFIGS = st.integers(1, 80).flatmap(  # a turn's cap within the response's budget (RolloutConfig refuses more)
+    lambda turn_tokens: st.builds(
+        RolloutConfig,
+        max_turns=st.integers(1, 4),
+        final_turn=st.booleans(),
+        max_turn_tokens=st.just(turn_tokens),
+        max_response_len=st.integers(turn_tokens, 400),
+        max_obs_tokens=st.integers(1, 120),
+        stop_at_tags=st.booleans(),
+    )
 )
 
 

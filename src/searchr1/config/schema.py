@@ -168,6 +168,12 @@ class RemoteCallConfig(ToolConfig):
         check_range(f"{node}.concurrency", self.concurrency, low=1)
         check_range(f"{node}.timeout_s", self.timeout_s, low=0.001)
         check_range(f"{node}.deadline_s", self.deadline_s, low=0.001)
+        if self.deadline_s < self.timeout_s:
+            raise ConfigError(
+                f"{node}.deadline_s={self.deadline_s:g} is shorter than {node}.timeout_s={self.timeout_s:g}: the "
+                f"deadline would cut every slow request before its timeout; raise {node}.deadline_s (it bounds all "
+                f"attempts together) or lower {node}.timeout_s"
+            )
         check_range(f"{node}.retries", self.retries, low=0, high=20)
         check_range(f"{node}.backoff_s", self.backoff_s, low=0.0)
         check_range(f"{node}.qps_limit", self.qps_limit, low=0.0)
@@ -342,6 +348,12 @@ class RolloutConfig:
         check_range("rollout.max_turns", self.max_turns, low=1, high=64)
         check_range("rollout.max_turn_tokens", self.max_turn_tokens, low=1)
         check_range("rollout.max_response_len", self.max_response_len, low=1)
+        if self.max_turn_tokens > self.max_response_len:
+            raise ConfigError(
+                f"rollout.max_turn_tokens={self.max_turn_tokens} is above rollout.max_response_len="
+                f"{self.max_response_len}, the budget of the whole response (every turn and observation): no turn "
+                "can use it; lower rollout.max_turn_tokens or raise rollout.max_response_len"
+            )
         check_range("rollout.max_obs_tokens", self.max_obs_tokens, low=1)
         check_range("rollout.temperature", self.temperature, low=0.0)
         check_range("rollout.top_p", self.top_p, low=0.0, high=1.0, low_inclusive=False)
@@ -967,6 +979,7 @@ class SearchR1Config:
     def __post_init__(self) -> None:
         self._check_tools()
         self._check_out_of_process_trainer()
+        self._check_search_fits_retriever()
 
     def tool_nodes(self) -> dict[str, ToolConfig]:
         """Every tool node of this config by its key, selected or not."""
@@ -998,6 +1011,15 @@ class SearchR1Config:
             raise ConfigError(
                 f"data.train_sources is not supported with trainer={name} ({name} reads data.train_path as it is): "
                 "write the prompts you want into a parquet and point data.train_path at it"
+            )
+
+    def _check_search_fits_retriever(self) -> None:
+        """The retriever a run starts itself refuses a topk above retriever.max_topk: every search would fail."""
+        embedded = isinstance(self.backend, BackendConfig) and self.backend.starts_embedded_retriever
+        if "search" in self.tools and embedded and self.search.topk > self.retriever.max_topk:
+            raise ConfigError(
+                f"search.topk={self.search.topk} is above retriever.max_topk={self.retriever.max_topk}, the most the "
+                "embedded retriever returns: every search would fail; lower search.topk or raise retriever.max_topk"
             )
 
     def _check_tools(self) -> None:
