@@ -23,7 +23,7 @@ from searchr1.engines.base import SamplingParams
 from searchr1.engines.local import LocalEngine
 from searchr1.models.loading import load_policy
 from searchr1.rollout import prompt_ids
-from tests.support.local_trainer import SMOLLM2, smollm2_tokenizer
+from tests.support.local_trainer import SMOLLM2
 
 RECORD = Path(__file__).parent / "data" / "engine_greedy_smollm2.json"
 WARM_START = "pypi:searchr1/warm_starts/smollm2-135m-synthetic"
@@ -43,8 +43,7 @@ OBSERVATION = (
 LOGPROB_TOLERANCE = 2e-4
 
 
-async def _greedy_rollout() -> list[dict]:
-    tokenizer = smollm2_tokenizer()
+async def _greedy_rollout(tokenizer) -> list[dict]:
     policy = load_policy(SMOLLM2, WARM_START, 16).eval().requires_grad_(False)
     prompts = [prompt_ids(tokenizer, [{"role": "user", "content": make_prompt(q)}]) for q in QUESTIONS]
     observation = tokenizer.encode(OBSERVATION, add_special_tokens=False)
@@ -67,8 +66,8 @@ async def _greedy_rollout() -> list[dict]:
 
 
 @pytest.mark.slow
-async def test_greedy_ids_and_logprobs_match_the_recorded_engine():
-    got = await _greedy_rollout()
+async def test_greedy_ids_and_logprobs_match_the_recorded_engine(tokenizer):
+    got = await _greedy_rollout(tokenizer)
     if os.environ.get("SEARCHR1_RECORD_ENGINE") == "1":
         RECORD.write_text(json.dumps(got) + "\n")
     recorded = json.loads(RECORD.read_text())

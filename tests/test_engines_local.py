@@ -8,7 +8,9 @@ import asyncio
 import pytest
 import torch
 
+from searchr1.engines import local
 from searchr1.engines.base import SamplingParams
+from searchr1.engines.decoder import CACHE_CHUNK
 from searchr1.engines.local import LocalEngine
 from searchr1.trainers.local.logprobs import score_responses
 from tests.support.local_trainer import tiny_llama
@@ -22,18 +24,37 @@ def _prompts(tokenizer, count: int) -> list[list[int]]:
 
 
 async def test_batched_greedy_equals_one_at_a_time(tokenizer):
+    """5 requests of different lengths on 3 slots: rows join mid-flight and retire while others run
+    on (the engine moves a running row into a retired row's slot)."""
     model = tiny_llama()
     prompts = _prompts(tokenizer, 5)
+    params = [SamplingParams(max_new_tokens=n, temperature=0.0) for n in (12, 5, 9, 3, 12)]
     single = LocalEngine(model, tokenizer, max_batch=1)
-    alone = [await single.generate(p, GREEDY) for p in prompts]
-    batched_engine = LocalEngine(model, tokenizer, max_batch=3)  # 5 requests, 3 slots: rows join mid-flight
-    together = await asyncio.gather(*(batched_engine.generate(p, GREEDY) for p in prompts))
-    for a, b in zip(alone, together):
+    alone = [await single.generate(p, sp) for p, sp in zip(prompts, params)]
+    batched_engine = LocalEngine(model, tokenizer, max_batch=3)
+    together = await asyncio.gather(*(batched_engine.generate(p, sp) for p, sp in zip(prompts, params)))
+    for a, b, sp in zip(alone, together, params):
         assert a.token_ids == b.token_ids
+        assert len(b.token_ids) == sp.max_new_tokens
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
         assert a.finish_reason == b.finish_reason == "length"
     await single.close()
     await batched_engine.close()
+
+
+async def test_rows_longer_than_the_cache_chunk_keep_their_keys_and_values(tokenizer):
+    """The KV cache grows in chunks while rows are in flight, keeping what it held."""
+    model = tiny_llama()
+    long = [tokenizer.encode("word " * (CACHE_CHUNK - 8 + i), add_special_tokens=False) for i in range(2)]
+    params = SamplingParams(max_new_tokens=20, temperature=0.0)
+    assert all(len(p) < CACHE_CHUNK < len(p) + params.max_new_tokens for p in long)
+    engine = LocalEngine(model, tokenizer, max_batch=2)
+    together = await asyncio.gather(*(engine.generate(p, params) for p in long))
+    for prompt, out in zip(long, together):
+        with torch.no_grad():
+            scores = score_responses(model, prompt, [out.token_ids], temperature=1.0)
+        assert scores.logprobs[0].tolist() == pytest.approx(out.logprobs, abs=1e-4)
+    await engine.close()
 
 
 async def test_identical_prompts_share_one_prefill(tokenizer):
@@ -116,41 +137,42 @@ async def test_sampled_logprobs_match_trainer_recomputation(tokenizer):
     await engine.close()
 
 
-async def test_stop_string_ends_the_turn_and_keeps_its_tokens(tokenizer):
+async def test_stop_string_ends_the_turn_and_keeps_its_tokens(tokenizer, monkeypatch):
     """A model that always emits the tokens of '</search> tail' stops right after the tag."""
     target = tokenizer.encode("x</search> and more text", add_special_tokens=False)
-    engine = LocalEngine(_ScriptedModel(target), tokenizer, max_batch=2)
+    monkeypatch.setattr(local, "Decoder", lambda model, slots: _ScriptedDecoder(target))
+    engine = LocalEngine(tiny_llama(), tokenizer, max_batch=2)
     out = await engine.generate([1, 2, 3], SamplingParams(max_new_tokens=20, temperature=0.0, stop=("</search>",)))
     text = tokenizer.decode(out.token_ids, skip_special_tokens=False)
     assert out.finish_reason == "stop"
     assert text.endswith("</search>") or ("</search>" in text and len(out.token_ids) < len(target))
     assert "more" not in text
-    eos = await LocalEngine(_ScriptedModel([5, tokenizer.eos_token_id, 7]), tokenizer).generate([1], GREEDY)
+    monkeypatch.setattr(local, "Decoder", lambda model, slots: _ScriptedDecoder([5, tokenizer.eos_token_id, 7]))
+    eos = await LocalEngine(tiny_llama(), tokenizer).generate([1], GREEDY)
     assert eos.token_ids == [5, tokenizer.eos_token_id] and eos.finish_reason == "stop"
 
 
-class _ScriptedModel(torch.nn.Module):
-    """Emits a fixed token sequence (by decode position), whatever the input: tests stop handling only."""
+class _ScriptedDecoder:
+    """Emits a fixed token sequence (by decode step) for one row, whatever the input: tests stop handling only."""
 
     def __init__(self, script: list[int], vocab: int = 49152) -> None:
-        super().__init__()
-        self.script, self.vocab = script, vocab
-        self.tiny = tiny_llama()
+        self.script, self.vocab, self.steps = script, vocab, 0
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True, logits_to_keep=0):
-        out = self.tiny(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=logits_to_keep,
-        )
-        # The number of decode steps so far is the cache length minus the prefill length.
-        steps = 0 if cache is None else int(attention_mask.shape[1] - self._prefill_len)
-        if cache is None:
-            self._prefill_len = attention_mask.shape[1]
-        logits = torch.full((input_ids.shape[0], 1, self.vocab), -1e4)
-        logits[:, 0, self.script[min(steps, len(self.script) - 1)]] = 0.0
-        out.logits = logits
-        return out
+    def prefill(self, slot: int, ids: list[int], start: int) -> torch.Tensor:
+        self.steps = 0
+        return self._logits(1)[0]
+
+    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
+        self.steps += 1
+        return self._logits(len(tokens))
+
+    def export(self, slot: int, length: int) -> torch.Tensor:
+        return torch.zeros(0)
+
+    def release(self) -> None:
+        return None
+
+    def _logits(self, rows: int) -> torch.Tensor:
+        logits = torch.full((rows, self.vocab), -1e4)
+        logits[:, self.script[min(self.steps, len(self.script) - 1)]] = 0.0
+        return logits
