@@ -77,9 +77,6 @@ class IdleConnections:
         self._report = report
         self._idle: dict[GuardedConnection, None] = {}  # insertion-ordered
 
-    def __len__(self) -> int:
-        return len(self._idle)
-
     def add(self, conn: GuardedConnection) -> None:
         self._idle.pop(conn, None)
         self._idle[conn] = None
@@ -248,7 +245,7 @@ async def track_requests(request: web.Request, handler):
 class GuardedSite(web.BaseSite):
     """A TCP site over ``GuardedConnection``s sharing one ``IdleConnections`` and one log."""
 
-    __slots__ = ("_host", "_port", "_cfg", "_report", "idle")
+    __slots__ = ("_host", "_port", "_cfg", "_report", "_idle")
 
     def __init__(self, runner: web.AppRunner, cfg: RetrieverConfig, port: int, report: ClientErrorLog) -> None:
         super().__init__(runner)
@@ -256,7 +253,7 @@ class GuardedSite(web.BaseSite):
         self._port = port
         self._cfg = cfg
         self._report = report
-        self.idle = IdleConnections(cfg.max_idle_connections, report)
+        self._idle = IdleConnections(cfg.max_idle_connections, report)
 
     @property
     def name(self) -> str:
@@ -269,6 +266,6 @@ class GuardedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
 
         def connection() -> GuardedConnection:
-            return GuardedConnection(manager, self._cfg, self.idle, self._report, loop=loop)
+            return GuardedConnection(manager, self._cfg, self._idle, self._report, loop=loop)
 
         self._server = await loop.create_server(connection, self._host, self._port)
