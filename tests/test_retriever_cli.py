@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from searchr1.config.schema import RetrieverConfig
+from searchr1.retriever import flags
 from searchr1.retriever.cli import _parser, main, search_workers
 from searchr1.retriever.flags import config_from, config_to_args
 from tests.support.retriever import write_corpus
@@ -28,9 +29,16 @@ from tests.support.retriever import write_corpus
         ),
     ],
 )
-def test_config_round_trips_through_flags(cfg):
+def test_config_round_trips_through_flags(cfg, monkeypatch):
+    # The embedded retriever's child gets every field (null as an empty value): it composes no config.
+    monkeypatch.setattr(flags, "kind_defaults", lambda kind: pytest.fail("the child composed a config"))
     ns = _parser().parse_args(["serve", "--corpus=c.jsonl", *config_to_args(cfg)])
     assert config_from(ns) == cfg
+
+
+def test_a_flag_left_out_takes_the_kinds_option_value():
+    ns = _parser().parse_args(["serve", "--corpus=c.jsonl", "--kind=dense", "--index-dir="])
+    assert (config_from(ns).search_workers, config_from(ns).index_dir) == (2, None)  # retriever=dense's 2
 
 
 def test_build_prints_the_index_dir_and_is_idempotent(tmp_path, capsys):

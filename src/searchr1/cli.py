@@ -16,7 +16,7 @@ log = logging.getLogger("searchr1")
 
 
 def main() -> None:
-    start("searchr1", _hydra_main)
+    start("searchr1", _hydra_main, run)
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)

@@ -29,6 +29,8 @@ class ConfigSource:
     """Primary config file; None composes only what the overrides select."""
     extra_dir: str | None = None
     """An absolute ``--config-dir``: searched after the primary dir."""
+    job_name: str = "app"
+    """``hydra.job.name`` when the primary config sets none (Hydra's main names the job after its module)."""
 
 
 @contextmanager
@@ -39,9 +41,11 @@ def hydra_initialized(source: ConfigSource = ConfigSource()) -> Iterator[None]:
     scheme, _, location = source.primary.partition("://")
     init: initialize_config_module | initialize_config_dir
     if scheme == "pkg":
-        init = initialize_config_module(config_module=location.replace("/", "."), version_base=VERSION_BASE)
+        module = location.replace("/", ".")
+        init = initialize_config_module(config_module=module, job_name=source.job_name, version_base=VERSION_BASE)
     else:
-        init = initialize_config_dir(config_dir=location or source.primary, version_base=VERSION_BASE)
+        directory = location or source.primary
+        init = initialize_config_dir(config_dir=directory, job_name=source.job_name, version_base=VERSION_BASE)
     try:
         with init:
             yield

@@ -39,7 +39,7 @@ log = logging.getLogger("searchr1.eval")
 
 
 def main() -> None:
-    start("searchr1-eval", _hydra_main)
+    start("searchr1-eval", _hydra_main, run_eval)
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)

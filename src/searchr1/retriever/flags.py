@@ -3,6 +3,7 @@
 
 A flag left out takes the value of the ``retriever=<kind>`` config option (``conf/retriever/<kind>.yaml``,
 ``--kind`` defaults to bm25): ``serve --kind dense`` serves with exactly what ``retriever=dense`` configures.
+The embedded retriever's child gets every field as a flag (an empty value is null), so it composes nothing.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ KINDS = ("bm25", "dense")
 
 
 def config_to_args(cfg: RetrieverConfig) -> list[str]:
-    """The flags that reproduce ``cfg`` on our command line."""
+    """A flag per field: the whole of ``cfg`` on our command line (null as an empty value)."""
     args = []
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         flag = f.name.replace("_", "-")
         if value is None:
-            continue
-        if isinstance(value, bool):
+            args.append(f"--{flag}=")
+        elif isinstance(value, bool):
             args.append(f"--{flag}" if value else f"--no-{flag}")
         else:
             args.append(f"--{flag}={value}")
@@ -35,8 +36,8 @@ def config_to_args(cfg: RetrieverConfig) -> list[str]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    # Flags default to None ("not given"); config_from fills them from the kind's config option. The
-    # schema's defaults are retriever=bm25's (tests/test_config_defaults.py), so help can show them.
+    # A flag left out sets nothing (argparse.SUPPRESS); config_from fills it from the kind's config option.
+    # The schema's defaults are retriever=bm25's (tests/test_config_defaults.py), so help can show them.
     schema = RetrieverConfig()
     for f in dataclasses.fields(RetrieverConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -46,7 +47,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 flag,
                 dest=f.name,
                 choices=KINDS,
-                default=None,
+                default=argparse.SUPPRESS,
                 help=f"index kind (default: {default}); the flags left out take the values of "
                 "the retriever=<kind> config option, conf/retriever/<kind>.yaml",
             )
@@ -55,25 +56,32 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 flag,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
-                default=None,
+                default=argparse.SUPPRESS,
                 help=f"default: the --kind's value (bm25: {default!r})",
             )
         else:
-            kind = type(default) if default is not None else str
+            kind = type(default) if default is not None else _null_if_empty
             parser.add_argument(
-                flag, dest=f.name, type=kind, default=None, help=f"default: the --kind's value (bm25: {default!r})"
+                flag,
+                dest=f.name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                help=f"default: the --kind's value (bm25: {default!r})",
             )
 
 
+def _null_if_empty(text: str) -> str | None:
+    """An optional field's flag: an empty value is null (``--index-dir=``: next to the corpus)."""
+    return text or None
+
+
 def config_from(ns: argparse.Namespace) -> RetrieverConfig:
-    """The flags given, over the ``retriever=<kind>`` option's values."""
-    kind = ns.kind or RetrieverConfig.kind
+    """The flags given, over the ``retriever=<kind>`` option's values (composed only when a flag is left out)."""
+    kind = getattr(ns, "kind", RetrieverConfig.kind)
     check_choice("retriever.kind", kind, KINDS)
-    given = {
-        f.name: getattr(ns, f.name)
-        for f in dataclasses.fields(RetrieverConfig)
-        if getattr(ns, f.name, None) is not None
-    }
+    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(RetrieverConfig) if hasattr(ns, f.name)}
+    if len(given) == len(dataclasses.fields(RetrieverConfig)):
+        return RetrieverConfig(**given)
     return dataclasses.replace(kind_defaults(kind), **given)
 
 

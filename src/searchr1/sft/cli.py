@@ -39,7 +39,7 @@ WARM_START_DIR = "warm_start"
 
 
 def main() -> None:
-    start("searchr1-sft", _hydra_main)
+    start("searchr1-sft", _hydra_main, run_sft)
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
