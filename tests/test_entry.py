@@ -33,6 +33,7 @@ def _jobs_and_configs(argv: list[str]):
         ]
 
 
+@pytest.mark.slow  # composes every job of each sweep the way Hydra does
 @pytest.mark.parametrize(
     "argv,count",
     [

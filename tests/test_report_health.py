@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from searchr1.report.cli import HEALTH_FILE, make_report
 from searchr1.report.plots import _mark_firings, _panel, _pyplot, health_firings
 from searchr1.report.runs import find_runs
@@ -39,6 +41,7 @@ def test_each_firing_is_a_line_in_every_panel_named_in_the_first():
     _pyplot().close(fig)
 
 
+@pytest.mark.slow
 def test_report_writes_the_health_panels_when_runs_logged_health(tmp_path):
     run_dir = _health_run(tmp_path, {3: ["think_repetition"]})
     report = make_report(run_dir)

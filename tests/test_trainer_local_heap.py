@@ -34,6 +34,7 @@ def _retained_mib(mode: str) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_glibc() is None or not sys.platform.startswith("linux"), reason="glibc malloc only")
 def test_freed_activation_sized_tensors_are_returned_to_the_os():
     assert _retained_mib("mapped") < 40  # of the 200 MiB allocated and freed

@@ -48,6 +48,7 @@ def synthetic_set(root: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # each case starts `python -m searchr1`
 @pytest.mark.parametrize(
     "overrides, needle",
     [
@@ -88,6 +89,7 @@ def test_a_replay_path_that_is_a_directory_says_so(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_e5_without_its_index_file_fails_in_one_line(tmp_path):
     index = tmp_path / "wiki18" / "e5_Flat.index"
     done, elapsed = run_cli(
@@ -96,6 +98,7 @@ def test_e5_without_its_index_file_fails_in_one_line(tmp_path):
     assert_one_line_failure(done, elapsed, f"retriever.index_dir={index}: no index file there")
 
 
+@pytest.mark.slow
 def test_paths_under_a_file_fail_in_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -119,6 +122,7 @@ def test_paths_under_a_file_fail_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_one_missing_file_of_a_synthetic_set_is_not_regenerated_over_the_others(tmp_path):
     from searchr1.data import ensure_data
 
@@ -147,6 +151,7 @@ def test_a_complete_default_config_passes(tmp_path):
     assert preflight(cfg, tmp_path / "run", env={}) == []
 
 
+@pytest.mark.slow
 def test_two_runs_cannot_share_a_run_dir_at_once(tmp_path):
     with run_dir_lock(tmp_path / "run"):
         done, elapsed = run_cli([], tmp_path)
