@@ -35,7 +35,8 @@ else:
 if [[ $kind == managed || ($kind == own && -d .venv) ]]; then
   # A .venv without pip is what a failed venv left: make it again.
   if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
-    echo "setup: $PY is externally managed or read-only: making .venv with its venv module"
+    why=$([[ $kind == managed ]] && echo "$PY is externally managed or read-only" || echo ".venv has no pip")
+    echo "setup: $why: making .venv with $PY's venv module"
     if ! "$PY" -m venv --clear .venv; then
       rm -rf .venv
       echo "setup.sh: '$PY -m venv .venv' failed; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2
