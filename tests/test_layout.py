@@ -45,6 +45,11 @@ PROBES = {
         "import searchr1.engines.local",
         "rollout-interfaces",
     ),
+    "the Miles launcher imports a worker hook": (
+        "searchr1/trainers/miles/launch.py",
+        "import searchr1.trainers.miles.rollout_log",
+        "miles-launcher",
+    ),
     "searchr1 imports a benchmark": ("searchr1/data/probe.py", "import benchmarks.peak_rss", "roots"),
     "hydra_plugins imports searchr1": ("hydra_plugins/searchr1_ray_jobs/probe.py", "import searchr1.paths", "roots"),
     "a script imports a benchmark": ("scripts/probe.py", "import benchmarks.peak_rss", "roots"),

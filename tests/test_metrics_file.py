@@ -10,7 +10,7 @@ import sys
 
 from searchr1.metrics_file import MetricsWriter, drop_steps_after, read_metrics, read_records
 from searchr1.report.runs import read_history
-from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import rollout_log
 
 
 def _lines(path):
@@ -39,16 +39,16 @@ def test_unknown_resume_point_is_decided_by_the_first_step_written(tmp_path):
     # Miles resumes inside its actors: the rollout hook only sees the first rollout id it logs.
     path = tmp_path / "metrics.jsonl"
     for step in (0, 1, 2, 3, 4):
-        hooks.append_metrics(path, step, {"x": float(step)})
-    hooks._METRICS_WRITERS.clear()  # a new process after a restart from the checkpoint after rollout 1
-    hooks.append_metrics(path, 2, {"x": 20.0})
-    hooks.append_metrics(path, 3, {"x": 30.0})
+        rollout_log.append_metrics(path, step, {"x": float(step)})
+    rollout_log._METRICS_WRITERS.clear()  # a new process after a restart from the checkpoint after rollout 1
+    rollout_log.append_metrics(path, 2, {"x": 20.0})
+    rollout_log.append_metrics(path, 3, {"x": 30.0})
     assert [(r["step"], r["x"]) for r in read_records(path)] == [(0, 0.0), (1, 1.0), (2, 20.0), (3, 30.0)]
 
 
 def test_the_miles_hooks_write_the_local_trainers_format(tmp_path):
     path = tmp_path / "run" / "metrics.jsonl"
-    hooks.append_metrics(path, 0, {"reward/total": math.nan, "search/calls": 4.0})
+    rollout_log.append_metrics(path, 0, {"reward/total": math.nan, "search/calls": 4.0})
     assert _lines(path) == [{"step": 0, "reward/total": None, "search/calls": 4.0}]
 
 

@@ -14,7 +14,11 @@ import torch
 from searchr1.config.schema import HealthConfig
 from searchr1.health import RULES, HealthMonitor
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import generate as miles_generate
+from searchr1.trainers.miles import rollout_log
+from searchr1.trainers.miles import runtime as miles_runtime
+from searchr1.trainers.miles import samples as miles_samples
+from searchr1.trainers.miles import stop_file
 from tests.support.miles_fakes import FakeSample
 from tests.support.scripted import smollm2_tokenizer
 from tests.support.miles_hooks import call_tis, chat_prompt, fake_miles_tracking, tis_args, write_args
@@ -38,7 +42,7 @@ def _sample(group: int, text: str, em: float) -> FakeSample:
         label={"ground_truth": {"target": ["Paris"]}},
         reward={"total": em, "exact_match": em, "format": 0.0},
     )
-    hooks.fill_sample(sample, traj, engine_aborted=False)
+    miles_samples.fill_sample(sample, traj, engine_aborted=False)
     return sample
 
 
@@ -47,7 +51,7 @@ def test_log_rollout_logs_health_under_rollout_step(tmp_path, monkeypatch):
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
     # group 0 all right (no signal), group 1 mixed
     samples = [_sample(0, LOOPING, 1.0), _sample(0, LOOPING, 1.0), _sample(1, LOOPING, 1.0), _sample(1, "x", 0.0)]
-    assert hooks.log_rollout(1, args, samples, {}, 1.0) is False
+    assert rollout_log.log_rollout(1, args, samples, {}, 1.0) is False
     ((metrics, _),) = logged
     assert metrics["rollout/health/zero_variance_groups"] == 0.5
     assert metrics["rollout/health/think_repetition"] == 0.25
@@ -69,27 +73,27 @@ def test_a_stop_rule_saves_then_ends_the_miles_run(tmp_path, monkeypatch):
         "health.think_repetition.action=stop",
     )
     args.save_trigger_sentinel = str(sentinel)
-    hooks._MONITORS.clear()
+    rollout_log._MONITORS.clear()
     samples = [_sample(0, LOOPING, 1.0), _sample(0, "x", 0.0)]
-    assert hooks.log_rollout(4, args, samples, {}, 1.0) is False  # this rollout still trains ...
+    assert rollout_log.log_rollout(4, args, samples, {}, 1.0) is False  # this rollout still trains ...
     assert logged[0][0]["rollout/health/fired/think_repetition"] == 1.0
     assert sentinel.exists()  # ... and Miles saves a checkpoint after its step
-    assert "rule think_repetition fired at step 4" in (tmp_path / hooks.HEALTH_STOP_FILE).read_text()
-    with pytest.raises(hooks.HealthStopError, match="think_repetition.*removes .*health_stop when it launches"):
-        hooks.log_rollout(5, args, samples, {}, 1.0)  # the next rollout ends the job before training
+    assert "rule think_repetition fired at step 4" in (tmp_path / stop_file.HEALTH_STOP_FILE).read_text()
+    with pytest.raises(rollout_log.HealthStopError, match="think_repetition.*removes .*health_stop when it launches"):
+        rollout_log.log_rollout(5, args, samples, {}, 1.0)  # the next rollout ends the job before training
 
 
 async def test_generate_returns_at_once_after_a_stop(tmp_path):
     tokenizer = smollm2_tokenizer()
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")  # nothing listens there
-    (tmp_path / hooks.HEALTH_STOP_FILE).write_text("stop")
+    (tmp_path / stop_file.HEALTH_STOP_FILE).write_text("stop")
     sample = FakeSample(group_index=0, index=0, prompt=chat_prompt(tokenizer), label=["Paris"])
     try:
-        sample = await hooks.generate_sample(args, sample, tokenizer)
+        sample = await miles_generate.generate_sample(args, sample, tokenizer)
     finally:
-        await hooks.close_runtimes()
+        await miles_runtime.close_runtimes()
     assert sample.status is FakeSample.Status.FAILED and sample.loss_mask == [0]
-    assert sample.metadata[hooks.METADATA_KEY]["error"] == "a health rule stopped the run"
+    assert sample.metadata[miles_samples.METADATA_KEY]["error"] == "a health rule stopped the run"
 
 
 def test_tis_hook_reports_the_train_rollout_mismatch():
@@ -109,7 +113,7 @@ def test_the_rules_miles_can_evaluate_are_the_ones_docs_miles_names(tmp_path):
     monitor = HealthMonitor(HealthConfig())
     seen: dict[str, float] = {}
     for rollout_id in (1, 2):  # the change rates need a previous rollout
-        metrics = hooks.rollout_log_metrics(samples, args)
+        metrics = rollout_log.rollout_log_metrics(samples, args)
         metrics.update(monitor.check(rollout_id, metrics).metrics)
         seen.update(metrics)
     evaluable = {rule.name for rule in RULES if any(key in seen for key in rule.keys)}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +16,12 @@ from searchr1.tools.base import ToolCall
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.tis import ESS_FRACTION_KEY, ESS_KEY
 from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import generate as miles_generate
+from searchr1.trainers.miles import reward_hook
+from searchr1.trainers.miles import rollout_log
+from searchr1.trainers.miles import runtime as miles_runtime
+from searchr1.trainers.miles import samples as miles_samples
+from searchr1.trainers.miles import tis_hook
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import FakeSample
 from tests.support.miles_hooks import (
@@ -32,7 +40,7 @@ from tests.support.sglang_server import serve_fake_sglang
 @pytest.fixture
 async def runtime_cleanup():
     yield
-    await hooks.close_runtimes()
+    await miles_runtime.close_runtimes()
 
 
 @pytest.mark.slow
@@ -41,7 +49,9 @@ async def test_generate_fills_every_field_miles_reads(tmp_path, tokenizer, retri
         fake.weight_version = "7"
         args = write_args(tmp_path, retriever.url, fake.url)
         sample = new_sample(tokenizer)
-        out = await hooks.generate_sample(args, sample, tokenizer, sampling_params={"temperature": 1.0, "top_p": 1.0})
+        out = await miles_generate.generate_sample(
+            args, sample, tokenizer, sampling_params={"temperature": 1.0, "top_p": 1.0}
+        )
     assert out is sample
     assert sample.status is FakeSample.Status.COMPLETED
     # SGLang's meta info reaches the Sample as Miles' own generate keeps it (prefix cache, weight versions)
@@ -55,7 +65,7 @@ async def test_generate_fills_every_field_miles_reads(tmp_path, tokenizer, retri
     assert fake.requests[0]["input_ids"] == prompt
     assert sample.tokens[:p] == prompt and len(sample.tokens) == p + n
     assert tokenizer.decode(sample.tokens[p:], skip_special_tokens=False) == sample.response
-    counts = sample.metadata[hooks.METADATA_KEY]
+    counts = sample.metadata[miles_samples.METADATA_KEY]
     assert counts["search_calls"] == 1 and counts["turns"] == 2 and counts["tool_calls"][0][0] == "search"
     assert len(sample.loss_mask) - sum(sample.loss_mask) == counts["observation_tokens"] > 0
     for i, (mask, logprob) in enumerate(zip(sample.loss_mask, sample.rollout_log_probs)):
@@ -75,12 +85,12 @@ async def test_engine_failure_gives_a_failed_not_aborted_sample(tmp_path, tokeni
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status = 500
         args = write_args(tmp_path, "http://127.0.0.1:9", fake.url)
-        sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+        sample = await miles_generate.generate_sample(args, new_sample(tokenizer), tokenizer)
     assert sample.status is FakeSample.Status.FAILED
     sample.validate()
     assert (sample.response_length, sample.loss_mask, sample.rollout_log_probs) == (1, [0], [0.0])
     assert sample.tokens[-1] == tokenizer.eos_token_id
-    assert "no tokens" in sample.metadata[hooks.METADATA_KEY]["error"]
+    assert "no tokens" in sample.metadata[miles_samples.METADATA_KEY]["error"]
     assert (await hooks.reward(args, sample))["total"] == 0.0
 
 
@@ -92,7 +102,7 @@ async def test_engine_failure_after_the_first_turn_trains_nothing_of_the_partial
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status, fake.answer_first = 500, 1
         args = write_args(tmp_path, retriever.url, fake.url)
-        sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+        sample = await miles_generate.generate_sample(args, new_sample(tokenizer), tokenizer)
     assert len(fake.requests) == 2  # the failure came after a real turn and a real search
     assert sample.status is FakeSample.Status.FAILED
     sample.validate()
@@ -100,7 +110,7 @@ async def test_engine_failure_after_the_first_turn_trains_nothing_of_the_partial
     assert (sample.response_length, sample.loss_mask, sample.rollout_log_probs) == (1, [0], [0.0])
     prompt = tokenizer.encode(chat_prompt(tokenizer), add_special_tokens=False)
     assert sample.tokens == prompt + [tokenizer.eos_token_id]
-    counts = sample.metadata[hooks.METADATA_KEY]
+    counts = sample.metadata[miles_samples.METADATA_KEY]
     assert counts["status"] == "failed" and counts["search_calls"] == 1 and "engine" in counts["error"]
     assert (await hooks.reward(args, sample)) == {"total": 0.0, "exact_match": 0.0, "format": 0.0}
 
@@ -109,7 +119,9 @@ async def test_abort_by_miles_before_any_token_is_aborted(tmp_path, tokenizer, r
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status = 503  # what an aborted request looks like to the engine client: no tokens
         args = write_args(tmp_path, "http://127.0.0.1:9", fake.url)
-        sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer, engine_aborted=lambda: True)
+        sample = await miles_generate.generate_sample(
+            args, new_sample(tokenizer), tokenizer, engine_aborted=lambda: True
+        )
     assert sample.status is FakeSample.Status.ABORTED
     sample.validate()
 
@@ -118,19 +130,19 @@ async def test_no_exception_escapes_generate(tmp_path, tokenizer, monkeypatch, r
     async def boom(*args, **kwargs):
         raise RuntimeError("search stack exploded")
 
-    monkeypatch.setattr(hooks, "run_trajectory", boom)
+    monkeypatch.setattr(miles_generate, "run_trajectory", boom)
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
-    sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+    sample = await miles_generate.generate_sample(args, new_sample(tokenizer), tokenizer)
     assert sample.status is FakeSample.Status.FAILED
-    assert "search stack exploded" in sample.metadata[hooks.METADATA_KEY]["error"]
+    assert "search stack exploded" in sample.metadata[miles_samples.METADATA_KEY]["error"]
     sample.validate()
 
 
 async def test_missing_custom_config_is_a_failed_sample_naming_the_flag(tokenizer, runtime_cleanup):
     args = argparse.Namespace(sglang_router_ip="127.0.0.1", sglang_router_port=9)
-    sample = await hooks.generate_sample(args, new_sample(tokenizer), tokenizer)
+    sample = await miles_generate.generate_sample(args, new_sample(tokenizer), tokenizer)
     assert sample.status is FakeSample.Status.FAILED
-    assert "--custom-config-path" in sample.metadata[hooks.METADATA_KEY]["error"]
+    assert "--custom-config-path" in sample.metadata[miles_samples.METADATA_KEY]["error"]
 
 
 def trajectory(status: str) -> Trajectory:
@@ -158,33 +170,33 @@ def trajectory(status: str) -> Trajectory:
 )
 def test_status_is_aborted_only_for_a_real_abort(ours, engine_aborted, expected):
     sample = FakeSample()
-    hooks.fill_sample(sample, trajectory(ours), engine_aborted=engine_aborted)
+    miles_samples.fill_sample(sample, trajectory(ours), engine_aborted=engine_aborted)
     assert sample.status is FakeSample.Status[expected]
     assert sample.non_generation_time == 0.25
     if expected == "FAILED":  # a failed trajectory's partial response is never trained on
         assert (sample.loss_mask, sample.response) == ([0], "")
-    hooks.check_sample(sample, prompt_len=2)
+    miles_samples.check_sample(sample, prompt_len=2)
 
 
 def test_check_sample_rejects_misalignment():
     sample = FakeSample()
-    hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
+    miles_samples.fill_sample(sample, trajectory("completed"), engine_aborted=False)
     sample.rollout_log_probs = sample.rollout_log_probs[:-1]
-    with pytest.raises(hooks.SampleInvariantError, match="differ"):
-        hooks.check_sample(sample, prompt_len=2)
-    hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
-    with pytest.raises(hooks.SampleInvariantError, match="tokens"):
-        hooks.check_sample(sample, prompt_len=3)
+    with pytest.raises(miles_samples.SampleInvariantError, match="differ"):
+        miles_samples.check_sample(sample, prompt_len=2)
+    miles_samples.fill_sample(sample, trajectory("completed"), engine_aborted=False)
+    with pytest.raises(miles_samples.SampleInvariantError, match="tokens"):
+        miles_samples.check_sample(sample, prompt_len=3)
     sample.rollout_log_probs[1] = -0.1
-    with pytest.raises(hooks.SampleInvariantError, match="observation token"):
-        hooks.check_sample(sample, prompt_len=2)
+    with pytest.raises(miles_samples.SampleInvariantError, match="observation token"):
+        miles_samples.check_sample(sample, prompt_len=2)
 
 
 def test_sampling_params_from_miles_set_temperature_and_top_p():
     base = to_typed(compose_config([])).rollout
-    assert hooks.rollout_config(base, {"temperature": 0.0, "top_p": 0.5}).temperature == 0.0
-    assert hooks.rollout_config(base, {"temperature": 0.0, "top_p": 0.5}).top_p == 0.5
-    assert hooks.rollout_config(base, None) is base
+    assert miles_generate.rollout_config(base, {"temperature": 0.0, "top_p": 0.5}).temperature == 0.0
+    assert miles_generate.rollout_config(base, {"temperature": 0.0, "top_p": 0.5}).top_p == 0.5
+    assert miles_generate.rollout_config(base, None) is base
 
 
 @pytest.mark.parametrize(
@@ -198,7 +210,7 @@ def test_sampling_params_from_miles_set_temperature_and_top_p():
     ],
 )
 def test_golden_answers_from_labels(label, expected):
-    assert hooks.golden_answers(label) == expected
+    assert reward_hook.golden_answers(label) == expected
 
 
 # --------------------------------------------------------------------------- TIS hook
@@ -275,16 +287,16 @@ def test_tis_hook_rejects_rejection_sampling():
 
 # --------------------------------------------------------------------------- rollout log hook
 def test_wandb_keys_land_on_miles_step_prefixes():
-    assert hooks.wandb_key("reward/exact_match") == "rollout/reward/exact_match"
-    assert hooks.wandb_key("search_r1/turns_per_sample") == "rollout/search_r1/turns_per_sample"
-    assert hooks.wandb_key("rollout/truncated_fraction") == "rollout/truncated_fraction"
-    assert hooks.wandb_key("tis/effective_sample_size") == "rollout/tis/effective_sample_size"
+    assert rollout_log.wandb_key("reward/exact_match") == "rollout/reward/exact_match"
+    assert rollout_log.wandb_key("search_r1/turns_per_sample") == "rollout/search_r1/turns_per_sample"
+    assert rollout_log.wandb_key("rollout/truncated_fraction") == "rollout/truncated_fraction"
+    assert rollout_log.wandb_key("tis/effective_sample_size") == "rollout/tis/effective_sample_size"
 
 
 def test_append_metrics_writes_the_local_trainer_format(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    hooks.append_metrics(path, 3, {"reward/total": 0.5})
-    hooks.append_metrics(path, 4, {"reward/total": 0.75})
+    rollout_log.append_metrics(path, 3, {"reward/total": 0.5})
+    rollout_log.append_metrics(path, 4, {"reward/total": 0.75})
     assert [json.loads(line) for line in path.read_text().splitlines()] == [
         {"step": 3, "reward/total": 0.5},
         {"step": 4, "reward/total": 0.75},
@@ -293,15 +305,15 @@ def test_append_metrics_writes_the_local_trainer_format(tmp_path):
 
 def test_sample_trajectory_round_trips_the_counts():
     sample = FakeSample()
-    hooks.fill_sample(sample, trajectory("completed"), engine_aborted=False)
-    traj = hooks.sample_trajectory(sample)
+    miles_samples.fill_sample(sample, trajectory("completed"), engine_aborted=False)
+    traj = miles_samples.sample_trajectory(sample)
     assert (traj.prompt_ids, traj.response_ids, traj.loss_mask) == ([1, 2], [5, 6, 7], [1, 0, 1])
     assert (traj.turns, traj.status, traj.tool_seconds) == (1, "completed", 0.25)
 
 
 def filled_sample(status: str, reward: dict) -> FakeSample:
     sample = FakeSample(label={"ground_truth": {"target": ["Paris"]}}, reward=reward)
-    hooks.fill_sample(sample, trajectory(status), engine_aborted=False)
+    miles_samples.fill_sample(sample, trajectory(status), engine_aborted=False)
     return sample
 
 
@@ -312,14 +324,14 @@ def test_log_rollout_logs_our_keys_on_rollout_step_and_keeps_miles_logging(tmp_p
         filled_sample("completed", {"total": 1.0, "exact_match": 1.0, "format": 0.0}),
         filled_sample("truncated", {"total": 0.0, "exact_match": 0.0, "format": 0.0}),
     ]
-    assert hooks.log_rollout(3, args, samples, {}, 12.0) is False
+    assert rollout_log.log_rollout(3, args, samples, {}, 12.0) is False
     ((metrics, step_key),) = logged
     assert step_key == "rollout/step" and metrics["rollout/step"] == 30
     assert metrics["rollout/reward/exact_match"] == 0.5
     assert metrics["rollout/search_r1/turns_per_sample"] == 1.0
     assert metrics["rollout/loss_mask/observation_fraction"] == pytest.approx(1 / 3)
     assert metrics["rollout/truncated_fraction"] == 0.5
-    assert all(key.startswith(hooks.MILES_STEP_PREFIXES) for key in metrics)
+    assert all(key.startswith(rollout_log.MILES_STEP_PREFIXES) for key in metrics)
     (line,) = (tmp_path / "metrics.jsonl").read_text().splitlines()
     row = json.loads(line)
     assert row["step"] == 3 and row["reward/exact_match"] == 0.5 and row["search_r1/turns_per_sample"] == 1.0
@@ -327,7 +339,7 @@ def test_log_rollout_logs_our_keys_on_rollout_step_and_keeps_miles_logging(tmp_p
 
 def test_log_rollout_never_raises_into_miles(tmp_path):
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
-    assert hooks.log_rollout(0, args, [object()], {}, 1.0) is False
+    assert rollout_log.log_rollout(0, args, [object()], {}, 1.0) is False
 
 
 def test_search_stats_of_several_runtimes_add_up_instead_of_overwriting():
@@ -350,7 +362,7 @@ def test_search_stats_of_several_runtimes_add_up_instead_of_overwriting():
         "search/latency_max_s": 0.6,
         "search/breaker_open": 0.0,
     }
-    combined = hooks.combine_search_stats([first, second])
+    combined = miles_runtime.combine_search_stats([first, second])
     assert combined == pytest.approx(
         {
             "search/calls": 4.0,
@@ -362,7 +374,7 @@ def test_search_stats_of_several_runtimes_add_up_instead_of_overwriting():
             "search/breaker_open": 1.0,
         }
     )
-    assert hooks.combine_search_stats([]) == {}
+    assert miles_runtime.combine_search_stats([]) == {}
 
 
 def test_search_stats_and_reset_sums_every_runtime_of_the_process(monkeypatch):
@@ -375,9 +387,19 @@ def test_search_stats_and_reset_sums_every_runtime_of_the_process(monkeypatch):
             return {"search/calls": calls}
 
     monkeypatch.setattr(
-        hooks,
+        miles_runtime,
         "_RUNTIMES",
         {(1, 1): SimpleNamespace(tools=CountingSearch(2.0)), (2, 1): SimpleNamespace(tools=CountingSearch(1.0))},
     )
-    assert hooks.search_stats_and_reset() == {"search/calls": 3.0}
-    assert hooks.search_stats_and_reset() == {"search/calls": 0.0}
+    assert miles_runtime.search_stats_and_reset() == {"search/calls": 3.0}
+    assert miles_runtime.search_stats_and_reset() == {"search/calls": 0.0}
+
+
+def test_the_hooks_module_is_a_facade_over_one_module_per_concern():
+    # Miles loads searchr1.trainers.miles.hooks.<name> (command.py); each name is its concern module's function.
+    assert (hooks.generate, hooks.generate_legacy) == (miles_generate.generate, miles_generate.generate_legacy)
+    assert hooks.reward is reward_hook.reward and hooks.tis_weights is tis_hook.tis_weights
+    assert (hooks.log_rollout, hooks.log_eval) == (rollout_log.log_rollout, rollout_log.log_eval)
+    tree = ast.parse(Path(hooks.__file__).read_text())
+    defined = [node for node in tree.body if not isinstance(node, (ast.Expr, ast.ImportFrom, ast.Assign))]
+    assert not defined, "hooks.py only re-exports; code goes to the module of its concern"

@@ -12,6 +12,11 @@ import pytest
 from searchr1.config import to_typed
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import generate as miles_generate
+from searchr1.trainers.miles import rollout_log
+from searchr1.trainers.miles import runtime as miles_runtime
+from searchr1.trainers.miles import samples as miles_samples
+from searchr1.trainers.miles import stop_file
 from searchr1.trainers.miles.custom_config import build_custom_config, write_custom_config
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import FakeSample, miles_args
@@ -27,7 +32,7 @@ def tokenizer():
 @pytest.fixture
 async def runtime_cleanup():
     yield
-    await hooks.close_runtimes()
+    await miles_runtime.close_runtimes()
 
 
 def hook_args(tmp_path, router_url: str = "http://127.0.0.1:1"):
@@ -46,9 +51,9 @@ async def test_an_engine_failure_on_the_first_turn_is_one_warning_line(tmp_path,
     caplog.set_level(logging.INFO)
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status = 500
-        sample = await hooks.generate_sample(hook_args(tmp_path, fake.url), question(), tokenizer)
+        sample = await miles_generate.generate_sample(hook_args(tmp_path, fake.url), question(), tokenizer)
     assert sample.status is FakeSample.Status.FAILED and sample.loss_mask == [0]
-    assert "no tokens" in sample.metadata[hooks.METADATA_KEY]["error"]
+    assert "no tokens" in sample.metadata[miles_samples.METADATA_KEY]["error"]
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [(r.levelname, r.exc_info) for r in loud] == [("WARNING", None)], caplog.text
     assert "HTTP 500" in loud[0].getMessage()
@@ -57,13 +62,15 @@ async def test_an_engine_failure_on_the_first_turn_is_one_warning_line(tmp_path,
 def test_each_step_counts_its_failed_samples(tmp_path):
     args = hook_args(tmp_path)
     failed, aborted, answered = question(), question(), question()
-    hooks.fail_sample(failed, [1, 2], 0, "the engine returned no tokens (aborted)")
-    hooks.fail_sample(aborted, [1, 2], 0, "aborted by Miles before any token", aborted=True)  # Miles' own abort
+    miles_samples.fail_sample(failed, [1, 2], 0, "the engine returned no tokens (aborted)")
+    miles_samples.fail_sample(aborted, [1, 2], 0, "aborted by Miles before any token", aborted=True)  # Miles' own abort
     done = Trajectory(prompt_ids=[1, 2], response_ids=[5, 6], loss_mask=[1, 1], rollout_logprobs=[-0.5, -0.5])
-    hooks.fill_sample(answered, done, engine_aborted=False)
-    metrics = hooks.rollout_log_metrics([failed, aborted, answered, failed], args)
-    assert metrics[hooks.FAILED_SAMPLES_KEY] == 2.0
-    assert hooks.wandb_key(hooks.FAILED_SAMPLES_KEY) == "rollout/failed_samples"  # plotted against rollout/step
+    miles_samples.fill_sample(answered, done, engine_aborted=False)
+    metrics = rollout_log.rollout_log_metrics([failed, aborted, answered, failed], args)
+    assert metrics[rollout_log.FAILED_SAMPLES_KEY] == 2.0
+    assert (
+        rollout_log.wandb_key(rollout_log.FAILED_SAMPLES_KEY) == "rollout/failed_samples"
+    )  # plotted against rollout/step
 
 
 @pytest.fixture
@@ -85,6 +92,6 @@ def test_an_eval_after_a_health_stop_is_logged_as_skipped_not_as_zero(tmp_path, 
     args = hook_args(tmp_path)
     data = {"nq": {"rewards": [0.0, 0.0]}, "hotpotqa": {"rewards": [0.0]}}
     assert hooks.log_eval(4, args, data, None) is False and miles_eval_skips == []  # Miles logs it as usual
-    hooks.request_stop(args, tmp_path, "health: rule think_repetition fired at step 4")
+    stop_file.request_stop(args, tmp_path, "health: rule think_repetition fired at step 4")
     assert hooks.log_eval(4, args, data, None) is True
     assert miles_eval_skips == [(4, "health_stop")]  # Miles logs eval/skipped_health_stop at eval/step

@@ -13,7 +13,7 @@ import yaml
 from searchr1.config import to_typed
 from searchr1.run import RunContext, save_resolved_config
 from searchr1.trainers.miles import launch as launch_module
-from searchr1.trainers.miles.hooks import HEALTH_STOP_FILE
+from searchr1.trainers.miles.stop_file import HEALTH_STOP_FILE
 from searchr1.paths import RunDir
 from searchr1.trainers.miles.launch import RUNTIME_ENV_FILE, launch
 from searchr1.trainers.miles.preflight import PreflightError

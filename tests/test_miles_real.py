@@ -13,6 +13,9 @@ import pytest
 import torch
 
 from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import generate as miles_generate
+from searchr1.trainers.miles import runtime as miles_runtime
+from searchr1.trainers.miles import samples as miles_samples
 from searchr1.trainers.miles.command import GENERATE_HOOK
 from tests.support.miles_fakes import FakeState
 from tests.support.scripted import search_then_answer_policy, smollm2_tokenizer
@@ -25,15 +28,17 @@ pytestmark = pytest.mark.miles
 @pytest.fixture
 async def runtime_cleanup():
     yield
-    await hooks.close_runtimes()
+    await miles_runtime.close_runtimes()
 
 
 async def test_real_sample_is_filled_and_validates(tmp_path, tokenizer, retriever, runtime_cleanup):
     types = pytest.importorskip("miles.utils.types")
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         args = write_args(tmp_path, retriever.url, fake.url)
-        sample = await hooks.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
-        failed = await hooks.generate_sample(argparse.Namespace(), new_sample(tokenizer, types.Sample), tokenizer)
+        sample = await miles_generate.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
+        failed = await miles_generate.generate_sample(
+            argparse.Namespace(), new_sample(tokenizer, types.Sample), tokenizer
+        )
     assert sample.status is types.Sample.Status.COMPLETED
     sample.validate()
     assert sample.effective_response_length < sample.response_length  # observations are masked
@@ -50,7 +55,7 @@ async def test_real_sample_failing_after_a_turn_trains_nothing(tmp_path, tokeniz
     async with serve_fake_sglang(tokenizer, search_then_answer_policy) as fake:
         fake.fail_status, fake.answer_first = 500, 1
         args = write_args(tmp_path, retriever.url, fake.url)
-        sample = await hooks.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
+        sample = await miles_generate.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
     assert sample.status is types.Sample.Status.FAILED
     sample.validate()
     assert sample.effective_response_length == 0
@@ -116,12 +121,12 @@ async def test_generate_against_miles_mock_sglang_server(tmp_path, tokenizer, re
 
     with mock.with_mock_server(model_name=str(model_dir), process_fn=process) as server:
         args = write_args(tmp_path, retriever.url, f"http://{server.host}:{server.port}")
-        sample = await hooks.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
+        sample = await miles_generate.generate_sample(args, new_sample(tokenizer, types.Sample), tokenizer)
         requests = list(server.request_log)
     assert sample.status is types.Sample.Status.COMPLETED
     sample.validate()
     assert requests[0]["input_ids"] == tokenizer.encode(chat_prompt(tokenizer), add_special_tokens=False)
-    assert sample.metadata[hooks.METADATA_KEY]["search_calls"] == 1
+    assert sample.metadata[miles_samples.METADATA_KEY]["search_calls"] == 1
 
 
 @pytest.mark.parametrize(

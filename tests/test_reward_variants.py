@@ -20,6 +20,10 @@ from searchr1.rollout.trajectory import Trajectory
 from searchr1.tools.base import ToolCall
 from searchr1.trainers.local.train import score_trajectories
 from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import reward_hook
+from searchr1.trainers.miles import rollout_log
+from searchr1.trainers.miles import runtime as miles_runtime
+from searchr1.trainers.miles import samples as miles_samples
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import FakeSample
 from tests.support.miles_hooks import fake_miles_tracking, write_args
@@ -194,22 +198,22 @@ async def test_both_trainers_score_every_variant_identically(variant, tmp_path, 
     args = write_args(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", *VARIANTS[variant])
     trajectories = _trajectories()
     golds = [["Paris"]] * len(trajectories)
-    local = score_trajectories(trajectories, golds, hooks.hook_settings(args).reward)
+    local = score_trajectories(trajectories, golds, miles_runtime.hook_settings(args).reward)
 
     samples = []
     for traj in trajectories:
         sample = FakeSample(prompt="the chat prompt", label={"ground_truth": {"target": ["Paris"]}})
-        hooks.fill_sample(sample, traj, engine_aborted=False)
+        miles_samples.fill_sample(sample, traj, engine_aborted=False)
         samples.append(sample)
     miles = await hooks.reward(args, samples)
-    assert miles == [hooks.reward_dict(r) for r in local]
+    assert miles == [reward_hook.reward_dict(r) for r in local]
     assert len({r.total for r in local}) >= 2  # the samples are told apart
 
     # what Miles logs from those dicts is what the embedded trainer logs
     logged = fake_miles_tracking(monkeypatch)
     for sample, value in zip(samples, miles):
         sample.reward = value
-    hooks.log_rollout(1, args, samples, {}, 1.0)
+    rollout_log.log_rollout(1, args, samples, {}, 1.0)
     ((metrics, _),) = logged
     ours = rollout_metrics(trajectories, local, golds)
     reward_keys = {key for key in ours if key.startswith("reward/")}
@@ -227,18 +231,22 @@ async def test_an_unscored_sample_is_scored_with_its_calls(tmp_path, monkeypatch
     samples = []
     for traj in trajectories:
         sample = FakeSample(label={"ground_truth": {"target": ["Paris"]}})
-        hooks.fill_sample(sample, traj, engine_aborted=False)
+        miles_samples.fill_sample(sample, traj, engine_aborted=False)
         samples.append(sample)  # reward left None
-    hooks.log_rollout(1, args, samples, {}, 1.0)
+    rollout_log.log_rollout(1, args, samples, {}, 1.0)
     ((metrics, _),) = logged
-    local = score_trajectories(trajectories, [["Paris"]] * len(trajectories), hooks.hook_settings(args).reward)
+    local = score_trajectories(trajectories, [["Paris"]] * len(trajectories), miles_runtime.hook_settings(args).reward)
     assert metrics["rollout/reward/tool"] == pytest.approx(sum(r.tool or 0.0 for r in local) / len(local))
     assert metrics["rollout/reward/total"] == pytest.approx(sum(r.total for r in local) / len(local))
 
 
 def test_a_sample_our_generate_never_filled_is_refused_a_tool_term():
     sample = FakeSample(response=good("Paris"), label=["Paris"])
-    assert hooks.tool_call_count(sample) is None
+    assert reward_hook.tool_call_count(sample) is None
     with pytest.raises(ValueError, match="tool_calls count"):
-        hooks.score_sample(sample, EM_TOOL)
-    assert hooks.score_sample(sample, RewardConfig(kind="em")) == {"total": 1.0, "exact_match": 1.0, "format": 0.0}
+        reward_hook.score_sample(sample, EM_TOOL)
+    assert reward_hook.score_sample(sample, RewardConfig(kind="em")) == {
+        "total": 1.0,
+        "exact_match": 1.0,
+        "format": 0.0,
+    }

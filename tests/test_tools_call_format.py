@@ -18,7 +18,8 @@ from searchr1.tools.chat_format import ToolCallFormat
 from searchr1.tools.grammar import MALFORMED, ToolCallGrammar
 from searchr1.tools.search import TOOL as SEARCH, SearchTool
 from searchr1.tools.toolbox import BoundTool, Toolbox
-from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import generate as miles_generate
+from searchr1.trainers.miles import runtime as miles_runtime
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import FakeSample
 from tests.support.miles_hooks import write_args
@@ -134,9 +135,9 @@ async def test_the_miles_generate_hook_speaks_tool_calls(tmp_path, tool_tokenize
         messages = [{"role": "user", "content": "Question: What is the capital of France?"}]
         sample = FakeSample(group_index=0, index=0, prompt=messages, label={"ground_truth": {"target": ["Paris"]}})
         try:
-            await hooks.generate_sample(args, sample, tool_tokenizer)
+            await miles_generate.generate_sample(args, sample, tool_tokenizer)
         finally:
-            await hooks.close_runtimes()
+            await miles_runtime.close_runtimes()
     assert sample.status is FakeSample.Status.COMPLETED, sample.metadata
     sample.validate()
     assert "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n" in sample.response

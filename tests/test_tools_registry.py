@@ -17,6 +17,10 @@ from searchr1.tools.prompt import tools_prompt
 from searchr1.tools.registry import selected_nodes, tool_specs
 from searchr1.tools.toolbox import open_toolbox
 from searchr1.trainers.miles import hooks
+from searchr1.trainers.miles import generate as miles_generate
+from searchr1.trainers.miles import rollout_log
+from searchr1.trainers.miles import runtime as miles_runtime
+from searchr1.trainers.miles import samples as miles_samples
 from tests.support.compose import compose_config
 from tests.support.miles_fakes import FakeSample
 from tests.support.miles_hooks import write_args
@@ -103,14 +107,16 @@ async def test_a_package_s_tool_runs_through_the_miles_generate_hook(reverse_too
             label={"ground_truth": {"target": ["Paris"]}},
         )
         try:
-            await hooks.generate_sample(args, sample, tokenizer)
-            metrics = hooks.rollout_log_metrics([sample], args)
+            await miles_generate.generate_sample(args, sample, tokenizer)
+            metrics = rollout_log.rollout_log_metrics([sample], args)
         finally:
-            await hooks.close_runtimes()
+            await miles_runtime.close_runtimes()
     assert sample.status is FakeSample.Status.COMPLETED
     sample.validate()
     assert "<reverse>siraP</reverse>\n\n<result>Paris</result>\n\n" in sample.response
-    assert [call[:3] for call in sample.metadata[hooks.METADATA_KEY]["tool_calls"]] == [["reverse", "siraP", False]]
+    assert [call[:3] for call in sample.metadata[miles_samples.METADATA_KEY]["tool_calls"]] == [
+        ["reverse", "siraP", False]
+    ]
     assert fake.requests[0]["sampling_params"]["stop"] == ["</search>", "</reverse>", "</answer>"]
     assert await hooks.reward(args, sample) == {"total": 1.0, "exact_match": 1.0, "format": 0.0}
     assert metrics["tool/reverse/calls_per_sample"] == 1.0

@@ -39,7 +39,7 @@ from searchr1.trainers.miles.cluster_check import VISIBLE_MARKER_PREFIX, cluster
 from searchr1.trainers.miles.command import MilesCommand, build_command
 from searchr1.trainers.miles.custom_config import CUSTOM_CONFIG_FILE, build_custom_config, write_custom_config
 from searchr1.trainers.miles.flags import miles_flags
-from searchr1.trainers.miles.hooks import HEALTH_STOP_FILE, clear_stop
+from searchr1.trainers.miles.stop_file import HEALTH_STOP_FILE, clear_stop
 from searchr1.trainers.miles.preflight import PreflightError, preflight, raise_on_problems
 
 log = logging.getLogger(__name__)
