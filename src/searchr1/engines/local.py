@@ -21,6 +21,7 @@ import torch
 
 from searchr1.engines.base import EngineOutput, FinishReason, SamplingParams
 from searchr1.engines.decoder import Decoder
+from searchr1.engines.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,13 @@ class _CachedPrefix:
 
 @dataclass
 class EngineStats:
-    """Counters for throughput reporting (generated tokens, prefilled tokens, decode steps)."""
+    """Counters for throughput reporting (generated tokens, prefilled tokens, decode steps, answered calls)."""
 
     generated_tokens: int = 0
     prefill_tokens: int = 0
     reused_tokens: int = 0
     decode_steps: int = 0
+    finished_requests: int = 0
 
 
 class LocalEngine:
@@ -113,9 +115,15 @@ class LocalEngine:
         """``generate`` calls not yet returned (counted on the event loop's thread)."""
         self._stale = False
         """The weights changed while calls were outstanding: the next batch merges them again."""
+        self._progress = Progress()
 
     def reseed(self, seed: int) -> None:
         self._generator.manual_seed(seed)
+
+    def track(self, label: str, samples: int = 0) -> None:
+        """Name the work of the coming calls in the progress lines (``samples``: how many the caller
+        sends), until the next ``clear_prefix_cache``."""
+        self._progress.start(label, samples, self.stats.generated_tokens, self.stats.finished_requests)
 
     def clear_prefix_cache(self) -> None:
         """Forget what was computed from the current weights: cached prefixes' KV and the decoder's
@@ -124,6 +132,7 @@ class LocalEngine:
         When nothing is generating, the merged copy and the KV cache are freed at once, so the
         trainer's update does not carry them (SmolLM2-135M: 0.43 GB of weights, 46 KB a cached token).
         """
+        self.track("engine")
         with self._lock:  # waits for a running step, if any, to end
             self._prefixes.clear()
             if self._outstanding:
@@ -173,6 +182,7 @@ class LocalEngine:
             admitted = self._take_pending(0 if batch is None else len(batch.rows))
             try:
                 batch = await asyncio.to_thread(self._step, batch, admitted)
+                self._progress.tick(self.stats.generated_tokens, self.stats.finished_requests, self._outstanding)
             except Exception as exc:  # a model error fails the waiting calls, not the worker
                 log.exception("engine step failed")
                 running = [row.request for row in batch.rows] if batch else []
@@ -296,6 +306,7 @@ class LocalEngine:
 
     def _finish(self, row: _Request, reason: FinishReason) -> None:
         output = EngineOutput(token_ids=list(row.tokens), logprobs=list(row.logprobs), finish_reason=reason)
+        self.stats.finished_requests += 1
         row.future.get_loop().call_soon_threadsafe(_resolve, row.future, output)
 
     def _finish_reason(self, row: _Request) -> Optional[FinishReason]:

@@ -293,6 +293,7 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, tools: Toolbox, ste
     prompts = [policy_prompt_ids(trainer.tokenizer, tools, e.prompt_messages, e.question) for e in batch]
     engine.reseed(cfg.seed * 1_000_003 + step)  # each step's sampling is reproducible after a resume
     engine.clear_prefix_cache()  # cached KV was computed with last step's weights
+    engine.track(f"step {step} rollout", samples=len(prompts) * n)  # a progress line every few seconds
     generated_before = engine.stats.generated_tokens
     trajectories = await run_batch(
         [p for p in prompts for _ in range(n)],
