@@ -17,12 +17,13 @@ from searchr1.data import ensure_data
 from searchr1.data.dataset import QAExample, load_split
 from searchr1.eval import evaluate
 from searchr1.eval.identity import file_identity
-from searchr1.eval.runner import select_examples
+from searchr1.eval.runner import EvalResult, select_examples
 from searchr1.eval.scoring import SampleScore, score_sample
 from searchr1.eval.table import AVERAGE, build_table, markdown, pass_at_k
 from searchr1.reward import score_response, token_f1
 from searchr1.engines.sglang import SGLangEngine
 from searchr1.rollout.trajectory import Trajectory
+from searchr1.tools.base import ToolCall
 from tests.support.compose import compose_config
 from tests.support.scripted import ScriptedSearch, smollm2_tokenizer
 from tests.support.sglang_server import serve_fake_sglang
@@ -108,6 +109,19 @@ def test_pass_at_k_counts_prompts_with_any_hit():
     assert pass_at_k(scores) == 0.5
     table = build_table(scores, pass_k=2)
     assert table.cells["pass@2"]["nq"] == 0.5 and table.cells["EM"]["nq"] == 0.25
+
+
+def test_eval_metrics_give_each_tools_calls_per_sample_also_for_an_unused_tool():
+    searched = Trajectory(prompt_ids=[1], tool_calls=[ToolCall("search", "X"), ToolCall("calculator", "1/0", True)])
+    answered = Trajectory(prompt_ids=[1], tool_calls=[ToolCall("search", "Y")])
+    scores = [_score("synthetic_years", 0, 1.0), _score("synthetic_years", 1, 0.0)]
+    result = EvalResult(build_table(scores), scores, [searched, answered], tools=("search", "calculator", "python"))
+    metrics = result.metrics()
+    assert metrics["eval/tool/search/calls_per_sample"] == 1.0
+    assert metrics["eval/tool/calculator/calls_per_sample"] == 0.5
+    assert metrics["eval/tool/calculator/failure_rate"] == 1.0
+    assert metrics["eval/tool/python/calls_per_sample"] == 0.0
+    assert metrics["eval/exact_match"] == 0.5
 
 
 def test_file_identity_fingerprint_changes_with_content(tmp_path):

@@ -177,3 +177,72 @@ def test_questions_pick_the_configured_hops(cfg):
     one_hop = dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, hops=[1]))
     assert {len(q.hop_queries) for q in demonstration_questions(one_hop)} == {1}
     assert isinstance(demonstration_questions(one_hop)[0], Question)
+
+
+@pytest.fixture(scope="module")
+def years_cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("years")
+    cfg = to_typed(
+        compose_config(
+            [
+                "+experiment=cpu_warmstart_tools",
+                f"data.num_entities={SMALL_ENTITIES}",
+                f"data.train_path={root}/train.parquet",
+                f"data.test_path={root}/test.parquet",
+                f"data.corpus_path={root}/corpus.jsonl",
+                "sft.num_examples=6",
+            ]
+        )
+    )
+    ensure_data(cfg.data)
+    return cfg
+
+
+def test_a_years_demonstration_searches_computes_with_the_calculator_and_answers(years_cfg, tmp_path):
+    questions = demonstration_questions(years_cfg)
+    assert len(questions) == 6 and all(q.calculation for q in questions)
+    demos = _build(years_cfg, questions, tmp_path)
+    assert demos.questions == questions and demos.dropped == 0
+    tok = smollm2_tokenizer()
+    for traj, question in zip(demos.trajectories, demos.questions):
+        runs = _runs(traj, tok)
+        assert [text for mask, text in runs if mask] == planned_turns(question)
+        search, calculation = [text for mask, text in runs if not mask]
+        assert search.startswith("\n\n<information>Doc 1(Title: ") and question.calculation.fact in search
+        assert calculation == f"\n\n<result>{question.answers[0]}</result>\n\n"  # the real calculator's result
+        assert [call.tool for call in traj.tool_calls] == ["search", "calculator"]
+        assert traj.final_answer.strip() == question.answers[0]
+
+
+def test_years_turns_read_the_year_into_the_calculator_then_answer_its_result():
+    from searchr1.data.synthetic import generate
+
+    question = next(q for q in generate(0, SMALL_ENTITIES, "years").train if q.relation == "city.founded")
+    (city,), year, answer = question.hop_queries, question.calculation.fact, question.answers[0]
+    computed = [
+        f"<think> The founding year of {city} is {year}. Now I compute 2026 - {year}. </think>\n"
+        f"<calculator> 2026 - {year} </calculator>",
+        f"<think> The result is {answer}. </think>\n<answer> {answer} </answer>",
+    ]
+    assert planned_turns(question) == [
+        f"<think> I need to search for {city}. </think>\n<search> {city} </search>",
+        *computed,
+    ]
+    assert planned_turns(question, "planned") == [
+        f"<think> I need the founding year of {city}. </think>\n<search> {city} </search>",
+        *computed,
+    ]
+
+
+def test_a_years_demonstration_whose_calculation_fails_is_dropped(years_cfg, tmp_path):
+    off = dataclasses.replace(years_cfg, calculator=dataclasses.replace(years_cfg.calculator, enabled=False))
+    demos = _build(off, demonstration_questions(years_cfg)[:2], tmp_path)
+    assert demos.trajectories == [] and demos.dropped == 2
+
+
+def test_years_demonstrations_need_the_calculator_among_the_tools(years_cfg):
+    from searchr1.config.checks import ConfigError
+
+    search_only = dataclasses.replace(years_cfg, tools=["search"])
+    with pytest.raises(ConfigError, match=r"data.questions=years: the demonstrations call the calculator, which "):
+        demonstration_questions(search_only)

@@ -51,7 +51,7 @@ def rollout_metrics(
         metrics.update(_reward_metrics(rewards))
         metrics.update(_rollout_metrics(trajectories))
         metrics.update(_search_metrics(trajectories, golden_answers))
-        metrics.update(_tool_metrics(trajectories, tools))
+        metrics.update(tool_metrics(trajectories, tools))
     metrics.update(search_stats or {})
     return metrics
 
@@ -105,7 +105,8 @@ def _search_metrics(trajectories: Sequence[Trajectory], golden_answers: Sequence
     }
 
 
-def _tool_metrics(trajectories: Sequence[Trajectory], tools: Sequence[str]) -> dict[str, float]:
+def tool_metrics(trajectories: Sequence[Trajectory], tools: Sequence[str]) -> dict[str, float]:
+    """``tool/<name>/*`` of every tool in ``tools`` and every tool the trajectories called (training and eval)."""
     calls: dict[str, list[ToolCall]] = {name: [] for name in tools}
     for call in (call for t in trajectories for call in t.tool_calls):
         calls.setdefault(call.tool, []).append(call)

@@ -4,8 +4,9 @@ An oracle knows, for each synthetic question, which entity to search at each hop
 It plays the policy's part through ``run_trajectory`` (the same loop, token accounting and masks as
 an RL rollout) against the real search backend, so every ``<information>`` block is what the
 retriever returns for that query, never the gold passage pasted in. A demonstration is kept only
-when the retriever really surfaced what the next step needs (the bridge name, then the answer):
-a demonstration that answers from nothing would teach the policy to invent.
+when the retriever really surfaced what the next step needs (the bridge name, then the answer; for a
+question with a calculation, the fact it computes from, then the calculator's result): a
+demonstration that answers from nothing would teach the policy to invent.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Literal, Sequence
 
 from searchr1.config.schema import SearchR1Config
 from searchr1.data.prompt import prompt_messages, styled_messages
-from searchr1.data.synthetic import Question
+from searchr1.data.synthetic import Calculation, Question
 from searchr1.engines.base import EngineOutput, SamplingParams, Tokenizer
 from searchr1.rollout.loop import run_trajectory
-from searchr1.rollout.tokens import SegmentEncoder, prompt_ids
+from searchr1.rollout.tokens import SegmentEncoder, policy_prompt_ids
 from searchr1.rollout.trajectory import Trajectory
-from searchr1.tools.prompt import policy_messages
+from searchr1.tools.calculator import TOOL as CALCULATOR
 from searchr1.tools.toolbox import Toolbox
 
 
@@ -50,10 +51,20 @@ def relation_words(question: Question) -> list[str]:
 
 
 def planned_turns(question: Question, thoughts: str = "brief") -> list[str]:
-    """Search each hop's entity in order, then answer with the first gold answer (sft.thoughts says how
-    the turns think)."""
-    if thoughts == "planned":
-        return _chain_turns(question)
+    """Search each hop's entity in order, compute (a question with a calculation), then answer with the
+    first gold answer (sft.thoughts says how the searches think)."""
+    turns = _chain_turns(question) if thoughts == "planned" else _brief_turns(question)
+    if question.calculation is None:
+        return turns
+    return turns[:-1] + _calculation_turns(question, question.calculation)
+
+
+def tool_turns(question: Question) -> int:
+    """The tool calls a question's planned turns make: one search per hop, and the calculation if any."""
+    return len(question.hop_queries) + (question.calculation is not None)
+
+
+def _brief_turns(question: Question) -> list[str]:
     turns, previous = [], None
     for query in question.hop_queries:
         thought = (
@@ -80,6 +91,13 @@ def _chain_turns(question: Question) -> list[str]:
         found = f"The {words[i - 1]} of {entities[i - 1]} is {entities[i]}."
         turns.append(_turn(f"{found} Now I need the {words[i]} of {entities[i]}.", "search", entities[i]))
     return turns + [_turn(f"The {words[-1]} of {entities[-1]} is {answer}.", "answer", answer)]
+
+
+def _calculation_turns(question: Question, calculation: Calculation) -> list[str]:
+    """After the last search: the fact it read into the calculator, then the calculator's result as the answer."""
+    word, entity, answer = relation_words(question)[-1], question.hop_queries[-1], question.answers[0]
+    read = f"The {word} of {entity} is {calculation.fact}. Now I compute {calculation.expression}."
+    return [_turn(read, CALCULATOR.tag, calculation.expression), _turn(f"The result is {answer}.", "answer", answer)]
 
 
 def _turn(thought: str, tag: str, content: str) -> str:
@@ -118,17 +136,15 @@ class DemonstrationSet:
 async def build_demonstrations(
     questions: Sequence[Question], *, tools: Toolbox, tokenizer: Tokenizer, cfg: SearchR1Config
 ) -> DemonstrationSet:
-    """Roll out each question's planned turns with ``cfg``'s rollout settings (as many search turns as it has hops)."""
+    """Roll out each question's planned turns with ``cfg``'s rollout settings (as many tool turns as it makes)."""
     rollout_cfg = dataclasses.replace(
-        cfg.rollout, max_turns=max([len(q.hop_queries) for q in questions], default=1), final_turn=True
+        cfg.rollout, max_turns=max([tool_turns(q) for q in questions], default=1), final_turn=True
     )
     encoder = SegmentEncoder(tokenizer)
     style = cfg.data.prompt_style
     rollouts = [
         run_trajectory(
-            prompt_ids(
-                tokenizer, policy_messages(styled_messages(prompt_messages(q.text), style), q.text, tools.specs)
-            ),
+            policy_prompt_ids(tokenizer, tools, styled_messages(prompt_messages(q.text), style), q.text),
             engine=ScriptedPolicy(tokenizer, planned_turns(q, cfg.sft.thoughts)),
             tools=tools,
             tokenizer=tokenizer,
@@ -146,13 +162,20 @@ async def build_demonstrations(
 
 def is_faithful(traj: Trajectory, question: Question, tokenizer: Tokenizer) -> bool:
     """The plan ran to its end, and each observation held what the following turn relies on."""
-    if traj.status != "completed" or traj.final_answer is None or traj.search_failures:
+    if traj.status != "completed" or traj.final_answer is None or any(call.failed for call in traj.tool_calls):
         return False
     if traj.final_answer.strip() != question.answers[0] or traj.search_calls != len(question.hop_queries):
         return False
     observations = _observations(traj, tokenizer)
-    needed = list(question.hop_queries[1:]) + [question.answers[0]]
+    needed = _needed(question)
     return len(observations) == len(needed) and all(n in o for n, o in zip(needed, observations))
+
+
+def _needed(question: Question) -> list[str]:
+    """What each observation must hold for the turn after it: each bridge entity, the fact a calculation
+    starts from, and the answer (read off the last passage, or the calculator's result)."""
+    fact = [question.calculation.fact] if question.calculation else []
+    return [*question.hop_queries[1:], *fact, question.answers[0]]
 
 
 def _observations(traj: Trajectory, tokenizer: Tokenizer) -> list[str]:
