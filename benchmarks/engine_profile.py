@@ -14,7 +14,8 @@
 3. ``--baseline REV``: the same rollout through the engine module at git revision REV, in the same
    process and under the same load, for the side-by-side ratio.
 
-    python benchmarks/engine_profile.py [--threads 1] [--baseline REV] [--repeats 1] [--no-profiler]
+    python benchmarks/engine_profile.py [--threads 1] [--dtype float32] [--baseline REV] [--repeats 1]
+                                        [--no-profiler] [--no-machine]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from searchr1.config.compose import compose_config
 from searchr1.config.schema import SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import load_split
-from searchr1.models.loading import load_policy, load_policy_tokenizer
+from searchr1.models.loading import DTYPES, load_policy, load_policy_tokenizer, torch_dtype
 from searchr1.retriever.corpus import Corpus
 from searchr1.retriever.index import build_index, open_index
 from searchr1.engines.base import SamplingParams
@@ -154,7 +155,7 @@ class Workload:
     search: InProcessSearch
 
 
-def quickstart_workload() -> Workload:
+def quickstart_workload(dtype: str) -> Workload:
     cfg: SearchR1Config = compose_config([], return_hydra_config=False)  # type: ignore[assignment]
     from omegaconf import OmegaConf
 
@@ -164,6 +165,7 @@ def quickstart_workload() -> Workload:
     sampler = PromptSampler(len(examples), cfg.trainer.prompts_per_step, cfg.seed, cfg.data.shuffle)
     tokenizer = load_policy_tokenizer(cfg.model)
     policy = load_policy(cfg.model, cfg.trainer.init_from, cfg.trainer.lora_rank).eval().requires_grad_(False)
+    policy = policy.to(torch_dtype(dtype))  # what trainer.engine_dtype gives the engine (a cast copy)
     prompts = [prompt_ids(tokenizer, examples[i].prompt_messages) for i in sampler.next_batch()]
     n = cfg.rollout.n_samples_per_prompt
     return Workload(cfg, tokenizer, policy, [p for p in prompts for _ in range(n)], InProcessSearch(cfg))
@@ -346,6 +348,7 @@ def report_ops(result: RolloutResult, prof: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the quickstart's trainer.threads=1)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="the engine's trainer.engine_dtype")
     parser.add_argument("--baseline", help="git revision whose engine runs the same rollout, side by side")
     parser.add_argument("--repeats", type=int, default=1, help="timed rollouts per engine (best counts)")
     parser.add_argument("--no-profiler", action="store_true", help="skip the torch-profiler op split")
@@ -355,7 +358,8 @@ def main() -> None:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} cores")
     limits = dict.fromkeys(ROWS, 0.0) if args.no_machine else machine_table()
     torch.set_num_threads(args.threads)
-    work = quickstart_workload()
+    work = quickstart_workload(args.dtype)
+    print(f"engine dtype {args.dtype}, {args.threads} torch thread(s)")
     engines = [("this checkout", engine_class(None))]
     if args.baseline:
         engines.append((f"engine at {args.baseline}", engine_class(args.baseline)))

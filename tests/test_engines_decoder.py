@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from searchr1.engines.base import SamplingParams
+from searchr1.engines import decoder as decoder_module
 from searchr1.engines.decoder import Decoder
 from searchr1.engines.local import LocalEngine
 from searchr1.models.lora import with_lora
@@ -91,12 +92,24 @@ def test_release_frees_the_merged_weights_and_the_cache():
     assert decoder.allocated_bytes() == 0
 
 
-def test_a_model_outside_the_llama_family_is_refused():
+def _gpt2():
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    gpt2 = AutoModelForCausalLM.from_config(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=VOCAB))
-    with pytest.raises(ValueError, match="Llama-family"):
-        Decoder(gpt2, slots=1)
+    return AutoModelForCausalLM.from_config(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=VOCAB))
+
+
+def _llama_with_an_output_bias():
+    model = tiny_llama(vocab_size=VOCAB)
+    model.model.layers[1].self_attn.o_proj.bias = torch.nn.Parameter(torch.zeros(32))
+    return model
+
+
+@pytest.mark.parametrize(
+    "make, message", [(_gpt2, "Llama-family"), (_llama_with_an_output_bias, "biases on the q/k/v projections only")]
+)
+def test_a_model_the_decoder_does_not_compute_is_refused_up_front(make, message):
+    with pytest.raises(ValueError, match=message):
+        Decoder(make(), slots=1)
 
 
 async def test_the_engine_uses_new_weights_after_clear_prefix_cache(tokenizer):
@@ -139,3 +152,14 @@ async def test_weights_changed_mid_generation_are_merged_for_the_next_batch(toke
         scores = score_responses(policy, prompt, [out.token_ids])
     assert scores.logprobs[0].tolist() == pytest.approx(out.logprobs, abs=1e-4)
     await engine.close()
+
+
+@pytest.mark.parametrize("flags, warned", [(set(), True), ({"avx512f", "avx512_bf16"}, False)])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_still_runs(monkeypatch, caplog, flags, warned):
+    monkeypatch.setattr(decoder_module, "cpu_flags", lambda: flags)
+    model = tiny_llama(vocab_size=VOCAB).to(torch.bfloat16)
+    decoder = Decoder(model, slots=1)
+    assert ("likely slower than float32" in caplog.text) == warned
+    with torch.inference_mode():
+        logits = decoder.prefill(0, [1, 2, 3], 0)
+    assert logits.dtype == torch.float32 and torch.allclose(logits, _reference(model, [1, 2, 3]).float(), atol=0.1)

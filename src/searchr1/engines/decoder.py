@@ -13,22 +13,28 @@ attention, SiLU MLP), with the work arranged for a CPU decode step:
 - about 20 tensor operations per layer (the HF + PEFT forward dispatches over a hundred): fused
   RMSNorm, residual adds inside the matmuls (``addmm``), one attention mask per forward.
 
-The merged copy costs the projections' size again (SmolLM2-135M: 0.43 GB in float32; embeddings and
-norms are shared with the model); ``release`` frees it and the cache, and the next forward merges
-the model's current weights again.
+The merged copy costs the projections' size again plus a transposed copy of the output head
+(SmolLM2-135M in float32: 0.43 + 0.11 GB; embeddings and norms are shared with the model);
+``release`` frees it and the cache, and the next forward merges the model's current weights again.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (torch's own convention)
 
+log = logging.getLogger(__name__)
+
 CACHE_CHUNK = 128
 """Cache growth step in tokens: growing copies the cache, so it happens every CHUNK tokens at most."""
 SUPPORTED = ("llama", "qwen2")
+NATIVE_FLAGS = {torch.bfloat16: ("avx512_bf16", "amx_bf16"), torch.float16: ("avx512_fp16", "amx_fp16")}
+"""CPU flags (/proc/cpuinfo) under which a low-precision matmul runs natively rather than emulated."""
 
 
 @dataclass
@@ -65,19 +71,22 @@ class Decoder:
     """
 
     def __init__(self, model: Any, slots: int) -> None:
+        _check_supported(model)
         config = model.config
-        activation = getattr(config, "hidden_act", None)
-        if config.model_type not in SUPPORTED or activation != "silu":
-            raise ValueError(
-                f"the embedded engine runs Llama-family models {SUPPORTED} with SiLU MLPs, "
-                f"not {config.model_type} ({activation})"
-            )
         self.model = model
         self.slots = slots
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.eps = config.rms_norm_eps
+        dtype = next(model.parameters()).dtype
+        if dtype in NATIVE_FLAGS and not cpu_flags().intersection(NATIVE_FLAGS[dtype]):
+            log.warning(
+                "the engine runs in %s, which this CPU lacks instructions for (%s): it works, emulated, "
+                "likely slower than float32 (trainer.engine_dtype=float32)",
+                dtype,
+                " or ".join(NATIVE_FLAGS[dtype]),
+            )
         self._merged: Optional[_Weights] = None
         self._cache: Optional[torch.Tensor] = None
         """[layers, 2 (keys, values), slots, capacity, kv_heads, head_dim]."""
@@ -98,7 +107,7 @@ class Decoder:
 
     def _weights(self) -> _Weights:
         if self._merged is None:
-            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            base = _base(self.model)
             decoder = base.model
             self._merged = _Weights(
                 embed=decoder.embed_tokens.weight.detach(),
@@ -111,10 +120,6 @@ class Decoder:
 
     def _merge(self, layer: Any) -> _Layer:
         attn, mlp = layer.self_attn, layer.mlp
-        if _bias(attn.o_proj) is not None or any(
-            _bias(p) is not None for p in (mlp.gate_proj, mlp.up_proj, mlp.down_proj)
-        ):
-            raise ValueError("the embedded engine supports biases on q/k/v projections only")
         projections = (attn.q_proj, attn.k_proj, attn.v_proj)
         biases = [_bias(p) for p in projections]
         return _Layer(
@@ -231,6 +236,35 @@ class Decoder:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [rows, kv_heads, groups * new, dim]
         out = out.view(rows, self.kv_heads, groups, new, self.head_dim).permute(0, 3, 1, 2, 4)
         return out.reshape(rows * new, self.heads * self.head_dim)
+
+
+def _base(model: Any) -> Any:
+    """The Hugging Face model under a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _check_supported(model: Any) -> None:
+    config = model.config
+    activation = getattr(config, "hidden_act", None)
+    if config.model_type not in SUPPORTED or activation != "silu":
+        raise ValueError(
+            f"the embedded engine runs Llama-family models {SUPPORTED} with SiLU MLPs, "
+            f"not {config.model_type} ({activation})"
+        )
+    for layer in _base(model).model.layers:
+        unbiased = (layer.self_attn.o_proj, layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)
+        if any(_bias(linear) is not None for linear in unbiased):
+            raise ValueError("the embedded engine supports biases on the q/k/v projections only")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none to read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -130,7 +130,7 @@ class LocalEngine:
         merged copy of the weights (call after the weights change; the next request merges them again).
 
         When nothing is generating, the merged copy and the KV cache are freed at once, so the
-        trainer's update does not carry them (SmolLM2-135M: 0.43 GB of weights, 46 KB a cached token).
+        trainer's update does not carry them (SmolLM2-135M: 0.54 GB of weights, 46 KB a cached token).
         """
         self.track("engine")
         with self._lock:  # waits for a running step, if any, to end
