@@ -38,6 +38,7 @@ def _drift(provenance: dict[str, Any], adapter_rank: int) -> dict[str, Any]:
         "lora_rank": cfg.trainer.lora_rank,
         "adapter rank": cfg.trainer.lora_rank,
         "seed": cfg.seed,
+        "tools": cfg.tools,
         "rollout": {"max_turn_tokens": cfg.rollout.max_turn_tokens, "topk": cfg.search.topk},
         **{f"{section}.{key}": value for section in ("sft", "model", "data") for key, value in _fields(cfg, section)},
     }
@@ -47,6 +48,7 @@ def _drift(provenance: dict[str, Any], adapter_rank: int) -> dict[str, Any]:
         "lora_rank": provenance["lora_rank"],
         "adapter rank": adapter_rank,
         "seed": provenance["seed"],
+        "tools": provenance.get("tools", ["search"]),  # recorded since the tools warm start
         "rollout": provenance["rollout"],
         **{
             f"{section}.{key}": value
@@ -61,8 +63,8 @@ def _fields(cfg: Any, section: str) -> list[tuple[str, Any]]:
     return list(dataclasses.asdict(getattr(cfg, section)).items())
 
 
-def test_the_two_warm_starts_are_shipped():
-    assert SHIPPED == ["smollm2-135m-planned", "smollm2-135m-synthetic"]
+def test_the_three_warm_starts_are_shipped():
+    assert SHIPPED == ["smollm2-135m-planned", "smollm2-135m-synthetic", "smollm2-135m-tools"]
     for name in SHIPPED:
         assert {"adapter_config.json", "adapter_model.safetensors", "provenance.json"} <= {
             p.name for p in (WARM_STARTS / name).iterdir()
@@ -82,6 +84,8 @@ BREAKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "data.num_entities": lambda p: p["data"].update(num_entities=p["data"]["num_entities"] + 1),
     "rollout": lambda p: p["rollout"].update(topk=p["rollout"]["topk"] + 1),
     "seed": lambda p: p.update(seed=p["seed"] + 1),
+    "tools": lambda p: p.update(tools=["search", "calculator"]),
+    "data.questions": lambda p: p["data"].update(questions="years"),
     "lora_rank": lambda p: p.update(lora_rank=p["lora_rank"] * 2),
     "overrides": lambda p: p["overrides"].update({"sft.steps": "1"}),
     "program": lambda p: p.update(command=p["command"].replace("searchr1-sft", "searchr1", 1)),
