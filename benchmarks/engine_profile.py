@@ -9,13 +9,14 @@
    driven through ``generate`` as the rollout loop drives it (stop at a closing tag, search the query,
    continue with the observation), searching the synthetic corpus's BM25 index in process. Printed: wall time, generated
    tokens/s, time per engine phase (prefill, decode forward, sampling, cache bookkeeping, search), and
-   a torch-profiler split of the engine's CPU time into base matmuls, LoRA adapter matmuls, attention,
-   KV-cache copies, other ops and Python (wall minus op time, also per decoder layer and step).
+   a split of the engine's CPU time by tensor operation (every aten op timed as it is dispatched):
+   base matmuls, LoRA adapter matmuls, attention, KV-cache copies, other ops, and the Python between
+   them, with the number of ops dispatched per decoder layer and decode step.
 3. ``--baseline REV``: the same rollout through the engine module at git revision REV, in the same
    process and under the same load, for the side-by-side ratio.
 
     python benchmarks/engine_profile.py [--threads 1] [--dtype float32] [--baseline REV] [--repeats 1]
-                                        [--no-profiler] [--no-machine]
+                                        [--no-op-split] [--no-machine]
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from searchr1.config.compose import compose_config
 from searchr1.config.schema import SearchR1Config
 from searchr1.data import ensure_data
 from searchr1.data.dataset import load_split
-from searchr1.models.loading import DTYPES, load_policy, load_policy_tokenizer, torch_dtype
+from searchr1.models.loading import load_policy, load_policy_tokenizer, torch_dtype
 from searchr1.retriever.corpus import Corpus
 from searchr1.retriever.index import build_index, open_index
 from searchr1.engines.base import SamplingParams
@@ -72,9 +74,10 @@ PHASES = {
     "sampling": ("_sample",),
     "cache bookkeeping": ("_select", "_merge", "_retire", "_keep_prefix", "_take_prefix"),
 }
-KV_COPY_OPS = ("aten::cat", "aten::index_select", "aten::constant_pad_nd", "aten::index_put_", "aten::index_copy_")
-ATTENTION_OPS = ("attention", "aten::softmax", "aten::_softmax", "aten::bmm", "aten::baddbmm")
-MATMUL_OPS = ("aten::mm", "aten::addmm")
+KV_COPY_OPS = ("cat", "index_select", "constant_pad_nd", "index_put_", "_index_put_impl_", "index_copy_")
+ATTENTION_OPS = ("attention", "softmax", "bmm", "baddbmm")
+MATMUL_OPS = ("mm", "addmm", "matmul", "linear")
+OTHER = "other ops"
 
 
 def flops_per_token() -> float:
@@ -200,6 +203,7 @@ class RolloutResult:
     tokens: int
     turns: int
     decode_steps: int
+    prefill_tokens: int
     phases: dict[str, float] = field(default_factory=dict)
     """CPU seconds per engine phase."""
     trajectories: list[Any] = field(default_factory=list)
@@ -225,7 +229,7 @@ def _timed(method: Callable, phase: str, totals: dict[str, float]) -> Callable:
     return wrapper
 
 
-def rollout(work: Workload, engine_cls: type, label: str, *, profiler: Any = None) -> RolloutResult:
+def rollout(work: Workload, engine_cls: type, label: str, *, ops: Optional[OpTimer] = None) -> RolloutResult:
     cfg = work.cfg
     engine = engine_cls(work.policy, work.tokenizer, max_batch=cfg.trainer.engine_max_batch, seed=cfg.seed)
     engine.reseed(cfg.seed * 1_000_003 + 1)  # the quickstart's step 1
@@ -260,7 +264,7 @@ def rollout(work: Workload, engine_cls: type, label: str, *, profiler: Any = Non
             await engine.close()
 
     start, cpu = time.perf_counter(), time.process_time()
-    with profiler if profiler is not None else contextlib.nullcontext():
+    with ops if ops is not None else contextlib.nullcontext():
         trajectories = asyncio.run(go())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     phases["search"] = work.search.seconds
@@ -271,6 +275,7 @@ def rollout(work: Workload, engine_cls: type, label: str, *, profiler: Any = Non
         tokens=engine.stats.generated_tokens,
         turns=sum(turns for _, turns in trajectories),
         decode_steps=engine.stats.decode_steps,
+        prefill_tokens=engine.stats.prefill_tokens,
         phases=dict(phases),
         trajectories=trajectories,
     )
@@ -278,7 +283,8 @@ def rollout(work: Workload, engine_cls: type, label: str, *, profiler: Any = Non
 
 @contextlib.contextmanager
 def engine_steps_inline() -> Iterator[None]:
-    """Run the engine's worker-thread steps on the event loop's thread, where the profiler records ops."""
+    """Run the engine's worker-thread steps on the event loop's thread, where the op timer sees them
+    (dispatch modes are per thread)."""
 
     async def inline(function: Callable, *args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
@@ -291,67 +297,100 @@ def engine_steps_inline() -> Iterator[None]:
         asyncio.to_thread = threaded
 
 
-def op_categories(prof: Any) -> tuple[dict[str, float], int]:
-    """Self CPU seconds per category over every op the profiler saw, and the number of op calls."""
-    totals: dict[str, float] = defaultdict(float)
-    calls = 0
-    for event in prof.key_averages(group_by_input_shape=True):
-        seconds = event.self_cpu_time_total / 1e6
-        name = event.key
-        calls += event.count
-        if name in MATMUL_OPS:
-            weight = [shape for shape in event.input_shapes if shape][-1]
-            totals["LoRA adapter matmuls" if LORA_RANK in weight else "base matmuls"] += seconds
-        elif any(tag in name for tag in ATTENTION_OPS):
-            totals["attention"] += seconds
-        elif name in KV_COPY_OPS:
-            totals["KV-cache copies (cat/index/pad)"] += seconds
-        elif name == "aten::copy_":
-            totals["copy_ (dtype/contiguous/cache writes)"] += seconds
-        else:
-            totals["other ops"] += seconds
-    return dict(totals), calls
+class OpTimer(TorchDispatchMode):
+    """CPU seconds and calls per op category, every aten op timed as it is dispatched (constant memory,
+    unlike a profiler trace of the old engine's ~10^6 ops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.others: dict[str, float] = defaultdict(float)
+        """Seconds per op name within 'other ops'."""
+        self.calls = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        start = time.process_time()
+        out = func(*args, **(kwargs or {}))
+        seconds, name = time.process_time() - start, func.overloadpacket.__name__
+        category = _category(name, args)
+        self.seconds[category] += seconds
+        if category == OTHER:
+            self.others[name] += seconds
+        self.calls += 1
+        return out
+
+
+def _category(name: str, args: Any) -> str:
+    if name in MATMUL_OPS:
+        weight = args[2] if name == "addmm" else args[1]  # (input, weight, ...), addmm(bias, input, weight)
+        lora = weight.dim() == 2 and LORA_RANK in weight.shape  # (rotary's position matmul is 3-d)
+        return "LoRA adapter matmuls" if lora else "base matmuls"
+    if any(tag in name for tag in ATTENTION_OPS):
+        return "attention"
+    if name in KV_COPY_OPS:
+        return "KV-cache copies (cat/index/pad)"
+    if name == "copy_":
+        return "copy_ (casts, contiguous, cache writes)"
+    return OTHER
 
 
 def report(result: RolloutResult, limits: dict[int, float]) -> None:
     batch = result.tokens / max(result.decode_steps, 1)
     print(
         f"\n== rollout [{result.label}]: {result.tokens} tokens generated, {result.turns} turns, "
-        f"{result.decode_steps} decode steps (mean batch {batch:.1f})\n"
+        f"{result.decode_steps} decode steps (mean batch {batch:.1f}), {result.prefill_tokens} tokens prefilled\n"
         f"   {result.wall_s:.1f} s wall ({result.tokens_per_s:.1f} tokens/s), {result.cpu_s:.1f} CPU-s "
         f"({result.tokens_per_cpu_s:.1f} tokens per CPU-s)"
     )
-    nearest = min(limits, key=lambda rows: abs(rows - batch))
-    if limits[nearest]:
-        print(
-            f"   matmul-only limit at batch {nearest}: {limits[nearest]:.0f} tokens per CPU-s -> "
-            f"{result.tokens_per_cpu_s / limits[nearest]:.1%} of it"
-        )
     for phase, seconds in sorted(result.phases.items(), key=lambda kv: -kv[1]):
         print(f"   {phase:<20} {seconds:7.2f} CPU-s  {seconds / result.cpu_s:6.1%}")
-
-
-def report_ops(result: RolloutResult, prof: Any) -> None:
-    cats, calls = op_categories(prof)
-    engine_s = sum(v for k, v in result.phases.items() if k != "search")
-    ops = sum(cats.values())
+    if not any(limits.values()):
+        return
+    decode_rate = result.tokens / result.phases["decode forward"]
+    limit = _interpolate(limits, batch)
     print(
-        f"   engine phases {engine_s:.1f} CPU-s, op self time {ops:.1f} s, {calls} op calls "
-        f"({calls / max(result.decode_steps, 1) / LAYERS:.0f} per decoder layer per decode step, all phases)"
+        f"   decode: {decode_rate:.1f} tokens per decode CPU-s = {decode_rate / limit:.0%} of the matmul-only "
+        f"limit at batch {batch:.1f} ({limit:.0f})"
     )
-    for name, seconds in sorted(cats.items(), key=lambda kv: -kv[1]):
-        print(f"   {name:<38} {seconds:7.2f} s  {seconds / engine_s:6.1%} of engine CPU")
-    python = engine_s - ops
-    print(f"   {'Python and dispatch (engine - op time)':<38} {python:7.2f} s  {python / engine_s:6.1%} of engine CPU")
+    prefill_gflops = result.prefill_tokens * (flops_per_token() - 2.0 * HEAD_SHAPE[0] * HEAD_SHAPE[1])
+    prefill_gflops /= result.phases["prefill"] * 1e9
+    peak = limits[ROWS[-1]] * flops_per_token() / 1e9
+    print(f"   prefill: {prefill_gflops:.0f} GFLOP/s = {prefill_gflops / peak:.0%} of the {ROWS[-1]}-row matmul rate")
+
+
+def _interpolate(limits: dict[int, float], rows: float) -> float:
+    """The limit at a fractional batch size, linear between the measured row counts."""
+    points = sorted(limits.items())
+    for (low, at_low), (high, at_high) in zip(points, points[1:]):
+        if rows <= high:
+            return at_low + (at_high - at_low) * (max(rows, low) - low) / (high - low)
+    return points[-1][1]
+
+
+def report_ops(timed: RolloutResult, ops: OpTimer) -> None:
+    """``ops`` from a second run of the same rollout, as fractions of the timed run's engine time (the
+    op timer's own cost inflates each op a little, so the Python between ops cannot be told from it)."""
+    engine_s = sum(v for k, v in timed.phases.items() if k != "search")
+    op_s = sum(ops.seconds.values())
+    print(
+        f"   engine phases {engine_s:.1f} CPU-s, ops {op_s:.1f} CPU-s, {ops.calls} aten ops dispatched "
+        f"({ops.calls / max(timed.decode_steps, 1) / LAYERS:.0f} per decoder layer per decode step, prefill included)"
+    )
+    for name, seconds in sorted(ops.seconds.items(), key=lambda kv: -kv[1]):
+        print(f"   {name:<40} {seconds:7.2f} CPU-s  {seconds / engine_s:6.1%} of engine CPU")
+    largest = sorted(ops.others.items(), key=lambda kv: -kv[1])[:6]
+    print(f"   {OTHER}, largest: " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in largest))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the quickstart's trainer.threads=1)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="the engine's trainer.engine_dtype")
+    parser.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default="float32", help="the engine's trainer.engine_dtype"
+    )
     parser.add_argument("--baseline", help="git revision whose engine runs the same rollout, side by side")
     parser.add_argument("--repeats", type=int, default=1, help="timed rollouts per engine (best counts)")
-    parser.add_argument("--no-profiler", action="store_true", help="skip the torch-profiler op split")
+    parser.add_argument("--no-op-split", action="store_true", help="skip the rollout timed op by op")
     parser.add_argument("--no-machine", action="store_true", help="skip the matmul table")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -380,15 +419,13 @@ def main() -> None:
             f"x{ours.tokens_per_cpu_s / base.tokens_per_cpu_s:.2f} tokens per CPU-s; "
             f"same sampled trajectories: {same}"
         )
-    if not args.no_profiler:
-        from torch.profiler import ProfilerActivity, profile
-
+    if not args.no_op_split:
         for label, cls in engines:
-            prof = profile(activities=[ProfilerActivity.CPU], record_shapes=True)
+            ops = OpTimer()
             with torch.inference_mode(), engine_steps_inline():
-                result = rollout(work, cls, label, profiler=prof)
-            print(f"\n== op split [{label}] (torch profiler on: its per-op overhead lands in the ops' self time)")
-            report_ops(result, prof)
+                rollout(work, cls, label, ops=ops)
+            print(f"\n== op split [{label}]: CPU time per op category (a second run of the same rollout)")
+            report_ops(results[label], ops)
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
