@@ -204,7 +204,8 @@ def test_tis_weights_are_truncated_at_the_configured_bound(upper_bound):
     tis = TisConfig(enabled=True, mode="truncate", upper_bound=upper_bound)
     weighted, metrics = _grads(tiny_llama(vocab_size=VOCAB), _group(rollout), _cfg(), tis)
     for name in plain:
-        torch.testing.assert_close(weighted[name], upper_bound * plain[name], rtol=1e-4, atol=1e-7)
+        # float32 sums in another order: up to ~1.3e-7 absolute on some CPUs' kernels
+        torch.testing.assert_close(weighted[name], upper_bound * plain[name], rtol=1e-4, atol=1e-6)
     assert metrics["tis/bounded_fraction"] == pytest.approx(1.0)
     assert metrics["tis/effective_sample_size"] == pytest.approx(2.0)
     # With TIS off the loss ignores the weights, but their ESS is still reported.
@@ -307,8 +308,9 @@ def test_sliced_vocabulary_projection_equals_the_plain_computation_on_smollm2(ch
         loss.backward()
         for name, param in model.named_parameters():
             # Relative to the gradient's norm: summation order differs (shared prompt, slices), a few of
-            # the 28M embedding entries differ by ~5e-5 in absolute terms.
+            # the 28M embedding entries differ by ~5e-5 in absolute terms; the CPU's kernels move it too
+            # (a layer norm's weight: 0.5e-5 on one machine, 1.3e-5 on another).
             error = float((param.grad - expected[name]).norm() / expected[name].norm().clamp_min(1e-12))
-            assert error < 1e-5, (name, error)
+            assert error < 5e-5, (name, error)
     finally:
         torch.set_num_threads(threads)
