@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +27,11 @@ def save_warm_start(
     model = policy
     if merged and hasattr(policy, "merge_and_unload"):
         model = copy.deepcopy(policy).merge_and_unload()  # a copy: the policy keeps its adapter
-    model.save_pretrained(directory)
+    with warnings.catch_warnings():
+        # PEFT looks for the base model's config.json to see whether the vocabulary changed; our base is
+        # converted from a GGUF into the model cache without one, and LoRA never touches the vocabulary.
+        warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
+        model.save_pretrained(directory)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     (directory / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
