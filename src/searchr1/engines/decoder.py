@@ -88,18 +88,18 @@ class Decoder:
                 " or ".join(NATIVE_FLAGS[dtype]),
             )
         self._merged: Optional[_Weights] = None
-        self._cache: Optional[torch.Tensor] = None
-        """[layers, 2 (keys, values), slots, capacity, kv_heads, head_dim]."""
+        self._cache: list[torch.Tensor] = []
+        """Per layer: [2 (keys, values), slots in use so far, capacity, kv_heads, head_dim]."""
 
     # ------------------------------------------------------------------ weights and cache
     def release(self) -> None:
         """Free the merged weights and the KV cache (call after the model's weights change)."""
         self._merged = None
-        self._cache = None
+        self._cache = []
 
     def allocated_bytes(self) -> int:
         """Memory this decoder holds of its own: the merged projections and the KV cache."""
-        held = [] if self._cache is None else [self._cache]
+        held = list(self._cache)
         if self._merged is not None:
             held += [t for layer in self._merged.layers for t in (layer.qkv, layer.o, layer.gate_up, layer.down)]
             held.append(self._merged.head)
@@ -132,34 +132,39 @@ class Decoder:
             down=_transposed(merged_weight(mlp.down_proj)),
         )
 
-    def _reserve(self, length: int) -> torch.Tensor:
-        """The cache, grown (in CACHE_CHUNK steps, keeping its contents) to hold ``length`` positions."""
-        cache = self._cache
-        if cache is not None and cache.shape[3] >= length:
-            return cache
-        capacity = -(-length // CACHE_CHUNK) * CACHE_CHUNK
-        layers = self._weights().layers
-        # Zeros, not empty: attention masks the unused positions, but 0 * NaN garbage would still be NaN.
-        shape = (len(layers), 2, self.slots, capacity, self.kv_heads, self.head_dim)
-        grown = torch.zeros(shape, dtype=layers[0].qkv.dtype)
-        if cache is not None:
-            grown[:, :, :, : cache.shape[3]] = cache
-        self._cache = grown
-        return grown
+    def _reserve(self, slots: int, length: int) -> list[torch.Tensor]:
+        """The per-layer caches, grown to hold ``slots`` slots of ``length`` positions, contents kept.
+
+        Slots grow as rows arrive (up to the engine's batch size), positions in CACHE_CHUNK steps; a layer
+        at a time, so growing holds one layer's old copy at once, not the whole cache's."""
+        if not self._cache:
+            layers = self._weights().layers
+            empty = (2, 0, 0, self.kv_heads, self.head_dim)
+            self._cache = [torch.zeros(empty, dtype=layers[0].qkv.dtype) for _ in layers]
+        have_slots, have_length = self._cache[0].shape[1:3]
+        if have_slots >= slots and have_length >= length:
+            return self._cache
+        shape = (2, max(slots, have_slots), max(-(-length // CACHE_CHUNK) * CACHE_CHUNK, have_length))
+        for index, old in enumerate(self._cache):
+            # Zeros, not empty: attention masks the unused positions, but 0 * NaN garbage would still be NaN.
+            grown = torch.zeros((*shape, self.kv_heads, self.head_dim), dtype=old.dtype)
+            grown[:, :have_slots, :have_length] = old
+            self._cache[index] = grown
+        return self._cache
 
     def export(self, slot: int, length: int) -> torch.Tensor:
         """A copy of the first ``length`` cached positions of ``slot`` ([layers, 2, length, kv_heads, head_dim])."""
-        assert self._cache is not None
-        return self._cache[:, :, slot, :length].clone()
+        return torch.stack([layer[:, slot, :length] for layer in self._cache])
 
     def load(self, slot: int, kv: torch.Tensor, length: int) -> None:
         """Put the first ``length`` positions of an exported ``kv`` into ``slot``."""
-        self._reserve(length)[:, :, slot, :length] = kv[:, :, :length]
+        for layer, saved in zip(self._reserve(slot + 1, length), kv):
+            layer[:, slot, :length] = saved[:, :length]
 
     def copy(self, source: int, target: int, length: int) -> None:
         """Copy the first ``length`` cached positions of slot ``source`` into slot ``target``."""
-        cache = self._reserve(length)
-        cache[:, :, target, :length] = cache[:, :, source, :length]
+        for layer in self._reserve(target + 1, length):
+            layer[:, target, :length] = layer[:, source, :length]
 
     # ------------------------------------------------------------------ forward
     def prefill(self, slot: int, ids: Sequence[int], start: int) -> torch.Tensor:
@@ -179,7 +184,7 @@ class Decoder:
         weights = self._weights()
         rows, new = tokens.shape
         length = int(positions.max()) + 1
-        cache = self._reserve(length)
+        cache = self._reserve(first_slot + rows, length)
         x = F.embedding(tokens.flatten(), weights.embed)  # [rows * new, hidden]: every matmul is 2-d
         cos, sin = weights.rotary(x, positions)
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
@@ -191,7 +196,7 @@ class Decoder:
             h = F.rms_norm(x, (hidden,), layer.attn_norm, self.eps)
             qkv = h @ layer.qkv if layer.qkv_bias is None else torch.addmm(layer.qkv_bias, h, layer.qkv)
             qk = _rotate(qkv[:, :k_end].view(rows, new, -1, self.head_dim), cos, sin)
-            keys, values = cache[index, 0], cache[index, 1]
+            keys, values = cache[index][0], cache[index][1]
             keys[slots, positions] = qk[:, :, self.heads :]
             values[slots, positions] = qkv[:, k_end:].view(rows, new, self.kv_heads, self.head_dim)
             attended = self._attend(qk[:, :, : self.heads], keys, values, first_slot, length, mask)
