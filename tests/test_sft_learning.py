@@ -19,10 +19,11 @@ from tests.support.data import SMALL_ENTITIES
 
 
 @pytest.mark.slow
-def test_sft_writes_a_warm_start_with_its_provenance(tmp_path):
+@pytest.mark.parametrize("preset", ["cpu_warmstart", "cpu_warmstart_tools"])
+def test_sft_writes_a_warm_start_with_its_provenance(tmp_path, preset):
     cfg = compose_config(
         [
-            "+experiment=cpu_warmstart",
+            f"+experiment={preset}",
             f"data.num_entities={SMALL_ENTITIES}",
             "sft.steps=2",
             "sft.num_examples=4",
@@ -38,6 +39,7 @@ def test_sft_writes_a_warm_start_with_its_provenance(tmp_path):
     assert provenance["sft"]["steps"] == 2 and provenance["data"]["num_entities"] == SMALL_ENTITIES
     assert provenance["trajectories"]["demonstrations"] + provenance["trajectories"]["dropped"] == 4
     assert provenance["command"].startswith("searchr1-sft")
+    assert (provenance["data"]["questions"], provenance["tools"]) == (cfg.data.questions, list(cfg.tools))
     losses = [json.loads(line)["sft/loss"] for line in (ctx.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
 
@@ -65,3 +67,25 @@ def test_grpo_from_the_shipped_warm_start_closes_its_tags_and_searches(tmp_path)
     metrics = json.loads((ctx.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["search_r1/search_calls_per_sample"] >= 0.8 and metrics["reward/format"] > 0
     assert (ctx.run_dir / RunDir.POLICY / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_grpo_from_the_tools_warm_start_searches_then_calls_the_calculator(tmp_path):
+    cfg = compose_config(
+        [
+            "+experiment=cpu_learn_tools",
+            f"data.num_entities={SMALL_ENTITIES}",
+            "trainer.steps=1",
+            "trainer.prompts_per_step=1",
+            "rollout.n_samples_per_prompt=3",
+            "trainer.eval_every=0",
+            "logger.mode=disabled",
+        ]
+    )
+    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
+    train(ctx)
+    samples = [json.loads(line) for line in (ctx.run_dir / RunDir.ROLLOUTS).read_text().splitlines()]
+    both = [s for s in samples if "</search>" in s["response"] and "</calculator>\n\n<result>" in s["response"]]
+    assert len(both) >= 2, [s["response"] for s in samples]
+    metrics = json.loads((ctx.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["tool/search/calls_per_sample"] >= 0.6 and metrics["tool/calculator/calls_per_sample"] >= 0.6
