@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import itertools
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+import searchr1
 from searchr1.config import to_typed
 from searchr1.data import ensure_data
 from searchr1.data.errors import DataError
 from searchr1.data.synthetic import Question
 from searchr1.retriever.embedded import run_retriever
 from searchr1.tools.base import ToolContext
-from searchr1.tools.registry import selected_nodes
+from searchr1.tools.prompt import tool_calls_prompt
+from searchr1.tools.registry import selected_nodes, tool_spec
 from searchr1.tools.toolbox import open_toolbox
 from searchr1.sft.cli import demonstration_questions
 from searchr1.sft.demonstrations import build_demonstrations, planned_turns
@@ -24,6 +28,8 @@ from searchr1.sft.samples import rewarded_trajectories
 from tests.support.compose import compose_config
 from tests.support.data import SMALL_ENTITIES
 from tests.support.scripted import smollm2_tokenizer
+
+TOOLS_TEMPLATE = Path(searchr1.__file__).parent / "models" / "templates" / "chatml_tools.jinja"
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +51,17 @@ def cfg(tmp_path_factory):
     return cfg
 
 
-def _build(cfg, questions, tmp_path):
+def _build(cfg, questions, tmp_path, tokenizer=None):
+    tokenizer = tokenizer or smollm2_tokenizer()
+
     async def build(urls):
         async with aiohttp.ClientSession() as session:
-            tools = open_toolbox(selected_nodes(cfg), ToolContext(session, backend=cfg.backend, retriever_urls=urls))
+            context = ToolContext(session, backend=cfg.backend, retriever_urls=urls)
+            tools = open_toolbox(
+                selected_nodes(cfg), context, action_format=cfg.rollout.action_format, tokenizer=tokenizer
+            )
             try:
-                return await build_demonstrations(questions, tools=tools, tokenizer=smollm2_tokenizer(), cfg=cfg)
+                return await build_demonstrations(questions, tools=tools, tokenizer=tokenizer, cfg=cfg)
             finally:
                 await tools.close()
 
@@ -246,3 +257,37 @@ def test_years_demonstrations_need_the_calculator_among_the_tools(years_cfg):
     search_only = dataclasses.replace(years_cfg, tools=["search"])
     with pytest.raises(ConfigError, match=r"data.questions=years: the demonstrations call the calculator, which "):
         demonstration_questions(search_only)
+
+
+def test_tool_calls_demonstrations_are_the_conversation_the_chat_template_renders(years_cfg, tmp_path):
+    """rollout.action_format=tool_calls: each call is the template's own <tool_call> block and each result its
+    tool message, so prompt + response is token for token the template's rendering of the whole conversation."""
+    tok = copy.copy(smollm2_tokenizer())
+    tok.chat_template = TOOLS_TEMPLATE.read_text()
+    # a JSON call takes more tokens than a tag: 96 a turn, as +experiment=cpu_warmstart_tool_calls gives them
+    rollout = dataclasses.replace(years_cfg.rollout, action_format="tool_calls", max_turn_tokens=96)
+    cfg = dataclasses.replace(years_cfg, rollout=rollout)
+    questions = demonstration_questions(cfg)[:3]
+    demos = _build(cfg, questions, tmp_path, tok)
+    assert demos.questions == questions and demos.dropped == 0
+    for traj, question in zip(demos.trajectories, demos.questions):
+        (city,), expression, answer = question.hop_queries, question.calculation.expression, question.answers[0]
+        runs = _runs(traj, tok)
+        turns = [text for mask, text in runs if mask]
+        assert turns[0].endswith(
+            f'\n<tool_call>\n{{"name": "search", "arguments": {{"query": "{city}"}}}}\n</tool_call>'
+        )
+        assert turns[1].endswith(f'"arguments": {{"expression": "{expression}"}}}}\n</tool_call>')
+        assert turns[2].endswith(f"<answer> {answer} </answer>")
+        results = [text.split("<tool_response>\n")[1].split("\n</tool_response>")[0] for mask, text in runs if not mask]
+        assert results[1] == answer  # the real calculator's result
+        messages = [{"role": "user", "content": tool_calls_prompt(question.text)}]
+        for turn, call, result in zip(turns, traj.tool_calls, results):
+            function = {"name": call.tool, "arguments": {tool_spec(call.tool).argument: call.argument}}
+            thought = turn.split("\n<tool_call>")[0]
+            messages.append({"role": "assistant", "content": thought, "tool_calls": [{"function": function}]})
+            messages.append({"role": "tool", "content": result})
+        messages.append({"role": "assistant", "content": turns[2]})
+        schemas = [tool_spec(name).json_schema() for name in cfg.tools]
+        rendered = tok.apply_chat_template(messages, tools=schemas, tokenize=False)
+        assert tok.decode(traj.prompt_ids + traj.response_ids, skip_special_tokens=False) + "<|im_end|>\n" == rendered

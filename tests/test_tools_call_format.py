@@ -147,3 +147,15 @@ async def test_the_miles_generate_hook_speaks_tool_calls(tmp_path, tool_tokenize
     )
     assert fake.requests[0]["sampling_params"]["stop"] == ["</tool_call>", "</answer>"]
     assert '"name": "search"' in tool_tokenizer.decode(fake.requests[0]["input_ids"])  # rendered with the tools
+
+
+async def test_a_turn_with_neither_call_nor_answer_is_told_how_to_call_a_function(tool_tokenizer):
+    tools = _toolbox(tool_tokenizer)
+    prompt = policy_prompt_ids(tool_tokenizer, tools, [], "What is the capital of France")
+    engine = ScriptedEngine(tool_tokenizer, [Turn("<think>Hmm.</think> I will look it up."), Turn(ANSWER)])
+    traj = await run_trajectory(
+        prompt, engine=engine, tools=tools, tokenizer=tool_tokenizer, rollout_cfg=RolloutConfig()
+    )
+    correction = tool_tokenizer.decode(engine.calls[1][0][len(prompt) :])
+    assert "between <tool_call> and </tool_call>" in correction and "<search>" not in correction
+    assert traj.final_answer == "Paris" and traj.tool_calls == []

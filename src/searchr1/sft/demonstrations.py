@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 from searchr1.config.schema import SearchR1Config
 from searchr1.data.prompt import prompt_messages, styled_messages
@@ -25,7 +25,10 @@ from searchr1.rollout.loop import run_trajectory
 from searchr1.rollout.tokens import SegmentEncoder, policy_prompt_ids
 from searchr1.rollout.trajectory import Trajectory
 from searchr1.tools.calculator import TOOL as CALCULATOR
-from searchr1.tools.toolbox import Toolbox
+from searchr1.tools.chat_format import TagFormat
+from searchr1.tools.grammar import ANSWER
+from searchr1.tools.registry import tool_spec
+from searchr1.tools.toolbox import ActionFormat, Toolbox
 
 
 # How each relation of the synthetic book reads in a sentence ("the founder of X").
@@ -50,13 +53,16 @@ def relation_words(question: Question) -> list[str]:
     return [RELATION_WORDS[hop.split(".")[1]] for hop in question.relation.split(">")]
 
 
-def planned_turns(question: Question, thoughts: str = "brief") -> list[str]:
+def planned_turns(
+    question: Question, thoughts: str = "brief", action_format: Optional[ActionFormat] = None
+) -> list[str]:
     """Search each hop's entity in order, compute (a question with a calculation), then answer with the
-    first gold answer (sft.thoughts says how the searches think)."""
-    turns = _chain_turns(question) if thoughts == "planned" else _brief_turns(question)
-    if question.calculation is None:
-        return turns
-    return turns[:-1] + _calculation_turns(question, question.calculation)
+    first gold answer (sft.thoughts says how the searches think), each call written as ``action_format``
+    writes one (``rollout.action_format``; Search-R1's tags by default)."""
+    steps = _chain_turns(question) if thoughts == "planned" else _brief_turns(question)
+    if question.calculation is not None:
+        steps = steps[:-1] + _calculation_turns(question, question.calculation)
+    return [_turn(*step, action_format or TagFormat([])) for step in steps]
 
 
 def tool_turns(question: Question) -> int:
@@ -64,7 +70,11 @@ def tool_turns(question: Question) -> int:
     return len(question.hop_queries) + (question.calculation is not None)
 
 
-def _brief_turns(question: Question) -> list[str]:
+Step = tuple[str, str, str]
+"""(thought, tool name or "answer", its argument or the answer)"""
+
+
+def _brief_turns(question: Question) -> list[Step]:
     turns, previous = [], None
     for query in question.hop_queries:
         thought = (
@@ -72,13 +82,13 @@ def _brief_turns(question: Question) -> list[str]:
             if previous is None
             else f"The information about {previous} names {query}. Now I need to search for {query}."
         )
-        turns.append(_turn(thought, "search", query))
+        turns.append((thought, "search", query))
         previous = query
     answer = question.answers[0]
-    return turns + [_turn(f"The information says the answer is {answer}.", "answer", answer)]
+    return turns + [(f"The information says the answer is {answer}.", ANSWER, answer)]
 
 
-def _chain_turns(question: Question) -> list[str]:
+def _chain_turns(question: Question) -> list[Step]:
     """The first thought spells out the whole chain of relations: whether a second search follows the
     first passage is then written in the policy's own context, instead of being re-derived from the
     question's wording after every passage (one word tells "In which city is X headquartered?" from
@@ -86,22 +96,25 @@ def _chain_turns(question: Question) -> list[str]:
     words, entities, answer = relation_words(question), question.hop_queries, question.answers[0]
     plan = f"I need the {' of the '.join(reversed(words))} of {entities[0]}"
     first = f"{plan}." if len(words) == 1 else f"{plan}, so first the {words[0]} of {entities[0]}."
-    turns = [_turn(first, "search", entities[0])]
+    turns = [(first, "search", entities[0])]
     for i in range(1, len(entities)):
         found = f"The {words[i - 1]} of {entities[i - 1]} is {entities[i]}."
-        turns.append(_turn(f"{found} Now I need the {words[i]} of {entities[i]}.", "search", entities[i]))
-    return turns + [_turn(f"The {words[-1]} of {entities[-1]} is {answer}.", "answer", answer)]
+        turns.append((f"{found} Now I need the {words[i]} of {entities[i]}.", "search", entities[i]))
+    return turns + [(f"The {words[-1]} of {entities[-1]} is {answer}.", ANSWER, answer)]
 
 
-def _calculation_turns(question: Question, calculation: Calculation) -> list[str]:
+def _calculation_turns(question: Question, calculation: Calculation) -> list[Step]:
     """After the last search: the fact it read into the calculator, then the calculator's result as the answer."""
     word, entity, answer = relation_words(question)[-1], question.hop_queries[-1], question.answers[0]
     read = f"The {word} of {entity} is {calculation.fact}. Now I compute {calculation.expression}."
-    return [_turn(read, CALCULATOR.tag, calculation.expression), _turn(f"The result is {answer}.", "answer", answer)]
+    return [(read, CALCULATOR.name, calculation.expression), (f"The result is {answer}.", ANSWER, answer)]
 
 
-def _turn(thought: str, tag: str, content: str) -> str:
-    return f"<think> {thought} </think>\n<{tag}> {content} </{tag}>"
+def _turn(thought: str, tool: str, content: str, action_format: ActionFormat) -> str:
+    """One turn: the thought, then the call of ``tool`` (or the final answer, the same in every format)."""
+    if tool == ANSWER:
+        return f"<think> {thought} </think>\n<{ANSWER}> {content} </{ANSWER}>"
+    return f"<think> {thought} </think>" + action_format.call_text(tool_spec(tool), content)
 
 
 class ScriptedPolicy:
@@ -145,7 +158,7 @@ async def build_demonstrations(
     rollouts = [
         run_trajectory(
             policy_prompt_ids(tokenizer, tools, styled_messages(prompt_messages(q.text), style), q.text),
-            engine=ScriptedPolicy(tokenizer, planned_turns(q, cfg.sft.thoughts)),
+            engine=ScriptedPolicy(tokenizer, planned_turns(q, cfg.sft.thoughts, tools.format)),
             tools=tools,
             tokenizer=tokenizer,
             rollout_cfg=rollout_cfg,

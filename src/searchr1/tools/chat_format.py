@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 from searchr1.config.checks import ConfigError
 from searchr1.tools.base import ToolOutput, ToolSpec
 from searchr1.tools.grammar import ActionGrammar, Grammar, ToolCallGrammar
-from searchr1.tools.prompt import policy_messages, tool_calls_prompt
+from searchr1.tools.prompt import is_search_only, policy_messages, tool_calls_prompt
 
 _ASSISTANT_MARK = "\u2063assistant-probe\u2063"
 _TOOL_MARK = "\u2063tool-probe\u2063"
@@ -35,6 +35,21 @@ class TagFormat:
     def error_observation(self, message: str) -> str:
         raise AssertionError("the tags format has no malformed calls")  # ActionGrammar never returns one
 
+    def call_text(self, spec: ToolSpec, argument: str) -> str:
+        """How the policy writes a call of ``spec`` with ``argument`` after its thought (what a demonstration writes)."""
+        return f"\n<{spec.tag}> {argument} </{spec.tag}>"
+
+    def invalid_action_text(self, default: str) -> str:
+        """The default correction names search's tags; a run with other tools gets one naming every tool's."""
+        if is_search_only(self.specs):
+            return default
+        tags = ", ".join(f"<{spec.tag}> and </{spec.tag}>" for spec in self.specs)
+        return (
+            "\nMy previous action is invalid. If I want to use a tool, I should put its input between its tags: "
+            f"{tags}. If I want to give the final answer, I should put the answer between <answer> and "
+            "</answer>. Let me try again.\n"
+        )
+
     def prompt_messages(self, stored: list[dict[str, str]], question: str) -> list[dict[str, str]]:
         return policy_messages(stored, question, self.specs)
 
@@ -46,6 +61,7 @@ class ToolCallFormat:
         self.specs = list(specs)
         self.grammar = ToolCallGrammar({spec.name: spec.argument for spec in specs})
         self.template_tools = [spec.json_schema() for spec in specs]
+        self._tokenizer = tokenizer
         self._before, self._after = tool_message_frame(tokenizer)
         _check_tools_section(tokenizer, self.template_tools)
 
@@ -54,6 +70,29 @@ class ToolCallFormat:
 
     def error_observation(self, message: str) -> str:
         return self._before + f"Error: {message}" + self._after
+
+    def invalid_action_text(self, default: str) -> str:
+        """The default correction speaks of tags; a function-calling policy is told how to call instead."""
+        return (
+            "\nMy previous action is invalid. If I want to use a tool, I should write one call between <tool_call> "
+            'and </tool_call>: {"name": <function name>, "arguments": {...}}. If I want to give the final answer, '
+            "I should put the answer between <answer> and </answer>. Let me try again.\n"
+        )
+
+    def call_text(self, spec: ToolSpec, argument: str) -> str:
+        """A call as the chat template renders an assistant message's tool call (from the end of its content to
+        ``</tool_call>``): demonstrations write exactly what a re-rendered conversation would hold."""
+        call = {"type": "function", "function": {"name": spec.name, "arguments": {spec.argument: argument}}}
+        messages = [
+            {"role": "user", "content": "probe"},
+            {"role": "assistant", "content": _ASSISTANT_MARK, "tool_calls": [call]},
+        ]
+        text = self._tokenizer.apply_chat_template(messages, tokenize=False)
+        after_content = text.split(_ASSISTANT_MARK, 1)[1]
+        end = after_content.rfind("</tool_call>")
+        if end < 0:
+            raise ConfigError("rollout.action_format=tool_calls: the chat template renders no <tool_call> block")
+        return after_content[: end + len("</tool_call>")]
 
     def prompt_messages(self, stored: list[dict[str, str]], question: str) -> list[dict[str, str]]:
         return [{"role": "user", "content": tool_calls_prompt(question)}]

@@ -63,15 +63,10 @@ class Toolbox:
 
     def invalid_action_text(self, configured: str) -> str:
         """The correction after a turn with no valid action: ``rollout.invalid_action_text``, or, while that is
-        the default (which names search only) and the tools are not just search, one naming every tool."""
-        if configured != _DEFAULT_INVALID_ACTION_TEXT or list(self.tools) == ["search"]:
+        the default (which names search's tags only), the format's own wording for the run's tools."""
+        if configured != _DEFAULT_INVALID_ACTION_TEXT:
             return configured
-        tags = ", ".join(f"<{tag}> and </{tag}>" for tag in self.tools)
-        return (
-            "\nMy previous action is invalid. If I want to use a tool, I should put its input between its tags: "
-            f"{tags}. If I want to give the final answer, I should put the answer between <answer> and "
-            "</answer>. Let me try again.\n"
-        )
+        return self.format.invalid_action_text(configured)
 
     def stats_and_reset(self) -> dict[str, float]:
         """Every tool's own counters (e.g. ``search/*``) since the last call."""
