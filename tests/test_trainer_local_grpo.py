@@ -314,3 +314,21 @@ def test_sliced_vocabulary_projection_equals_the_plain_computation_on_smollm2(ch
             assert error < 5e-5, (name, error)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_update_logs_its_progress(monkeypatch, caplog):
+    """The update is most of a CPU step: the console shows it moving, one micro-batch at a time."""
+    from searchr1.engines import progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    model = tiny_llama(vocab_size=VOCAB)
+    with caplog.at_level("INFO", logger="searchr1.trainers.local"):
+        grpo_update(
+            model, None, [_group()], torch.optim.SGD(model.parameters(), lr=0.0), LocalTrainerConfig(micro_batch_size=1),
+            _cfg(), TisConfig(), temperature=1.0, pad_token_id=0, label="step 3 update",
+        )  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step 3 update: ")]
+    assert [line.split(", ", 1)[1] for line in lines] == [
+        "1 of 2 samples scored and back-propagated",
+        "2 of 2 samples scored and back-propagated",
+    ]

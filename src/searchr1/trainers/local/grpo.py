@@ -9,15 +9,20 @@ Miles' default: the mean over a sample's model tokens, then the mean over sample
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Optional, Sequence
 
 import torch
 
 from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
+from searchr1.engines import progress
 from searchr1.health import mismatch_metrics, update_kl
 from searchr1.tis import TisResult, compute_tis
 from searchr1.trainers.local.logprobs import score_responses
+
+log = logging.getLogger("searchr1.trainers.local")
 
 KL_LOG_RATIO_LIMIT = 20.0
 KL_LIMIT = 10.0
@@ -141,8 +146,10 @@ def grpo_update(
     *,
     temperature: float,
     pad_token_id: int,
+    label: str = "update",
 ) -> dict[str, float]:
     """One optimizer step on a rollout batch; returns train/*, tis/* and the health/mismatch_* metrics.
+    While it works, a console line every ``progress.EVERY_S`` names it (``label``) and counts samples done.
 
     ``reference()`` enters a context yielding the frozen reference model (None: no KL term).
     There is one optimizer step per rollout, so the PPO ratio's "old" logprobs are the policy's
@@ -163,11 +170,16 @@ def grpo_update(
     optimizer.zero_grad(set_to_none=True)
     sums: dict[str, float] = {}
     loss_total = 0.0
+    started = last_line = time.monotonic()
     for i, chunk in enumerate(chunks):
         loss, metrics = _micro_batch_backward(
             policy, reference, chunk, i, old, weights.get(i), score, grpo_cfg, tis_cfg, total
         )
         loss_total += loss
+        if time.monotonic() - last_line >= progress.EVERY_S:  # the update is most of a CPU step: show it moving
+            last_line = time.monotonic()
+            done = sum(len(c.rows) for c in chunks[: i + 1])
+            log.info("%s: %.0f s, %d of %d samples scored and back-propagated", label, last_line - started, done, total)
         for key, value in metrics.items():
             sums[key] = sums.get(key, 0.0) + value * len(chunk.rows)
     params = [p for p in policy.parameters() if p.requires_grad]

@@ -333,6 +333,7 @@ async def _train_step(trainer: Trainer, engine: LocalEngine, tools: Toolbox, ste
             cfg.tis,
             temperature=cfg.rollout.temperature,
             pad_token_id=engine.pad_token_id,
+            label=f"step {step} update",
         )
     )
     _sync_engine(trainer.models)
