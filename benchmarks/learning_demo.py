@@ -3,10 +3,12 @@
     python benchmarks/learning_demo.py [--out outputs/learning_demo] [--plot docs/img/learning_demo.png]
     python benchmarks/learning_demo.py --experiment cpu_learn_two_hop    # two search turns, planned warm start
     python benchmarks/learning_demo.py --experiment cpu_learn_tools      # two tools: search, then calculator
+    python benchmarks/learning_demo.py --experiment cpu_learn_tool_calls # cpu_learn in the function-call format
 
 Real runs, each a subprocess with its own run dir under --out:
-0. (``--remake-warm-start``) ``searchr1-sft +experiment=<its warm-start preset>``: make the warm start again
-   instead of using the one searchr1 ships (the same command made it; its provenance.json says so);
+0. (``--remake-warm-start``, or a warm start searchr1 does not ship) ``searchr1-sft +experiment=<its warm-start
+   preset>``: make the warm start instead of using the one searchr1 ships (the same command made it; its
+   provenance.json says so);
 1. ``python -m searchr1 +experiment=<--experiment>``: GRPO from the warm start, with the shared eval code
    scoring 200 held-out test questions (greedy) before the first step and after the last;
 2. ``searchr1-eval +experiment=<--experiment> eval.checkpoint=<1>/policy <tool>.enabled=false``, once per tool
@@ -45,12 +47,15 @@ class Demo:
     """The searchr1-sft preset that made the warm start the learning preset starts from."""
     tools: tuple[str, ...] = ("search",)
     """The learning preset's tools: each is turned off in one eval of the trained policy."""
+    shipped: bool = True
+    """searchr1 ships the warm start; when not, the demo always makes it first."""
 
 
 DEMOS = {
     "cpu_learn": Demo("cpu_warmstart"),
     "cpu_learn_two_hop": Demo("cpu_warmstart_planned"),
     "cpu_learn_tools": Demo("cpu_warmstart_tools", ("search", "calculator")),
+    "cpu_learn_tool_calls": Demo("cpu_warmstart_tool_calls", shipped=False),
 }
 
 
@@ -125,7 +130,7 @@ def main() -> None:
     overrides = list(args.overrides)
     started = time.perf_counter()
     seconds = {}
-    if args.remake_warm_start:
+    if args.remake_warm_start or not demo.shipped:
         warm_start = out / "warm_start"
         seconds["warm start"] = run(
             "warm start",
