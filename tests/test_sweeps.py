@@ -223,6 +223,21 @@ def test_cancelling_the_launcher_stops_submitted_jobs(tmp_path):
     assert all(job.stopped for job in server.jobs.values())
 
 
+def test_cancelling_while_a_submission_is_unanswered_stops_its_job(tmp_path):
+    async def cancel_before_the_answer(server: FakeRayJobServer) -> None:
+        settings = RayJobsLauncherConf(address=server.url, poll_s=0.01)
+        task = asyncio.create_task(run_jobs(_specs(tmp_path, 1), settings, {}))
+        while not server.jobs:  # recorded on the server, its answer still on the way
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with FakeRayJobServer(polls_to_finish=10**6, submit_answer_delay_s=2.0) as server:
+        asyncio.run(cancel_before_the_answer(server))
+    assert server.jobs["s-0"].stopped, "a job started by a cancelled submission is left running"
+
+
 def test_lost_job_server_fails_the_job_instead_of_hanging(tmp_path):
     with FakeRayJobServer() as server:
         settings = RayJobsLauncherConf(address=server.url, poll_s=0.01)

@@ -46,6 +46,8 @@ class FakeRayJobServer:
     """Called with a job's body just before its entrypoint runs (e.g. to hide a file from this "node")."""
     serving: Optional[Callable[[], bool]] = None
     """Whether the job server answers yet (503 until then), as a real head's answers only once it runs."""
+    submit_answer_delay_s: float = 0.0
+    """How long a submission's answer takes after the job is recorded (a launcher cancelled meanwhile never sees it)."""
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
@@ -96,6 +98,7 @@ class FakeRayJobServer:
             job.run = asyncio.ensure_future(self._execute(job))
         active = sum(job.status in ("PENDING", "RUNNING") for job in self.jobs.values())
         self.max_active = max(self.max_active, active)
+        await asyncio.sleep(self.submit_answer_delay_s)
         return web.json_response({"job_id": sid, "submission_id": sid})
 
     async def _execute(self, job: FakeJob) -> None:
@@ -132,6 +135,8 @@ class FakeRayJobServer:
         return web.json_response({"logs": job.logs if job.logs is not None else f"ran: {job.body['entrypoint']}\n"})
 
     async def _stop(self, request: web.Request) -> web.Response:
-        job = self.jobs[request.match_info["sid"]]
+        job = self.jobs.get(request.match_info["sid"])
+        if job is None:
+            return web.Response(status=404, text="Job does not exist")
         job.stopped, job.status = True, "STOPPED"
         return web.json_response({"stopped": True})

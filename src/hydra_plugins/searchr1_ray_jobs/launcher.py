@@ -82,6 +82,18 @@ async def _run_one(
     client: RayJobsClient, spec: JobSpec, settings: RayJobsLauncherConf, runtime_env: dict[str, Any]
 ) -> JobStatus:
     try:
+        return await _submit_and_wait(client, spec, settings, runtime_env)
+    except asyncio.CancelledError:
+        # Ctrl-C on the launcher: don't leave orphaned GPU jobs behind. A submission still in flight may
+        # already have started its job on the server, so it is stopped too.
+        await _stop_if_started(client, spec.submission_id)
+        raise
+
+
+async def _submit_and_wait(
+    client: RayJobsClient, spec: JobSpec, settings: RayJobsLauncherConf, runtime_env: dict[str, Any]
+) -> JobStatus:
+    try:
         await client.submit(
             submission_id=spec.submission_id,
             entrypoint=spec.entrypoint,
@@ -95,15 +107,18 @@ async def _run_one(
         log.error("#%d could not be submitted: %s", spec.idx, exc)
         return JobStatus(status="FAILED", message=f"submission failed: {exc}")
     log.info("#%d submitted as Ray job %s", spec.idx, spec.submission_id)
-    try:
-        status = await _wait(client, spec.submission_id, settings.poll_s)
-    except asyncio.CancelledError:
-        # Ctrl-C on the launcher: don't leave orphaned GPU jobs behind.
-        await client.stop(spec.submission_id)
-        raise
+    status = await _wait(client, spec.submission_id, settings.poll_s)
     await _save_log(client, spec)
     log.info("#%d Ray job %s %s", spec.idx, spec.submission_id, status.status)
     return status
+
+
+async def _stop_if_started(client: RayJobsClient, submission_id: str) -> None:
+    try:
+        await client.stop(submission_id)
+    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+        # Usually "no such job": the cancelled submission never reached the server.
+        log.warning("stopping Ray job %s: %s", submission_id, exc)
 
 
 async def _save_log(client: RayJobsClient, spec: JobSpec) -> None:
