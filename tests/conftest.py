@@ -24,6 +24,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
 
 
+# Session fixtures too slow to build twice: the tests that use one run on one xdist worker (pytest runs
+# with -n 2 --dist loadgroup, pyproject.toml), which builds it once.
+SHARED_RUNS = ("quickstart_run", "trained_run")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in SHARED_RUNS:
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(fixture))
+    # Slow tests first: the workers start on the minutes-long runs and fill the end with the quick tests,
+    # instead of one worker finishing the last long run alone.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _searchr1_cache(tmp_path_factory):
     """searchr1's cache root for this session: generated data and indexes are built once per session,
@@ -114,6 +129,24 @@ async def http_session():
 
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """The run dir of ``python -m searchr1`` as shipped (SmolLM2 from its warm start, 2 steps of 2 prompts
+    x 5 samples), W&B and checkpoints off (neither changes a metric); the suite's slowest run, shared by the
+    health and warm-start tests."""
+    from searchr1.config import to_typed
+    from searchr1.run import RunContext
+    from searchr1.trainers.local.train import train
+    from tests.support.compose import compose_config
+
+    cfg = compose_config(["logger.mode=disabled", "trainer.checkpoint_every=0"])
+    typed = to_typed(cfg)
+    assert typed.trainer.init_from == typed.model.warm_start is not None  # the default starts warm
+    ctx = RunContext.build(cfg, typed, tmp_path_factory.mktemp("quickstart") / "run")
+    train(ctx)
+    return ctx.run_dir
 
 
 @pytest.fixture(scope="session")

@@ -232,14 +232,11 @@ def test_a_100x_learning_rate_is_rolled_back_to_the_warm_start_and_the_run_recov
 
 # --------------------------------------------------------------------------- the quickstart as shipped
 @pytest.mark.slow
-def test_the_quickstart_fires_no_health_rule(tmp_path) -> None:
+def test_the_quickstart_fires_no_health_rule(quickstart_run) -> None:
     """`python -m searchr1` as shipped (SmolLM2 from its warm start, 2 steps of 2 prompts x 5 samples) is a
     healthy run, and no rule may call it otherwise. It fired two at step 2: the entropy rule's absolute 0.05
     (train/entropy 0.087 -> 0.035; the warm start samples that low from the start) and zero_variance_groups
     (both of the step's 2 groups scored alike)."""
-    cfg = compose_config(["logger.mode=disabled", "trainer.checkpoint_every=0"])  # neither changes a metric
-    ctx = RunContext.build(cfg, to_typed(cfg), tmp_path / "run")
-    train(ctx)
-    rows = read_metrics(ctx.run_dir)
+    rows = read_metrics(quickstart_run)
     assert [row["step"] for row in rows] == [1, 2]
     assert [key for row in rows for key in row if key.startswith("health/fired/")] == []
