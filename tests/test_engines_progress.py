@@ -29,7 +29,12 @@ async def test_the_engine_logs_progress_while_it_generates(tokenizer, monkeypatc
     prompt = tokenizer.encode("Who wrote the book?", add_special_tokens=False)
     with caplog.at_level(logging.INFO, logger="searchr1.engines"):
         await asyncio.gather(*(engine.generate(prompt, SamplingParams(max_new_tokens=4)) for _ in range(3)))
-    lines = [r.getMessage() for r in caplog.records if r.name == "searchr1.engines"]
+        # The worker logs a round when the round's thread returns; the calls can see their results first.
+        for _ in range(500):
+            lines = [r.getMessage() for r in caplog.records if r.name == "searchr1.engines"]
+            if lines and "3 turns done" in lines[-1]:
+                break
+            await asyncio.sleep(0.01)
     assert lines and all(line.startswith("step 1 rollout: ") for line in lines)
     assert "3 of 3 samples generating" in lines[0]
     assert "3 turns done, 12 tokens (" in lines[-1]
