@@ -86,6 +86,7 @@ def plot(history: dict, out: Path, title: str, tools: tuple[str, ...], ablations
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (train_ax, eval_ax, tools_ax) = plt.subplots(1, 3, figsize=(16, 4.2), width_ratios=(4, 4, 3))
     tool_curves = tuple(f"tool/{tool}/calls_per_sample" for tool in tools if len(tools) > 1)
@@ -104,6 +105,7 @@ def plot(history: dict, out: Path, title: str, tools: tuple[str, ...], ablations
     for ax in (train_ax, eval_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # GRPO steps, no 1.5
     fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
