@@ -52,7 +52,7 @@ def test_grpo_from_the_shipped_warm_start_closes_its_tags_and_searches(quickstar
     assert len(samples) == 10
     searched = [s for s in samples if s["search_calls"] >= 1 and "</search>" in s["response"]]
     answered = [s for s in samples if s["response"].rstrip().endswith("</answer>")]
-    assert len(searched) >= 8 and len(answered) >= 7, [s["response"] for s in samples]
+    assert len(searched) >= 9 and len(answered) >= 8, [s["response"] for s in samples]
     metrics = json.loads((quickstart_run / RunDir.METRICS).read_text().splitlines()[0])
     assert metrics["search_r1/search_calls_per_sample"] >= 0.8 and metrics["reward/format"] > 0
     assert (quickstart_run / RunDir.POLICY / "adapter_model.safetensors").is_file()

@@ -1,11 +1,16 @@
 """A small async client for the Ray Jobs REST API (what ``ray job submit/status/logs/stop`` call)."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+
+REQUEST_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError)
+"""What a :class:`RayJobsClient` call raises when the job server cannot answer: no connection, the
+request's timeout, or an HTTP error status (``RuntimeError`` naming the status and the server's text)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.searchr1_ray_jobs.client import JobStatus, RayJobsClient
+from hydra_plugins.searchr1_ray_jobs.client import REQUEST_ERRORS, JobStatus, RayJobsClient
 from hydra_plugins.searchr1_ray_jobs.config import RayJobsLauncherConf
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ async def _submit_and_wait(
             num_cpus=settings.entrypoint_num_cpus,
             num_gpus=settings.entrypoint_num_gpus,
         )
-    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+    except REQUEST_ERRORS as exc:
         # One point that cannot be submitted fails alone; the others still run.
         log.error("#%d could not be submitted: %s", spec.idx, exc)
         return JobStatus(status="FAILED", message=f"submission failed: {exc}")
@@ -116,7 +116,7 @@ async def _submit_and_wait(
 async def _stop_if_started(client: RayJobsClient, submission_id: str) -> None:
     try:
         await client.stop(submission_id)
-    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+    except REQUEST_ERRORS as exc:
         # Usually "no such job": the cancelled submission never reached the server.
         log.warning("stopping Ray job %s: %s", submission_id, exc)
 
@@ -124,7 +124,7 @@ async def _stop_if_started(client: RayJobsClient, submission_id: str) -> None:
 async def _save_log(client: RayJobsClient, spec: JobSpec) -> None:
     try:
         text = await client.logs(spec.submission_id)
-    except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+    except REQUEST_ERRORS as exc:
         # A missing log must not hide the job's outcome; say why it is missing instead.
         text = f"[searchr1] could not fetch the log of Ray job {spec.submission_id}: {exc}\n"
     spec.job_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ async def _wait(client: RayJobsClient, submission_id: str, poll_s: float) -> Job
         try:
             status = await client.status(submission_id)
             failures = 0
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+        except REQUEST_ERRORS as exc:
             failures += 1
             if failures >= MAX_POLL_FAILURES:
                 return JobStatus(status="FAILED", message=f"lost contact with the job server: {exc}")

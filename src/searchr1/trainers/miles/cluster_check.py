@@ -158,7 +158,7 @@ async def _run_check_job(
 ) -> list[str]:
     import aiohttp
 
-    from hydra_plugins.searchr1_ray_jobs.client import RayJobsClient
+    from hydra_plugins.searchr1_ray_jobs.client import REQUEST_ERRORS, RayJobsClient
 
     submission = f"searchr1-preflight-{uuid.uuid4().hex[:12]}"
     entrypoint = f"python3 -m searchr1.trainers.miles.cluster_check {encode_spec(spec)}"
@@ -182,7 +182,7 @@ async def _run_check_job(
                     "stuck cluster?); set trainer.remote_preflight=false to skip it"
                 ]
             logs = await client.logs(submission)
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
+        except REQUEST_ERRORS as exc:
             return [f"{where}: the Ray job server did not run the preflight job ({type(exc).__name__}: {exc})"]
     return _problems_from_log(logs, where, submission, status.status)
 
