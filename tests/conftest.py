@@ -22,6 +22,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # trainer.threads=0 takes one torch thread per core; with a worker per core, each worker's runs (and the
+    # runs they start) keep to one, or two workers' threads would wait on each other.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 # Session fixtures too slow to build twice: the tests that use one run on one xdist worker (pytest runs

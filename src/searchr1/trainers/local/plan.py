@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
 
-# The default run's step 1 took 101 s on a quiet 2-core machine (SmolLM2-135M, one thread): 2 prompts x 5
-# samples, 2 search turns and a final turn of up to 64 tokens. Other sizes scale with that token budget.
-MEASURED_STEP_S = 101.0
+# The default run's step 1 took 67 s on a quiet 2-core machine (SmolLM2-135M, two threads; 94 s on one): 2
+# prompts x 5 samples, 2 search turns and a final turn of up to 64 tokens. Other sizes scale with that token budget.
+MEASURED_STEP_S = 67.0
 MEASURED_TOKENS = 2 * 5 * 3 * 64
 
 
 def first_step_seconds(cfg: SearchR1Config) -> float:
-    """A rough time for step 1 of SmolLM2-135M on one thread: the measured step scaled by the tokens the
+    """A rough time for step 1 of SmolLM2-135M on 2 cores: the measured step scaled by the tokens the
     step may generate (samples x turns x rollout.max_turn_tokens)."""
     rollout = cfg.rollout
     samples = LocalTrainerConfig.of(cfg).prompts_per_step * rollout.n_samples_per_prompt
@@ -31,5 +31,5 @@ def plan_lines(cfg: SearchR1Config) -> list[str]:
         f"prompts x {rollout.n_samples_per_prompt} samples, up to {rollout.max_turns} searches ({search}), "
         f"{rollout.max_turn_tokens} tokens a turn",
         f"the model loads first (about a minute the first time), then step 1 takes roughly {wait} "
-        "(measured for SmolLM2-135M on one thread; a larger model takes longer)",
+        "(measured for SmolLM2-135M on 2 cores; a larger model takes longer)",
     ]
