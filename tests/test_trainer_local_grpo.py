@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from searchr1.config.schema import GrpoConfig, LocalTrainerConfig, TisConfig
-from searchr1.trainers.local.grpo import Group, LossInputs, group_advantages, grpo_loss, grpo_update, low_var_kl
+from searchr1.trainers.local.grpo import (
+    Group,
+    LossInputs,
+    chunks_of,
+    group_advantages,
+    grpo_loss,
+    grpo_update,
+    low_var_kl,
+)
 from searchr1.trainers.local.logprobs import score_responses
 from tests.support.local_trainer import tiny_llama
 
@@ -332,3 +340,22 @@ def test_the_update_logs_its_progress(monkeypatch, caplog):
         "1 of 2 samples scored and back-propagated",
         "2 of 2 samples scored and back-propagated",
     ]
+
+
+def _lengths_group(lengths: list[int], prompt: int) -> Group:
+    return Group([1] * prompt, [[2] * n for n in lengths], [[1] * n for n in lengths], [], torch.zeros(len(lengths)))
+
+
+@pytest.mark.parametrize(
+    "lengths,prompt,size,batches",
+    [
+        # The quickstart's first group: one batch runs 5 x 477 positions; long and short apart, 1859 in all.
+        ([161, 477, 438, 243, 250], 155, 8, [(0, 3, 4), (1, 2)]),
+        ([200, 200, 200, 200, 200], 155, 8, [(0, 1, 2, 3, 4)]),  # nothing to save: one prompt pass
+        ([30, 31, 32, 33], 500, 8, [(0, 1, 2, 3)]),  # a long prompt outweighs the padding
+        ([200, 200, 200, 200, 200], 155, 2, [(0,), (1, 2), (3, 4)]),  # never more than micro_batch_size
+        ([8, 6], 6, 8, [(0, 1)]),  # in the group's order within a micro-batch
+    ],
+)
+def test_micro_batches_put_responses_of_similar_length_together(lengths, prompt, size, batches):
+    assert [c.rows for c in chunks_of([_lengths_group(lengths, prompt)], size)] == batches

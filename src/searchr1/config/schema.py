@@ -571,7 +571,8 @@ class LocalTrainerConfig(TrainerConfig):
     grad_clip: float = 1.0
     """Gradient norm clip."""
     micro_batch_size: int = 8
-    """Sequences per forward/backward pass (one GRPO group shares its prompt forward)."""
+    """Most sequences per forward/backward pass: a GRPO group's responses, those of similar length together
+    (a pass pads every row to its longest; each pass runs the group's prompt once)."""
     engine_dtype: str = "float32"
     """Inference precision of the embedded engine (bfloat16 gives TIS a real mismatch)."""
     engine_max_batch: int = 16

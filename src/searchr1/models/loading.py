@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import ModelConfig
 from searchr1.models.cache import converted_once, model_cache_dir
-from searchr1.models.lora import building_peft_model, with_lora
+from searchr1.models.lora import building_peft_model, with_fused_linears, with_lora
 from searchr1.models.tokenizer import load_tokenizer, resolve_checkpoint
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,12 @@ def _load_policy(model_cfg: ModelConfig, init_from: Optional[str], lora_rank: in
         from transformers import AutoModelForCausalLM
 
         return with_lora(AutoModelForCausalLM.from_pretrained(start.path, dtype=torch_dtype("float32")), lora_rank)
-    from peft import PeftModel
+    from peft import LoraConfig, PeftModel
 
     base = load_model(model_cfg)
+    config = with_fused_linears(LoraConfig.from_pretrained(start.path))
     with building_peft_model():
-        policy = PeftModel.from_pretrained(base, start.path, is_trainable=True)
+        policy = PeftModel.from_pretrained(base, start.path, config=config, is_trainable=True)
     # Merging leaves the base weights frozen as PEFT had them; rank 0 trains them all.
     return policy.merge_and_unload().requires_grad_(True) if lora_rank == 0 else policy
 

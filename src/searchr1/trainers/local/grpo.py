@@ -120,7 +120,7 @@ class Chunk:
     """One micro-batch: some responses of one group (they share the prompt forward)."""
 
     group: Group
-    rows: range
+    rows: tuple[int, ...]
 
     @property
     def responses(self) -> list[list[int]]:
@@ -128,11 +128,30 @@ class Chunk:
 
 
 def chunks_of(groups: Sequence[Group], micro_batch_size: int) -> list[Chunk]:
-    return [
-        Chunk(g, range(start, min(start + micro_batch_size, len(g.responses))))
-        for g in groups
-        for start in range(0, len(g.responses), micro_batch_size)
-    ]
+    return [Chunk(g, rows) for g in groups for rows in length_batches(g, micro_batch_size)]
+
+
+def length_batches(group: Group, micro_batch_size: int) -> list[tuple[int, ...]]:
+    """The group's rows in micro-batches of at most ``micro_batch_size``, rows of similar length together.
+
+    A micro-batch runs every row to its longest response (padding), and each micro-batch runs the prompt
+    once. Rows sorted by length are cut where that costs the fewest token positions, prompts included
+    (the quickstart's first group, responses of 161-477 tokens: 2385 positions in one batch, 1859 in two).
+    """
+    order = sorted(range(len(group.responses)), key=lambda i: len(group.responses[i]))
+    lengths = [len(group.responses[i]) for i in order]
+    prompt = len(group.prompt_ids)
+    # best[end]: fewest positions for order[:end]; cut[end]: where its last micro-batch starts.
+    best, cut = [0] + [0] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        starts = range(max(0, end - micro_batch_size), end)
+        cut[end] = min(starts, key=lambda start: best[start] + prompt + (end - start) * lengths[end - 1])
+        best[end] = best[cut[end]] + prompt + (end - cut[end]) * lengths[end - 1]
+    batches, end = [], len(order)
+    while end:
+        batches.append(tuple(sorted(order[cut[end] : end])))  # each micro-batch in the group's order
+        end = cut[end]
+    return batches[::-1]
 
 
 def grpo_update(
@@ -226,7 +245,7 @@ def _micro_batch_backward(
         LossInputs(
             logprobs=scores.logprobs,
             old_logprobs=old[index],
-            advantages=chunk.group.advantages[chunk.rows.start : chunk.rows.stop],
+            advantages=chunk.group.advantages[list(chunk.rows)],
             loss_mask=_padded([chunk.group.loss_masks[r] for r in chunk.rows], length),
             tis_weights=weights,
             ref_logprobs=ref_logprobs,
