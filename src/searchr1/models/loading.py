@@ -123,7 +123,7 @@ def _load_policy(model_cfg: ModelConfig, init_from: Optional[str], lora_rank: in
     from peft import LoraConfig, PeftModel
 
     base = load_model(model_cfg)
-    config = with_fused_linears(LoraConfig.from_pretrained(start.path))
+    config = with_fused_linears(LoraConfig.from_pretrained(str(start.path)))
     with building_peft_model():
         policy = PeftModel.from_pretrained(base, start.path, config=config, is_trainable=True)
     # Merging leaves the base weights frozen as PEFT had them; rank 0 trains them all.

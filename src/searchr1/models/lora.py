@@ -55,11 +55,14 @@ def fused_lora_linear() -> type:
             adapter = self._plain_adapter(x, args, kwargs)
             if adapter is None:
                 return super().forward(x, *args, **kwargs)
+            base: Any = self.base_layer
+            lora_a: Any = self.lora_A[adapter]
+            lora_b: Any = self.lora_B[adapter]
             flat = x.reshape(-1, x.shape[-1])
-            out = torch.nn.functional.linear(flat, self.base_layer.weight, self.base_layer.bias)
-            down = torch.nn.functional.linear(flat, self.lora_A[adapter].weight)
+            out = torch.nn.functional.linear(flat, base.weight, base.bias)
+            down = torch.nn.functional.linear(flat, lora_a.weight)
             # In place is safe for autograd: a linear's backward needs its inputs, not its output.
-            out.addmm_(down, self.lora_B[adapter].weight.t(), alpha=self.scaling[adapter])
+            out.addmm_(down, lora_b.weight.t(), alpha=self.scaling[adapter])
             return out.view(*x.shape[:-1], out.shape[-1])
 
         def _plain_adapter(self, x: torch.Tensor, args: tuple, kwargs: dict) -> Optional[str]:
