@@ -13,10 +13,12 @@
    base matmuls, LoRA adapter matmuls, attention, KV-cache copies, other ops, and the Python between
    them, with the number of ops dispatched per decoder layer and decode step.
 3. ``--baseline REV``: the same rollout through the engine module at git revision REV, in the same
-   process and under the same load, for the side-by-side ratio.
+   process and under the same load, for the side-by-side ratio; ``--baseline-threads`` and
+   ``--baseline-dtype`` give it other settings (issue 23's "today": ``--baseline 4f6d5ef
+   --baseline-threads 1 --baseline-dtype float32``, the engine and threads the quickstart had then).
 
-    python benchmarks/engine_profile.py [--threads 1] [--dtype float32] [--baseline REV] [--repeats 1]
-                                        [--no-op-split] [--no-machine]
+    python benchmarks/engine_profile.py [--threads 0] [--dtype float32] [--baseline REV] [--baseline-threads N]
+                                        [--baseline-dtype D] [--repeats 1] [--no-op-split] [--no-machine]
 """
 
 from __future__ import annotations
@@ -384,11 +386,13 @@ def report_ops(timed: RolloutResult, ops: OpTimer) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the quickstart's trainer.threads=1)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, as the quickstart)")
     parser.add_argument(
         "--dtype", choices=("float32", "bfloat16"), default="float32", help="the engine's trainer.engine_dtype"
     )
     parser.add_argument("--baseline", help="git revision whose engine runs the same rollout, side by side")
+    parser.add_argument("--baseline-threads", type=int, help="the baseline's torch threads (default: --threads)")
+    parser.add_argument("--baseline-dtype", choices=("float32", "bfloat16"), help="the baseline's (default: --dtype)")
     parser.add_argument("--repeats", type=int, default=1, help="timed rollouts per engine (best counts)")
     parser.add_argument("--no-op-split", action="store_true", help="skip the rollout timed op by op")
     parser.add_argument("--no-machine", action="store_true", help="skip the matmul table")
@@ -396,17 +400,20 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} cores")
     limits = dict.fromkeys(ROWS, 0.0) if args.no_machine else machine_table()
-    torch.set_num_threads(args.threads)
-    work = quickstart_workload(args.dtype)
-    print(f"engine dtype {args.dtype}, {args.threads} torch thread(s)")
-    engines = [("this checkout", engine_class(None))]
+    threads = args.threads or torch.get_num_threads()
+    workloads = {args.dtype: quickstart_workload(args.dtype)}
+    engines = [(f"this checkout, {args.dtype}, {threads} thread(s)", engine_class(None), threads, args.dtype)]
     if args.baseline:
-        engines.append((f"engine at {args.baseline}", engine_class(args.baseline)))
+        base_threads, base_dtype = args.baseline_threads or threads, args.baseline_dtype or args.dtype
+        workloads.setdefault(base_dtype, quickstart_workload(base_dtype))
+        label = f"engine at {args.baseline}, {base_dtype}, {base_threads} thread(s)"
+        engines.append((label, engine_class(args.baseline), base_threads, base_dtype))
     results: dict[str, RolloutResult] = {}
     with torch.inference_mode():
         for _ in range(args.repeats):
-            for label, cls in engines:
-                result = rollout(work, cls, label)
+            for label, cls, count, dtype in engines:
+                torch.set_num_threads(count)
+                result = rollout(workloads[dtype], cls, label)
                 if label not in results or result.cpu_s < results[label].cpu_s:
                     results[label] = result
     for result in results.values():
@@ -420,10 +427,11 @@ def main() -> None:
             f"same sampled trajectories: {same}"
         )
     if not args.no_op_split:
-        for label, cls in engines:
+        for label, cls, count, dtype in engines:
+            torch.set_num_threads(count)
             ops = OpTimer()
             with torch.inference_mode(), engine_steps_inline():
-                rollout(work, cls, label, ops=ops)
+                rollout(workloads[dtype], cls, label, ops=ops)
             print(f"\n== op split [{label}]: CPU time per op category (a second run of the same rollout)")
             report_ops(results[label], ops)
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
