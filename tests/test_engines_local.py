@@ -176,3 +176,18 @@ class _ScriptedDecoder:
         logits = torch.full((rows, self.vocab), -1e4)
         logits[:, self.script[min(self.steps, len(self.script) - 1)]] = 0.0
         return logits
+
+
+async def test_greedy_requests_leave_the_sampling_draws_alone(tokenizer):
+    """An eval (greedy) between two rollouts draws nothing: the sampled tokens after it are those of an
+    engine that never ran it."""
+    model = tiny_llama()
+    prompt = _prompts(tokenizer, 1)[0]
+    sampled = SamplingParams(max_new_tokens=8, temperature=1.0)
+    with_eval = LocalEngine(model, tokenizer, max_batch=2, seed=5)
+    await asyncio.gather(*(with_eval.generate(p, GREEDY) for p in _prompts(tokenizer, 2)))
+    without_eval = LocalEngine(model, tokenizer, max_batch=2, seed=5)
+    after = await with_eval.generate(prompt, sampled)
+    assert after.token_ids == (await without_eval.generate(prompt, sampled)).token_ids
+    await with_eval.close()
+    await without_eval.close()

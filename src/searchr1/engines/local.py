@@ -296,8 +296,9 @@ class LocalEngine:
         greedy = temps <= 0
         scaled = batch.logits / torch.where(greedy, torch.ones_like(temps), temps).unsqueeze(-1)
         logprobs = torch.log_softmax(scaled, dim=-1)
-        choice = _sample_top_p(logprobs, top_ps, self._generator)
-        choice = torch.where(greedy, batch.logits.argmax(-1), choice)
+        choice = batch.logits.argmax(-1)
+        if not bool(greedy.all()):  # a greedy batch (an eval) skips the sort and draw over the vocabulary
+            choice = torch.where(greedy, choice, _sample_top_p(logprobs, top_ps, self._generator))
         picked = logprobs.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
         for request, token, logprob in zip(requests, choice.tolist(), picked.tolist()):
             request.tokens.append(token)
