@@ -191,3 +191,23 @@ async def test_greedy_requests_leave_the_sampling_draws_alone(tokenizer):
     assert after.token_ids == (await without_eval.generate(prompt, sampled)).token_ids
     await with_eval.close()
     await without_eval.close()
+
+
+async def test_queued_later_turns_go_first_and_find_their_turn_still_cached(tokenizer):
+    """Eight two-turn trajectories on two rows, with room in the prefix cache for two turns: each second
+    turn (its first turn plus an observation) is admitted before the prompts still waiting, while its
+    first turn is cached, and prefills only the observation."""
+    model = tiny_llama()
+    prompts = _prompts(tokenizer, 8)
+    observation = tokenizer.encode("\n\n<information>Doc 1</information>\n\n", add_special_tokens=False)
+    budget = 2 * (max(len(p) for p in prompts) + GREEDY.max_new_tokens)
+    engine = LocalEngine(model, tokenizer, max_batch=2, prefix_cache_tokens=budget)
+
+    async def two_turns(prompt: list[int]) -> int:
+        turn = await engine.generate(prompt, GREEDY)
+        await engine.generate(prompt + turn.token_ids + observation, GREEDY)
+        return len(prompt) + len(turn.token_ids) - 1  # the turn's last token was never fed to the model
+
+    cached_turns = await asyncio.gather(*(two_turns(p) for p in prompts))
+    assert engine.stats.reused_tokens >= sum(cached_turns)
+    await engine.close()

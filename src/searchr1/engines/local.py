@@ -193,6 +193,13 @@ class LocalEngine:
 
     def _take_pending(self, active: int) -> list[_Request]:
         room = max(self.max_batch - active, 0)
+        if len(self._pending) > room:
+            # Depth first when calls queue (an eval of 200 prompts on 32 rows): the longest inputs are the
+            # trajectories' later turns (earlier turns plus an observation); admitted before new prompts,
+            # they find their prefix still cached, where first come first served had evicted it (prefix
+            # cache oldest first) and ran each later turn's whole input again. Stable: equal lengths (a
+            # GRPO group's prompt) keep their order and share one prefill.
+            self._pending.sort(key=lambda request: -len(request.input_ids))
         admitted, self._pending = self._pending[:room], self._pending[room:]
         return admitted
 
