@@ -349,7 +349,7 @@ def _lengths_group(lengths: list[int], prompt: int) -> Group:
 @pytest.mark.parametrize(
     "lengths,prompt,size,batches",
     [
-        # The quickstart's first group: one batch runs 5 x 477 positions; long and short apart, 1859 in all.
+        # The quickstart's first group: one batch runs 5 x 477 positions and the prompt; apart, 2014 in all.
         ([161, 477, 438, 243, 250], 155, 8, [(0, 3, 4), (1, 2)]),
         ([200, 200, 200, 200, 200], 155, 8, [(0, 1, 2, 3, 4)]),  # nothing to save: one prompt pass
         ([30, 31, 32, 33], 500, 8, [(0, 1, 2, 3)]),  # a long prompt outweighs the padding
