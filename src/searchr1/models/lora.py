@@ -46,10 +46,10 @@ def fused_lora_linear() -> type:
     class FusedLoraLinear(Linear):
         """PEFT's LoRA linear layer, computing ``x W^T + b + s (x A^T) B^T`` as a matmul and an in-place
         ``addmm_`` on its output. PEFT's own forward adds three tensors of the output's size a projection
-        (``B``'s product, its scaled copy, the sum) and one more in the backward: in the embedded trainer's
-        update they are a quarter of the bytes allocated in blocks of 1 MiB or more, each mapped and zeroed
-        afresh (trainers/local/heap.py). Same value up to float rounding; any other case (adapters off, merged,
-        several adapters, a variant, dropout, extra arguments) is PEFT's forward."""
+        (``B``'s product, its scaled copy, the sum) and one more in the backward, each mapped and zeroed
+        afresh when it is 1 MiB or more (trainers/local/heap.py): 30% of the embedded trainer's page faults
+        in the quickstart's update (benchmarks/update_profile.py). Same value up to float rounding; any other
+        case (adapters off, merged, several adapters, a variant, dropout, extra arguments) is PEFT's forward."""
 
         def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
             adapter = self._plain_adapter(x, args, kwargs)
