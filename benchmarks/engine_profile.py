@@ -405,7 +405,8 @@ def main() -> None:
     engines = [(f"this checkout, {args.dtype}, {threads} thread(s)", engine_class(None), threads, args.dtype)]
     if args.baseline:
         base_threads, base_dtype = args.baseline_threads or threads, args.baseline_dtype or args.dtype
-        workloads.setdefault(base_dtype, quickstart_workload(base_dtype))
+        if base_dtype not in workloads:  # a second model copy only for another dtype
+            workloads[base_dtype] = quickstart_workload(base_dtype)
         label = f"engine at {args.baseline}, {base_dtype}, {base_threads} thread(s)"
         engines.append((label, engine_class(args.baseline), base_threads, base_dtype))
     results: dict[str, RolloutResult] = {}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import resource
 import time
@@ -39,6 +38,7 @@ from omegaconf import OmegaConf
 
 from searchr1.config.compose import compose_config
 from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
+from searchr1.metrics_file import read_records
 from searchr1.models.lora import fused_lora_linear
 from searchr1.trainers.local import grpo
 from searchr1.trainers.local.heap import map_large_allocations
@@ -58,8 +58,7 @@ class Timing:
 
 
 def load_groups(path: Path, step: int, group_size: int) -> list[grpo.Group]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["step"] == step]
+    rows = [r for r in read_records(path) if r["step"] == step]
     if not rows or len(rows) % group_size:
         raise SystemExit(f"{path}: step {step} has {len(rows)} samples, not whole groups of {group_size}")
     groups = []

@@ -143,10 +143,13 @@ def length_batches(group: Group, micro_batch_size: int) -> list[tuple[int, ...]]
     prompt = len(group.prompt_ids)
     # best[end]: fewest positions for order[:end]; cut[end]: where its last micro-batch starts.
     best, cut = [0] * (len(order) + 1), [0] * (len(order) + 1)
+
+    def positions(start: int, end: int) -> int:  # order[:start] at its best, then order[start:end] as one micro-batch
+        return best[start] + prompt + (end - start) * lengths[end - 1]
+
     for end in range(1, len(order) + 1):
-        starts = range(max(0, end - micro_batch_size), end)
-        cut[end] = min(starts, key=lambda start: best[start] + prompt + (end - start) * lengths[end - 1])
-        best[end] = best[cut[end]] + prompt + (end - cut[end]) * lengths[end - 1]
+        cut[end] = min(range(max(0, end - micro_batch_size), end), key=lambda start: positions(start, end))
+        best[end] = positions(cut[end], end)
     batches, end = [], len(order)
     while end:
         batches.append(tuple(sorted(order[cut[end] : end])))  # each micro-batch in the group's order
