@@ -258,3 +258,17 @@ def test_split_by_source_writes_one_readable_file_per_dataset(tmp_path):
     assert sorted(files) == ["bamboogle", "hotpotqa", "nq"]
     nq = load_split(files["nq"])
     assert [(e.data_source, e.index, e.golden_answers) for e in nq] == [("nq", 0, ["a0"]), ("nq", 2, ["a2"])]
+
+
+def test_embedded_eval_generates_in_the_trainers_engine_dtype():
+    """trainer.engine_dtype reaches searchr1-eval's engine (it once ran float32 whatever was asked) and the
+    result names the precision it ran in."""
+    import torch
+
+    from searchr1.eval.policy import _engine, engine_label
+
+    cfg = to_typed(compose_config(["trainer.engine_dtype=bfloat16"]))
+    engine = _engine(cfg, smollm2_tokenizer(), None, None)  # type: ignore[arg-type]  # no session: embedded
+    assert {p.dtype for p in engine.model.parameters()} == {torch.bfloat16}
+    assert engine_label(cfg) == "embedded:bfloat16"
+    assert engine_label(to_typed(compose_config(["eval.sglang_url=http://127.0.0.1:1"]))) == "sglang:http://127.0.0.1:1"

@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from searchr1.entry import CONFIG_MODULE, CONFIG_NAME, VERSION_BASE, run_checked, start
 from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
-from searchr1.eval.policy import checked_policy, eval_examples, evaluate_policy, retriever_urls
+from searchr1.eval.policy import checked_policy, engine_label, eval_examples, evaluate_policy, retriever_urls
 from searchr1.eval.runner import EvalResult
 from searchr1.eval.table import markdown
 from searchr1.paths import RunDir
@@ -61,7 +61,6 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
     with run_retriever(cfg, ctx.run_dir) as embedded:
         urls = retriever_urls(cfg, embedded)
         result = asyncio.run(evaluate_policy(cfg, chosen, urls, ctx.run_dir, saved))
-    engine = f"sglang:{cfg.eval.sglang_url}" if cfg.eval.sglang_url else "embedded"
     payload = {
         "run_name": ctx.run_name,
         **identity(
@@ -69,7 +68,7 @@ def run_eval(ctx: RunContext) -> dict[str, Any]:
             split_path=split_path,
             num_examples=len(examples),
             evaluated=len(chosen),
-            engine=engine,
+            engine=engine_label(cfg),
             retriever_urls=urls,
         ),
         "checkpoint": saved.record() if saved else None,

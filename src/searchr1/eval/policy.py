@@ -89,14 +89,31 @@ def _engine(cfg: SearchR1Config, tokenizer: Any, session: aiohttp.ClientSession,
         return SGLangEngine(cfg.eval.sglang_url, session, SGLANG_TIMEOUT_S)
     from searchr1.engines.local import LocalEngine
     from searchr1.models.checkpoints import load_saved_policy
-    from searchr1.models.loading import load_model
+    from searchr1.models.loading import load_model, torch_dtype
 
-    log.info("generating with the embedded engine (%s); set eval.sglang_url to use a GPU server", cfg.model.name)
-    embedded = cfg.trainer if isinstance(cfg.trainer, LocalTrainerConfig) else LocalTrainerConfig()
-    max_batch = embedded.engine_max_batch  # the embedded trainer's engine width, whichever trainer the run names
+    embedded = embedded_engine_config(cfg)
+    log.info(
+        "generating with the embedded engine (%s in %s); set eval.sglang_url to use a GPU server",
+        cfg.model.name,
+        embedded.engine_dtype,
+    )
     if saved is None:
         model = load_model(cfg.model).eval().requires_grad_(False)
     else:  # LoRA merged into the weights, so generation runs at base-model speed
         log.info("scoring %s %s (step %s)", saved.kind, saved.path, saved.step)
         model = load_saved_policy(saved, cfg.model)
-    return LocalEngine(model, tokenizer, max_batch=max_batch, seed=cfg.seed)
+    model = model.to(torch_dtype(embedded.engine_dtype))
+    return LocalEngine(model, tokenizer, max_batch=embedded.engine_max_batch, seed=cfg.seed)
+
+
+def embedded_engine_config(cfg: SearchR1Config) -> LocalTrainerConfig:
+    """Where the embedded engine's width and precision come from (trainer.engine_max_batch,
+    trainer.engine_dtype): the embedded trainer's settings, whichever trainer the run names."""
+    return cfg.trainer if isinstance(cfg.trainer, LocalTrainerConfig) else LocalTrainerConfig()
+
+
+def engine_label(cfg: SearchR1Config) -> str:
+    """What generated an eval's responses, as its result records it."""
+    if cfg.eval.sglang_url:
+        return f"sglang:{cfg.eval.sglang_url}"
+    return f"embedded:{embedded_engine_config(cfg).engine_dtype}"

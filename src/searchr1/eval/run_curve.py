@@ -19,7 +19,7 @@ from typing import Any, Optional, cast
 from searchr1.config.checks import ConfigError
 from searchr1.config.schema import SearchR1Config
 from searchr1.eval.identity import identity
-from searchr1.eval.policy import checked_policy, eval_examples, evaluate_policy, retriever_urls
+from searchr1.eval.policy import checked_policy, engine_label, eval_examples, evaluate_policy, retriever_urls
 from searchr1.eval.runner import EvalResult
 from searchr1.eval.table import AVERAGE, PAPER_DATASETS
 from searchr1.models.checkpoints import SavedPolicy, run_checkpoints, run_config, run_trainer_name
@@ -72,7 +72,7 @@ def evaluate_run(ctx: RunContext, run_dir: Path) -> dict[str, Any]:
             split_path=split_path,
             num_examples=len(examples),
             evaluated=len(chosen),
-            engine="embedded",
+            engine=engine_label(cfg),
             retriever_urls=urls,
         ),
         "rows": rows,
