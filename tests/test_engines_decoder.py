@@ -82,6 +82,29 @@ def test_prefill_decode_and_prefix_reuse_give_the_model_s_own_logits(make):
         assert torch.allclose(decoder.prefill(0, continued, 8), _reference(model, continued), atol=1e-5)
 
 
+@pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())
+def test_rows_prefilled_together_give_each_row_s_own_logits_and_cache(make):
+    """Three rows of 9, 3 and 14 new tokens on cached prefixes of 5, 0 and 2 positions in one padded
+    forward: each row's logits are the model's, and decoding on from each row's end (where the shorter
+    rows' padding wrote) still is."""
+    model = make()
+    decoder = Decoder(model, slots=3)
+    generator = torch.Generator().manual_seed(2)
+    ids = [torch.randint(0, VOCAB, (n,), generator=generator).tolist() for n in (14, 3, 16)]
+    starts = [5, 0, 2]
+    with torch.inference_mode():
+        for slot, (row, start) in enumerate(zip(ids, starts)):
+            if start:
+                decoder.prefill(slot, row[:start], 0)
+        together = decoder.prefill_rows(0, ids, starts)
+        for slot, row in enumerate(ids):
+            assert torch.allclose(together[slot], _reference(model, row), atol=1e-5)
+        following = [7, 8, 9]
+        logits = decoder.decode(following, [len(row) for row in ids])
+        for slot, (row, token) in enumerate(zip(ids, following)):
+            assert torch.allclose(logits[slot], _reference(model, row + [token]), atol=1e-5)
+
+
 def test_release_frees_the_merged_weights_and_the_cache():
     decoder = Decoder(tiny_llama(vocab_size=VOCAB), slots=2)
     assert decoder.allocated_bytes() == 0

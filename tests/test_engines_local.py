@@ -158,9 +158,9 @@ class _ScriptedDecoder:
     def __init__(self, script: list[int], vocab: int = 49152) -> None:
         self.script, self.vocab, self.steps = script, vocab, 0
 
-    def prefill(self, slot: int, ids: list[int], start: int) -> torch.Tensor:
+    def prefill_rows(self, first_slot: int, ids: list[list[int]], starts: list[int]) -> torch.Tensor:
         self.steps = 0
-        return self._logits(1)[0]
+        return self._logits(len(ids))
 
     def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         self.steps += 1
@@ -210,4 +210,29 @@ async def test_queued_later_turns_go_first_and_find_their_turn_still_cached(toke
 
     cached_turns = await asyncio.gather(*(two_turns(p) for p in prompts))
     assert engine.stats.reused_tokens >= sum(cached_turns)
+    await engine.close()
+
+
+async def test_requests_admitted_together_share_prefill_forwards_by_length():
+    """Four distinct prompts admitted in one round: the three of similar length run in one prefill forward,
+    the much longer one in its own (padding it with them would run more than it saves); a repeated prompt
+    copies its twin's row."""
+
+    class Ids:  # ids only: no stop strings to decode
+        eos_token_id, pad_token_id = None, 0
+
+    engine = LocalEngine(tiny_llama(), Ids(), max_batch=8)
+    forwards: list[list[int]] = []
+    prefill_rows = engine._decoder.prefill_rows
+
+    def spy(first_slot, ids, starts):
+        forwards.append([len(row) - start for row, start in zip(ids, starts)])
+        return prefill_rows(first_slot, ids, starts)
+
+    engine._decoder.prefill_rows = spy
+    prompts = [list(range(1, 1 + n)) for n in (10, 11, 12, 40)]
+    params = SamplingParams(max_new_tokens=1, temperature=0.0)
+    await asyncio.gather(*(engine.generate(p, params) for p in prompts + [prompts[0]]))
+    assert forwards == [[10, 11, 12], [40]]
+    assert engine.stats.prefill_tokens == 73
     await engine.close()

@@ -170,17 +170,31 @@ class Decoder:
     def prefill(self, slot: int, ids: Sequence[int], start: int) -> torch.Tensor:
         """Run ``ids[start:]`` at positions ``start..`` on top of the slot's first ``start`` positions;
         the float32 logits after the last token ([vocab])."""
-        tokens = torch.tensor([list(ids[start:])])
-        positions = torch.arange(start, len(ids)).unsqueeze(0)
-        return self._forward(tokens, positions, slot)[0]
+        return self.prefill_rows(slot, [ids], [start])[0]
+
+    def prefill_rows(self, first_slot: int, ids: Sequence[Sequence[int]], starts: Sequence[int]) -> torch.Tensor:
+        """``prefill`` for the rows in slots ``first_slot..`` in one forward ([rows, vocab]).
+
+        Rows with fewer new tokens are padded at the end; the padding's keys and values land past the row's
+        length, where the row's own later tokens overwrite them and no query of the row sees them."""
+        news = [len(row) - start for row, start in zip(ids, starts)]
+        width = max(news)
+        tokens = torch.zeros((len(ids), width), dtype=torch.long)
+        for index, (row, start, new) in enumerate(zip(ids, starts, news)):
+            tokens[index, :new] = torch.tensor(list(row[start:]))
+        positions = torch.tensor(list(starts)).unsqueeze(1) + torch.arange(width)
+        return self._forward(tokens, positions, first_slot, last=torch.tensor(news) - 1)
 
     def decode(self, tokens: Sequence[int], positions: Sequence[int]) -> torch.Tensor:
         """One token for each of the rows in slots ``0..len(tokens)-1``, at its own position; the float32
         logits after it ([rows, vocab])."""
         return self._forward(torch.tensor(tokens).unsqueeze(1), torch.tensor(positions).unsqueeze(1), 0)
 
-    def _forward(self, tokens: torch.Tensor, positions: torch.Tensor, first_slot: int) -> torch.Tensor:
-        """``tokens`` and ``positions``: [rows, new]; rows live in slots ``first_slot..``."""
+    def _forward(
+        self, tokens: torch.Tensor, positions: torch.Tensor, first_slot: int, last: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """``tokens`` and ``positions``: [rows, new]; rows live in slots ``first_slot..``; logits after each
+        row's token ``last`` (default: its final one)."""
         weights = self._weights()
         rows, new = tokens.shape
         length = int(positions.max()) + 1
@@ -204,8 +218,8 @@ class Decoder:
             h = F.rms_norm(x, (hidden,), layer.mlp_norm, self.eps)
             gate, up = (h @ layer.gate_up).chunk(2, dim=-1)
             x = torch.addmm(x, F.silu(gate) * up, layer.down)
-        last = x.view(rows, new, hidden)[:, -1]
-        return (F.rms_norm(last, (hidden,), weights.norm, self.eps) @ weights.head).float()
+        ends = x.view(rows, new, hidden)[:, -1] if last is None else x.view(rows, new, hidden)[torch.arange(rows), last]
+        return (F.rms_norm(ends, (hidden,), weights.norm, self.eps) @ weights.head).float()
 
     def _mask(self, positions: torch.Tensor, length: int) -> torch.Tensor:
         """Additive attention mask ([rows, 1, groups * new, length]): 0 at the cached positions each query

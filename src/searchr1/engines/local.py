@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 PREFIX_TOKENS_PER_ROW = 512
 """Default prefix-cache budget, in tokens per row of ``max_batch``."""
+PREFILL_FORWARD_TOKENS = 1024
+"""Most positions (rows x widest row) one batched prefill runs: its attention mask grows with the square."""
+PREFILL_PADDING = 1.25
+"""Most padded positions a batched prefill may run, as a multiple of its rows' real new tokens."""
 
 
 @dataclass
@@ -62,6 +66,20 @@ class _CachedPrefix:
     ids: list[int]
     kv: torch.Tensor
     """``Decoder.export``'s copy: [layers, 2, len(ids), kv_heads, head_dim]."""
+
+
+@dataclass
+class _PrefillRun:
+    """A distinct input to prefill: its new tokens run on top of ``start`` positions of a cached prefix."""
+
+    request: _Request
+    cached: Optional[_CachedPrefix]
+    start: int
+    slot: int = -1
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.request.input_ids) - self.start
 
 
 @dataclass
@@ -210,15 +228,8 @@ class LocalEngine:
                 self._stale = False
                 self._prefixes.clear()
                 self._decoder.release()
-            fresh = []
-            for request in admitted:
-                prefix = self._take_prefix(request.input_ids)
-                if prefix is None:
-                    fresh.append(request)
-                else:
-                    batch = self._extend(batch, request, prefix)
-            if fresh:
-                batch = self._prefill(batch, fresh)
+            if admitted:
+                batch = self._prefill(batch, admitted)
             if batch is None:
                 return None
             self._sample(batch)
@@ -231,20 +242,37 @@ class LocalEngine:
             return self._decode(rows) if rows else None
 
     def _prefill(self, batch: Optional[_Batch], requests: list[_Request]) -> _Batch:
-        """Each distinct prompt prefilled into its row's slot; a repeated prompt's rows copy that slot."""
+        """The admitted requests' rows: each distinct input runs its new tokens (those after the longest
+        cached prefix) in a prefill; a repeated input's row copies the first one's slot."""
         first = len(batch.rows) if batch else 0
-        owner: dict[tuple[int, ...], int] = {}
-        rows, logits = [], []
-        for slot, request in enumerate(requests, start=first):
-            length = len(request.input_ids)
-            source = owner.setdefault(tuple(request.input_ids), slot)
-            if source == slot:
-                logits.append(self._decoder.prefill(slot, request.input_ids, 0))
-                self.stats.prefill_tokens += length
-            else:
-                self._decoder.copy(source, slot, length)
-                logits.append(logits[source - first])
-            rows.append(_Row(request, slot, length))
+        runs: list[_PrefillRun] = []
+        owner: dict[tuple[int, ...], _PrefillRun] = {}
+        copies: list[tuple[_Request, _PrefillRun]] = []
+        for request in requests:
+            key = tuple(request.input_ids)
+            if key in owner:
+                copies.append((request, owner[key]))
+                continue
+            prefix = self._take_prefix(request.input_ids)
+            owner[key] = _PrefillRun(request, *(prefix if prefix else (None, 0)))
+            runs.append(owner[key])
+        # Neighbours of similar length share a forward: few padded positions, wider matmuls.
+        runs.sort(key=lambda run: run.new_tokens)
+        for slot, run in enumerate(runs, start=first):
+            run.slot = slot
+            if run.cached is not None:
+                self._decoder.load(slot, run.cached.kv, run.start)
+            self.stats.prefill_tokens += run.new_tokens
+            self.stats.reused_tokens += run.start
+        logits: list[torch.Tensor] = []
+        for group in _prefill_groups(runs):
+            ids, starts = [run.request.input_ids for run in group], [run.start for run in group]
+            logits.extend(self._decoder.prefill_rows(group[0].slot, ids, starts))
+        rows = [_Row(run.request, run.slot, len(run.request.input_ids)) for run in runs]
+        for slot, (request, source) in enumerate(copies, start=first + len(runs)):
+            self._decoder.copy(source.slot, slot, len(request.input_ids))
+            rows.append(_Row(request, slot, len(request.input_ids)))
+            logits.append(logits[source.slot - first])
         return _append(batch, rows, torch.stack(logits))
 
     def _take_prefix(self, ids: list[int]) -> Optional[tuple[_CachedPrefix, int]]:
@@ -275,16 +303,6 @@ class LocalEngine:
         self._prefixes.append(_CachedPrefix(ids, self._decoder.export(row.slot, row.length)))
         while sum(len(entry.ids) for entry in self._prefixes) > self._prefix_cache_tokens:
             self._prefixes.pop(0)  # oldest first
-
-    def _extend(self, batch: Optional[_Batch], request: _Request, prefix: tuple[_CachedPrefix, int]) -> _Batch:
-        """Prefill only the tokens after a cached prefix, on top of that prefix's KV cache."""
-        entry, length = prefix
-        slot = len(batch.rows) if batch else 0
-        self._decoder.load(slot, entry.kv, length)
-        logits = self._decoder.prefill(slot, request.input_ids, length)
-        self.stats.prefill_tokens += len(request.input_ids) - length
-        self.stats.reused_tokens += length
-        return _append(batch, [_Row(request, slot, len(request.input_ids))], logits.unsqueeze(0))
 
     def _retire(self, rows: list[_Row], done: set[int]) -> list[_Row]:
         """The rows still running, moved into the lowest slots (a decode step runs slots 0..n-1)."""
@@ -341,6 +359,22 @@ class LocalEngine:
             row.length += 1
         self.stats.decode_steps += 1
         return _Batch(rows, logits.index_select(0, torch.tensor([row.slot for row in rows])))
+
+
+def _prefill_groups(runs: list[_PrefillRun]) -> list[list[_PrefillRun]]:
+    """``runs`` (in slot order, shortest first) cut into consecutive forwards of at most
+    PREFILL_FORWARD_TOKENS positions, padding included, each padded to at most PREFILL_PADDING times its
+    real tokens."""
+    groups: list[list[_PrefillRun]] = []
+    for run in runs:
+        group = groups[-1] if groups else []
+        width, real = run.new_tokens, sum(r.new_tokens for r in group) + run.new_tokens
+        cost = width * (len(group) + 1)  # sorted: this run is the widest so far
+        if group and cost <= PREFILL_FORWARD_TOKENS and cost <= PREFILL_PADDING * real:
+            group.append(run)
+        else:
+            groups.append([run])
+    return groups
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
