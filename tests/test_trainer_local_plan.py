@@ -25,7 +25,7 @@ def test_a_run_starts_by_saying_what_it_will_do_and_how_long_step_1_takes(tmp_pa
         "about to train smollm2-135m with GRPO on the CPU: 3 steps of 2 prompts x 5 samples, "
         "up to 2 searches (bm25 retriever), 64 tokens a turn"
     )
-    assert lines[2].startswith("the model loads first (about a minute the first time), then step 1 takes roughly 67 s")
+    assert lines[2].startswith("the model loads first (about a minute the first time), then step 1 takes roughly 40 s")
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from searchr1.config.schema import LocalTrainerConfig, SearchR1Config
 
-# The default run's step 1 took 67 s on a quiet 2-core machine (SmolLM2-135M, two threads; 94 s on one): 2
-# prompts x 5 samples, 2 search turns and a final turn of up to 64 tokens. Other sizes scale with that token budget.
-MEASURED_STEP_S = 67.0
+# The default run's step 1 took 40 s on a quiet 2-core machine (SmolLM2-135M, two threads, 2026-12-06; 94 s on
+# one thread before the update's and the engine's changes that day): 2 prompts x 5 samples, 2 search turns and a
+# final turn of up to 64 tokens. Other sizes scale with that token budget.
+MEASURED_STEP_S = 40.0
 MEASURED_TOKENS = 2 * 5 * 3 * 64
 
 
