@@ -1,10 +1,10 @@
 """In-process generation engine with continuous batching over a KV cache (the rollout's ``Engine``).
 
 Concurrent ``generate`` calls are decoded together: a worker admits waiting requests between decode
-steps (prefilling each into a free cache slot), samples one token per row, and retires rows as they
-finish. Requests with identical input ids (the n samples of a GRPO group) share one prefill, and a
-finished row's KV cache is kept so the trajectory's next turn (the same ids plus an observation)
-only prefills the new tokens, as SGLang's radix cache does. Model work runs in a worker thread so
+steps (prefilling them into free cache slots, those of similar length in one padded forward), samples one
+token per row, and retires rows as they finish. Requests with identical input ids (the n samples of a
+GRPO group) share one prefill, and a finished row's KV cache is kept so the trajectory's next turn (the
+same ids plus an observation) only prefills the new tokens, as SGLang's radix cache does. Model work runs in a worker thread so
 the event loop keeps serving search calls while the CPU decodes; the forward itself, over merged
 LoRA weights and a preallocated cache, is ``engines/decoder.py``.
 """
