@@ -218,7 +218,8 @@ class Decoder:
             h = F.rms_norm(x, (hidden,), layer.mlp_norm, self.eps)
             gate, up = (h @ layer.gate_up).chunk(2, dim=-1)
             x = torch.addmm(x, F.silu(gate) * up, layer.down)
-        ends = x.view(rows, new, hidden)[:, -1] if last is None else x.view(rows, new, hidden)[torch.arange(rows), last]
+        x = x.view(rows, new, hidden)
+        ends = x[:, -1] if last is None else x[torch.arange(rows), last]
         return (F.rms_norm(ends, (hidden,), weights.norm, self.eps) @ weights.head).float()
 
     def _mask(self, positions: torch.Tensor, length: int) -> torch.Tensor:

@@ -1,12 +1,12 @@
 """In-process generation engine with continuous batching over a KV cache (the rollout's ``Engine``).
 
 Concurrent ``generate`` calls are decoded together: a worker admits waiting requests between decode
-steps (prefilling them into free cache slots, those of similar length in one padded forward), samples one
-token per row, and retires rows as they finish. Requests with identical input ids (the n samples of a
-GRPO group) share one prefill, and a finished row's KV cache is kept so the trajectory's next turn (the
-same ids plus an observation) only prefills the new tokens, as SGLang's radix cache does. Model work runs in a worker thread so
-the event loop keeps serving search calls while the CPU decodes; the forward itself, over merged
-LoRA weights and a preallocated cache, is ``engines/decoder.py``.
+steps (prefilling them into free cache slots, those of similar length in one padded forward), samples
+one token per row, and retires rows as they finish. Requests with identical input ids (the n samples of
+a GRPO group) share one prefill, and a finished row's KV cache is kept so the trajectory's next turn
+(the same ids plus an observation) only prefills the new tokens, as SGLang's radix cache does. Model
+work runs in a worker thread so the event loop keeps serving search calls while the CPU decodes; the
+forward itself, over merged LoRA weights and a preallocated cache, is ``engines/decoder.py``.
 """
 
 from __future__ import annotations
@@ -253,8 +253,8 @@ class LocalEngine:
             if key in owner:
                 copies.append((request, owner[key]))
                 continue
-            prefix = self._take_prefix(request.input_ids)
-            owner[key] = _PrefillRun(request, *(prefix if prefix else (None, 0)))
+            cached, start = self._take_prefix(request.input_ids) or (None, 0)
+            owner[key] = _PrefillRun(request, cached, start)
             runs.append(owner[key])
         # Neighbours of similar length share a forward: few padded positions, wider matmuls.
         runs.sort(key=lambda run: run.new_tokens)
